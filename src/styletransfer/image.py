@@ -1,0 +1,284 @@
+"""Image I/O and pre/post-processing.
+
+Inside the library an image is a float tensor in [0, 1], RGB, shape (1, 3, H, W). This module
+turns files into that and back:
+
+- EXIF orientation is applied; grayscale, palette, CMYK, 16-bit and alpha inputs become RGB;
+  the alpha channel is returned separately so it can be re-attached to the output.
+- A pixel-count guard refuses decompression bombs before any pixel is decoded.
+- Outputs are written atomically (temporary file in the same folder, then ``os.replace``); an
+  existing file is never overwritten without ``overwrite=True``, and an input never at all.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+DEFAULT_MAX_INPUT_PIXELS = 80_000_000  # ~ 10K x 8K: bigger than any camera, smaller than a bomb
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
+                ".tiff": "TIFF", ".bmp": "BMP"}
+
+# We do our own guard; Pillow's own DecompressionBombWarning would be noise.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image: ``rgb`` (1, 3, H, W) in [0, 1] and ``alpha`` (1, 1, H, W) or ``None``."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.rgb.shape[-2]), int(self.rgb.shape[-1])
+
+
+def _open(source: str | Path | bytes, max_pixels: int) -> Image.Image:
+    name = "upload" if isinstance(source, (bytes, bytearray)) else str(source)
+    if not isinstance(source, (bytes, bytearray)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{name}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image")
+        fp: io.IOBase | Path = path
+    else:
+        fp = io.BytesIO(source)
+    try:
+        img = Image.open(fp)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (or a format Pillow cannot read)") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot open ({exc})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    return img
+
+
+def _to_float_array(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """PIL image of any mode -> (H, W, 3) float32 RGB in [0, 1] and (H, W) alpha or None."""
+    mode = img.mode
+    alpha = None
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / peak, 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        gray = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        arr = np.asarray(rgba, dtype=np.float32) / 255.0
+        return arr[..., :3].copy(), arr[..., 3].copy()
+    if mode == "CMYK":
+        # Pillow's conversion is the naive one; without an ICC profile we cannot do better.
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0, None
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0, alpha
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> LoadedImage:
+    """Read an image file (or bytes) as RGB [0, 1] plus optional alpha.
+
+    Raises:
+        ImageError: missing, not an image, corrupt/truncated, or more than ``max_pixels`` pixels.
+    """
+    img = _open(source, max_pixels)
+    rgb, alpha = _to_float_array(img)
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    alpha_t = None if alpha is None else torch.from_numpy(alpha)[None, None]
+    if alpha_t is not None and bool((alpha_t >= 1.0).all()):
+        alpha_t = None  # fully opaque: nothing to re-attach
+    return LoadedImage(rgb_t, alpha_t)
+
+
+def from_array(array: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, 3/4) uint8 or float array -> (1, 3, H, W) float tensor in [0, 1]."""
+    arr = np.asarray(array)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    arr = arr.astype(np.float32)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).unsqueeze(0).clamp(0, 1)
+
+
+def to_pil(image: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
+    """(1, 3, H, W) [0, 1] tensor (and optional (1, 1, H, W) alpha) -> 8-bit PIL image."""
+    if image.ndim != 4 or image.shape[:2] != (1, 3):
+        raise ValueError(f"expected an image (1, 3, H, W), got shape {tuple(image.shape)}")
+    rgb = image.detach().float().clamp(0, 1)
+    if alpha is not None:
+        alpha = resize(alpha.detach().float(), rgb.shape[-2:]).clamp(0, 1)
+        rgb = torch.cat([rgb, alpha], dim=1)
+    arr = (rgb[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr, "RGBA" if alpha is not None else "RGB")
+
+
+def fit_size(height: int, width: int, size: int | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+    """Output (height, width): longest side ``size`` (if given), then at most ``max_pixels``.
+
+    The aspect ratio is kept; both sides stay >= 1.
+    """
+    if size is not None:
+        if size < 1:
+            raise ValueError(f"size must be a positive number of pixels, got {size}")
+        scale = size / max(height, width)
+        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    if max_pixels is not None and height * width > max_pixels:
+        scale = math.sqrt(max_pixels / (height * width))
+        height, width = max(1, int(height * scale)), max(1, int(width * scale))
+    return height, width
+
+
+def resize(image: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Antialiased bilinear resize of an (N, C, H, W) tensor to (height, width); returns a new tensor."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(image.shape[-2:]) == size:
+        return image.clone()
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def check_output_path(path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """Validate an output path before any work is done.
+
+    Raises:
+        ImageError: unknown extension, folder missing, path is an input, or exists without ``overwrite``.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise ImageError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
+                         f"use one of {', '.join(sorted(SAVE_FORMATS))}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageError(f"{path}: folder {parent} does not exist")
+    resolved = path.resolve()
+    for src in inputs:
+        if isinstance(src, (str, Path)) and Path(src).resolve() == resolved:
+            raise ImageError(f"{path}: refusing to overwrite an input image")
+    if path.exists() and not overwrite:
+        raise ImageError(f"{path}: already exists (pass --force to overwrite)")
+    return path
+
+
+def save_image(
+    image: torch.Tensor,
+    path: str | Path,
+    alpha: torch.Tensor | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    quality: int = 95,
+) -> Path:
+    """Write an image atomically (temp file + ``os.replace``); the format follows the extension.
+
+    JPEG and BMP cannot hold alpha: it is composited over white there.
+    """
+    path = check_output_path(path, overwrite, inputs)
+    fmt = SAVE_FORMATS[path.suffix.lower()]
+    pil = to_pil(image, alpha)
+    if pil.mode == "RGBA" and fmt in ("JPEG", "BMP"):
+        background = Image.new("RGB", pil.size, (255, 255, 255))
+        background.paste(pil, mask=pil.split()[3])
+        pil = background
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            pil.save(f, format=fmt, **kwargs)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def encode_image(image: torch.Tensor, fmt: str = "PNG", alpha: torch.Tensor | None = None, quality: int = 92) -> bytes:
+    """Encode to PNG/JPEG/WEBP bytes (for the web API)."""
+    pil = to_pil(image, alpha)
+    fmt = fmt.upper()
+    if pil.mode == "RGBA" and fmt == "JPEG":
+        pil = pil.convert("RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    return buf.getvalue()
+
+
+# --- colour --------------------------------------------------------------------------------
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> YIQ (Y = luminance, I/Q = chroma)."""
+    return torch.einsum("ij,njhw->nihw", _RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_yiq`."""
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_YIQ).to(image), image)
+
+
+def transfer_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Keep the content's colours: the stylized luminance with the content's chroma (Gatys et al.,
+    "Preserving Color in Neural Artistic Style Transfer", 2016, luminance-only transfer)."""
+    content = resize(content, stylized.shape[-2:])
+    y = rgb_to_yiq(stylized)[:, :1]
+    iq = rgb_to_yiq(content)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Recolour ``source`` so its RGB mean and covariance match ``target``'s.
+
+    Uses the symmetric square-root transform ``A = C_t^{1/2} C_s^{-1/2}`` (as in Gatys et al.
+    2016, colour histogram matching, linear variant). Returns a new tensor in [0, 1].
+    """
+    n, c, h, w = source.shape
+    s = source.reshape(c, -1).double()
+    t = target.reshape(c, -1).double()
+    mu_s, mu_t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+    cov_s = torch.cov(s) + eps * torch.eye(c, dtype=s.dtype)
+    cov_t = torch.cov(t) + eps * torch.eye(c, dtype=s.dtype)
+
+    def _sqrt(m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        vals, vecs = torch.linalg.eigh(m)
+        vals = vals.clamp_min(eps)
+        vals = vals.rsqrt() if inverse else vals.sqrt()
+        return vecs @ torch.diag(vals) @ vecs.T
+
+    a = _sqrt(cov_t) @ _sqrt(cov_s, inverse=True)
+    out = a @ (s - mu_s) + mu_t
+    return out.reshape(n, c, h, w).to(source.dtype).clamp(0, 1)

@@ -1,0 +1,49 @@
+"""Adaptive instance normalisation (Huang & Belongie, "Arbitrary Style Transfer in Real-time with
+Adaptive Instance Normalization", ICCV 2017, eq. 8)::
+
+    AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y)
+
+with channel-wise mean and std over positions. ``alpha`` blends with the content features
+(eq. 14): ``t = alpha * AdaIN(x, y) + (1 - alpha) * x``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import mean_std
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Re-normalise ``content`` features to the channel mean/std of ``style`` features.
+
+    Shape:
+        - content: (N, C, H, W)
+        - style: (N or 1, C, H', W')
+        - output: (N, C, H, W)
+    """
+    if content.shape[1] != style.shape[1]:
+        raise ValueError(f"content has {content.shape[1]} channels, style {style.shape[1]}")
+    c_mean, c_std = mean_std(content, eps)
+    s_mean, s_std = mean_std(style, eps)
+    return ((content.float() - c_mean) / c_std * s_std + s_mean).to(content.dtype)
+
+
+def adain_stats(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN with given target statistics (N, C, 1, 1): used to blend several styles."""
+    c_mean, c_std = mean_std(content, eps)
+    return ((content.float() - c_mean) / c_std * s_std + s_mean).to(content.dtype)
+
+
+class AdaIN(nn.Module):
+    """:func:`adain` with the content/style trade-off ``alpha`` in [0, 1]."""
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        t = adain(content, style, self.eps)
+        return alpha * t + (1.0 - alpha) * content
