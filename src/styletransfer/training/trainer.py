@@ -249,7 +249,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         tensors = {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
-        meta: dict[str, Any] = {"step": self.step, "config": dataclasses.asdict(self.cfg)}
+        meta: dict[str, Any] = {"step": self.step, "config": dataclasses.asdict(self.cfg),
+                                "decoder": self.decoder.config}
         t, m = ckpt.optimizer_tensors("decoder", self.opt)
         tensors.update(t)
         meta["opt.decoder"] = m
