@@ -96,6 +96,13 @@ class TrainConfig:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
 
+def init_distributed(device: str = "auto") -> None:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1); gloo on CPU, nccl on CUDA."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+
+
 def _rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -120,6 +127,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, encoder: VGG19Encoder | None = None) -> None:
         config.validate()
         self.cfg = config
+        init_distributed(config.device)
         self.rank, self.world = _rank_world()
         self.device = resolve_device(config.device)
         if self.world > 1 and self.device.type == "cuda":
@@ -151,12 +159,12 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.disc_lr, betas=(0.5, 0.999)) if self.disc else None
         if resuming:
             self._restore()
-        self.model = self.decoder
+        self.model: nn.Module = self.decoder
+        self.disc_model: nn.Module | None = self.disc
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.decoder)
             if self.disc is not None:
                 self.disc_model = nn.parallel.DistributedDataParallel(self.disc)
-        self.disc_model = getattr(self, "disc_model", self.disc)
         self.samples = self._sample_batch()
 
     # ----- one step ------------------------------------------------------------------------
@@ -190,9 +198,10 @@ class Trainer:
 
             out["tv"] = total_variation(output)
             total = total + cfg.tv_weight * out["tv"]
-        if self.disc_model is not None:
+        if self.disc is not None:
+            # the plain module, not the DDP wrapper: this pass only needs gradients w.r.t. ``output``
             with autocast(self.device, cfg.amp):
-                out["adv"] = g_loss(self.disc_model(output).float(), cfg.gan_loss)
+                out["adv"] = g_loss(self.disc(output).float(), cfg.gan_loss)
             total = total + cfg.gan_weight * out["adv"]
         out["total"] = total
         return out, output
@@ -213,10 +222,10 @@ class Trainer:
         self.opt.step()
         if self.disc is not None:
             self.disc.requires_grad_(True)
-            with autocast(self.device, cfg.amp):
-                real = self.disc_model(style)
-                fake = self.disc_model(output.detach())
-            losses["disc"] = d_loss(real.float(), fake.float(), cfg.gan_loss)
+            with autocast(self.device, cfg.amp):  # one forward for both halves (DDP-friendly)
+                logits = self.disc_model(torch.cat([style, output.detach()])).float()
+            real, fake = logits.chunk(2)
+            losses["disc"] = d_loss(real, fake, cfg.gan_loss)
             self.opt_d.zero_grad(set_to_none=True)
             losses["disc"].backward()
             self.opt_d.step()
