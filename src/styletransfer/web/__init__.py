@@ -1,0 +1,200 @@
+"""Web page and HTTP API: ``styletransfer serve`` (FastAPI + uvicorn).
+
+``create_app`` builds the ASGI app; ``add_serve_parser`` adds the ``serve`` sub-command to the
+CLI; ``python -m styletransfer.web`` runs the same command on its own. FastAPI and uvicorn are
+only imported when a server is actually built (they are the ``web`` extra).
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import socket
+import sys
+from typing import Any, Sequence
+
+from .config import API_KEY_ENV, Settings, default_workers
+
+__all__ = ["create_app", "Settings", "add_serve_parser", "serve_command", "main"]
+
+
+def create_app(*args: Any, **kwargs: Any):
+    """Build the FastAPI app (see :func:`styletransfer.web.app.create_app`)."""
+    from .app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
+
+
+def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    d = Settings()
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any free port)")
+    p.add_argument("--workers", type=_positive_int, default=default_workers(),
+                   help=f"images stylized at the same time (threads; default {default_workers()} = cores / 2)")
+    p.add_argument("--queue-limit", type=_non_negative_int, default=d.max_queue,
+                   help=f"jobs allowed to wait beyond the running ones; more get 429 (default {d.max_queue})")
+    p.add_argument("--api-key", default=None,
+                   help=f"require this key (X-API-Key or Bearer) for the API; default: ${API_KEY_ENV} if set")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="allow browser calls from this origin (repeatable; '*' for any)")
+    p.add_argument("--max-upload-mb", type=_positive_float, default=d.max_upload_bytes / 1024 / 1024,
+                   help=f"largest request in MB (default {d.max_upload_bytes // 1024 // 1024})")
+    p.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
+                   help=f"largest input image in pixels, width x height (default {d.max_pixels:,})")
+    p.add_argument("--max-size", type=_positive_int, default=d.max_size,
+                   help=f"largest result side a client may ask for (default {d.max_size})")
+    p.add_argument("--default-size", type=_positive_int, default=d.default_size,
+                   help=f"result side when the client does not ask (default {d.default_size})")
+    p.add_argument("--result-ttl", type=_positive_float, default=d.result_ttl,
+                   help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
+    p.add_argument("--result-dir", default=None,
+                   help="folder for results (default: a new temporary folder, removed on exit)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="server log level (default info)")
+    p.set_defaults(func=serve_command, handler=serve_command)
+    return p
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to an ``argparse`` sub-parser set; the command is in ``args.func(args)``."""
+    p = subparsers.add_parser(
+        "serve", help="start the web page and HTTP API",
+        description="Start the web page and the HTTP API (FastAPI + uvicorn). Open the printed URL in a "
+                    "browser; the API is documented at /docs.")
+    return configure_serve_parser(p)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    return Settings(
+        workers=args.workers,
+        max_queue=args.queue_limit,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        max_size=args.max_size,
+        default_size=min(args.default_size, args.max_size),
+        result_ttl=args.result_ttl,
+        result_dir=args.result_dir,
+        api_key=api_key,
+        cors_origins=list(args.cors_origin or []),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
+    """Run the server until Ctrl-C; returns an exit code (2 for bad settings)."""
+    try:
+        import uvicorn  # noqa: F401
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401  (python-multipart)
+    except ImportError as exc:
+        print(f"styletransfer serve: the web extra is not installed ({exc.name}); "
+              "install it with: pip install 'styletransfer[web]'", file=sys.stderr)
+        return 2
+    import uvicorn
+    import torch
+
+    settings = settings_from_args(args)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        print(f"styletransfer serve: {exc}", file=sys.stderr)
+        return 2
+    # Each worker gets an equal share of the cores; torch releases the GIL inside ops.
+    threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // settings.workers)
+    torch.set_num_threads(threads)
+
+    # Bind first so a busy port is a one-line error, not a traceback.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        print(f"styletransfer serve: cannot listen on {args.host}:{args.port} ({exc.strerror or exc})",
+              file=sys.stderr)
+        return 2
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+
+    app = create_app(settings, engine)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{shown}:{port}"
+    modes = app.state.engine.modes()
+    print(f"styletransfer: serving on {url}  (API docs: {url}/docs)", flush=True)
+    print(f"styletransfer: workers {settings.workers} x {threads} torch threads, queue limit {settings.max_queue}, "
+          f"modes: fast={'yes' if modes.get('fast') else 'no'} best={'yes' if modes.get('best') else 'no'}, "
+          f"results kept {settings.result_ttl:.0f} s in {app.state.manager.dir}", flush=True)
+    if not _is_loopback(args.host) and not settings.api_key:
+        print(f"styletransfer: warning: listening on {args.host} without an API key "
+              f"(set --api-key or ${API_KEY_ENV})", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5,
+                            limit_concurrency=1000, server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m styletransfer.web",
+        description="Start the styletransfer web page and HTTP API (same as `styletransfer serve`).")
+    configure_serve_parser(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,6 @@
+"""``python -m styletransfer.web`` = ``styletransfer serve``."""
+import sys
+
+from . import main
+
+sys.exit(main())

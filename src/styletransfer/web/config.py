@@ -1,0 +1,63 @@
+"""Settings of the web server (all limits in one place; the CLI flags map onto these fields)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+API_KEY_ENV = "STYLETRANSFER_API_KEY"
+
+
+def default_workers() -> int:
+    """Concurrent stylizations: one per two cores (each run uses the cores it is given)."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+@dataclass
+class Settings:
+    """Server settings.
+
+    Attributes:
+        workers: jobs stylized at the same time (threads; torch releases the GIL).
+        max_queue: jobs waiting beyond the running ones; more are refused with 429.
+        max_upload_bytes: largest request body (all files together); more is refused with 413.
+        max_pixels: largest decoded image (width x height) accepted; more is refused with 413.
+        max_size: largest output side a client may ask for (``size`` option).
+        default_size: output side when the client does not ask.
+        max_styles: how many style images one job may blend.
+        result_ttl: seconds a finished job (and its result file) is kept.
+        result_dir: where results are written; ``None`` = a fresh temporary folder.
+        api_key: when set, every job/stylize request needs it (``X-API-Key`` or ``Bearer``).
+        cors_origins: origins allowed to call the API from a browser (``*`` for any).
+        sync_timeout: seconds the synchronous endpoint waits for its result.
+        torch_threads: intra-op threads per process; ``None`` = cores / workers.
+    """
+
+    workers: int = field(default_factory=default_workers)
+    max_queue: int = 32
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_size: int = 1024
+    default_size: int = 512
+    max_styles: int = 4
+    result_ttl: float = 3600.0
+    result_dir: str | None = None
+    api_key: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    sync_timeout: float = 120.0
+    torch_threads: int | None = None
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.max_queue < 0:
+            raise ValueError(f"queue limit must be >= 0, got {self.max_queue}")
+        if self.max_upload_bytes < 1024:
+            raise ValueError(f"upload limit must be at least 1 KB, got {self.max_upload_bytes}")
+        if self.max_pixels < 64 * 64:
+            raise ValueError(f"pixel limit must be at least 4096, got {self.max_pixels}")
+        if not 64 <= self.default_size <= self.max_size:
+            raise ValueError(f"default size {self.default_size} must be between 64 and max size {self.max_size}")
+        if self.result_ttl <= 0:
+            raise ValueError(f"result TTL must be positive, got {self.result_ttl}")
+        if self.max_styles < 1:
+            raise ValueError(f"max styles must be at least 1, got {self.max_styles}")

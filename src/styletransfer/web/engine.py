@@ -1,0 +1,164 @@
+"""What a worker runs: a :class:`Task` (decoded images + options) -> a stylized image tensor.
+
+The server talks to an :class:`Engine`; the default one calls the library's stylizers (fast
+AdaIN and the Gatys optimisation). Tests and the load benchmark pass their own engine to
+:func:`styletransfer.web.create_app` so they need no model weights.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from ..errors import StyleTransferError
+from ..image import match_color, resize, transfer_luminance
+
+# progress(fraction in [0, 1]); raises JobCancelled when the job was cancelled.
+Progress = Callable[[float], None]
+
+
+class JobCancelled(Exception):
+    """Raised inside a run (by the progress callback) when its job was cancelled."""
+
+
+@dataclass
+class Task:
+    """One stylization, already decoded and resized to the output size."""
+
+    content: torch.Tensor                       # (1, 3, H, W) in [0, 1]
+    styles: list[torch.Tensor]                  # each (1, 3, h, w) in [0, 1]
+    style_weights: list[float] | None = None
+    strength: float = 1.0                       # 0 = the photo, 1 = full style
+    keep_colors: str | None = None              # None | "luminance" | "histogram"
+    quality: str = "fast"                       # "fast" | "best"
+    seed: int | None = None
+    alpha: torch.Tensor | None = field(default=None, repr=False)  # content transparency, re-attached
+
+    @property
+    def pixels(self) -> int:
+        return int(self.content.shape[-2] * self.content.shape[-1])
+
+
+class Engine(Protocol):
+    """Runs tasks. ``modes`` maps each quality to whether it can run here."""
+
+    def modes(self) -> dict[str, bool]: ...
+
+    def run(self, task: Task, progress: Progress) -> torch.Tensor: ...
+
+
+def _fast_module():
+    try:
+        from ..stylizers import fast
+    except ImportError:
+        return None
+    return fast
+
+
+def _optimize_module():
+    try:
+        from ..stylizers import optimize
+    except ImportError:
+        return None
+    return optimize
+
+
+class LibraryEngine:
+    """The real stylizers: ``fast`` = AdaIN decoder (one pass), ``best`` = Gatys optimisation."""
+
+    def __init__(self, device: str = "auto"):
+        self.device = device
+
+    def modes(self) -> dict[str, bool]:
+        fast = _fast_module()
+        fast_ok = bool(fast is not None and getattr(fast, "default_model_available", lambda: False)())
+        opt = _optimize_module()
+        best_ok = opt is not None and hasattr(opt, "stylize_optimize")
+        return {"fast": fast_ok, "best": best_ok}
+
+    def run(self, task: Task, progress: Progress) -> torch.Tensor:
+        progress(0.0)
+        if task.strength <= 0.0:
+            progress(1.0)
+            return task.content.clone()
+        if task.quality == "fast":
+            return self._run_fast(task, progress)
+        return self._run_best(task, progress)
+
+    def _run_fast(self, task: Task, progress: Progress) -> torch.Tensor:
+        fast = _fast_module()
+        if fast is None or not fast.default_model_available():
+            raise StyleTransferError("the instant mode is not available on this server (no fast model); use quality=best")
+        opts = fast.FastOptions(alpha=float(task.strength), style_weights=task.style_weights,
+                                preserve_color=task.keep_colors, device=self.device)
+        with torch.inference_mode():
+            out = fast.stylize_fast(task.content, task.styles, opts)
+        progress(1.0)
+        return out
+
+    def _run_best(self, task: Task, progress: Progress) -> torch.Tensor:
+        opt = _optimize_module()
+        if opt is None or not hasattr(opt, "stylize_optimize"):
+            raise StyleTransferError("the best-quality mode is not available on this server")
+        options_cls = opt.OptimizeOptions
+        names = set(getattr(options_cls, "__dataclass_fields__", {}))
+        kwargs: dict = {}
+
+        def callback(step: int, total: int, loss: float) -> None:
+            progress(min(1.0, step / max(1, total)))
+
+        if "callback" in names:
+            kwargs["callback"] = callback
+        if "style_weights" in names and task.style_weights is not None:
+            kwargs["style_weights"] = task.style_weights
+        if "seed" in names and task.seed is not None:
+            kwargs["seed"] = task.seed
+        if "device" in names:
+            kwargs["device"] = self.device
+        if "progress" in names:  # a tqdm switch: the server shows its own progress
+            kwargs["progress"] = False
+        # Strength: scale the style weight on a log scale (1 -> default, 0.5 -> 1/10, ...),
+        # as a linear scale barely changes the optimum.
+        if task.strength < 1.0 and "style_weight" in names:
+            default = options_cls.__dataclass_fields__["style_weight"].default
+            if isinstance(default, (int, float)):
+                kwargs["style_weight"] = float(default) * 10.0 ** (2.0 * (task.strength - 1.0))
+        keep = task.keep_colors
+        if keep and "preserve_color" in names:
+            kwargs["preserve_color"] = keep
+            keep = None
+        out = opt.stylize_optimize(task.content, task.styles, options_cls(**kwargs))
+        if isinstance(out, tuple):  # (image, info) variants
+            out = out[0]
+        if keep == "luminance":
+            out = transfer_luminance(out, task.content)
+        elif keep == "histogram":
+            out = match_color(out, task.content)
+        progress(1.0)
+        return out
+
+
+def strength_blend(content: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
+    """Pixel blend (used by stub engines); the real engines map strength to their own knobs."""
+    stylized = resize(stylized, content.shape[-2:])
+    return (strength * stylized + (1.0 - strength) * content).clamp(0, 1)
+
+
+def estimate_seconds(task: Task, seconds_per_mpx: dict[str, float]) -> float:
+    """Rough run time of a task from the measured speed of earlier runs (or a prior)."""
+    rate = seconds_per_mpx.get(task.quality, 2.0 if task.quality == "fast" else 120.0)
+    return max(0.05, rate * task.pixels / 1e6)
+
+
+def default_seconds_per_mpx() -> dict[str, float]:
+    """Priors for ETAs before anything was measured (2-core CPU figures, deliberately pessimistic)."""
+    return {"fast": 4.0, "best": 240.0}
+
+
+def log_blend(a: float, b: float, weight: float) -> float:
+    """Exponential moving average helper on a log scale (robust to one slow outlier)."""
+    if a <= 0:
+        return b
+    return math.exp((1 - weight) * math.log(a) + weight * math.log(max(b, 1e-6)))
