@@ -1,0 +1,167 @@
+"""Feed-forward AdaIN stylizer: tiling, alpha, style interpolation, masks, colour, errors."""
+import pytest
+import torch
+
+from styletransfer.encoders import VGG19Encoder
+from styletransfer.errors import StyleTransferError
+from styletransfer.image import rgb_to_yiq
+from styletransfer.models import Decoder, adain
+from styletransfer.stylizers.fast import (
+    FastOptions,
+    _tiles,
+    decode_tiled,
+    default_model_available,
+    encode_tiled,
+    stylize_fast,
+    target_features,
+)
+from styletransfer.losses import mean_std
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    enc = VGG19Encoder(width_divisor=16)
+    dec = Decoder(in_channels=32, width=0.125, input_scale=1.0).eval()
+    with torch.no_grad():  # a random decoder outputs ~0, which the final clamp would flatten
+        dec.net[-1].bias.fill_(0.5)
+        dec.net[-1].weight.mul_(20.0)
+    return enc, dec
+
+
+def run(content, styles, nets, **kw):
+    enc, dec = nets
+    return stylize_fast(content, styles, FastOptions(device="cpu", **kw), encoder=enc, decoder=dec)
+
+
+@pytest.mark.parametrize("length,tile,halo,step", [(100, 40, 8, 1), (257, 64, 16, 8), (30, 64, 8, 1), (512, 128, 64, 8)])
+def test_tiles_cover_each_position_once(length, tile, halo, step):
+    covered = torch.zeros(length, dtype=torch.int64)
+    for start, stop, k0, k1 in _tiles(length, tile, halo, step):
+        assert 0 <= start <= k0 < k1 <= stop <= length
+        assert start % step == 0
+        covered[k0:k1] += 1
+    assert bool((covered == 1).all())
+
+
+def test_tiled_encoder_and_decoder_equal_whole_image(nets):
+    enc, dec = nets
+    x = torch.rand(1, 3, 200, 264)
+    with torch.no_grad():
+        whole = enc(x, ["relu4_1"])["relu4_1"]
+        tiled = encode_tiled(enc, x, 128)
+        torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(decode_tiled(dec, whole, 128), dec(whole), atol=1e-6, rtol=1e-5)
+
+
+def test_tiled_stylization_has_no_seams(nets):
+    content, style = torch.rand(1, 3, 200, 264), torch.rand(1, 3, 64, 64)
+    whole = run(content, [style], nets, tile=4096)
+    tiled = run(content, [style], nets, tile=128)
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_output_keeps_size_even_when_not_a_multiple_of_8(nets):
+    out = run(torch.rand(1, 3, 45, 61), [torch.rand(1, 3, 40, 40)], nets)
+    assert out.shape == (1, 3, 45, 61) and out.min() >= 0 and out.max() <= 1
+
+
+def test_alpha_zero_decodes_the_content_features(nets):
+    enc, dec = nets
+    content = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        expected = dec(enc(content, ["relu4_1"])["relu4_1"]).clamp(0, 1)
+    torch.testing.assert_close(run(content, [torch.rand(1, 3, 32, 32)], nets, alpha=0.0), expected)
+
+
+def test_style_weights_interpolate_and_one_hot_equals_single_style(nets):
+    content, s1, s2 = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32) * 0.3
+    single = run(content, [s1], nets)
+    torch.testing.assert_close(run(content, [s1, s2], nets, style_weights=[1.0, 0.0]), single)
+    assert not torch.allclose(run(content, [s1, s2], nets, style_weights=[0.5, 0.5]), single)
+
+
+def test_target_features_blend_hand_computed():
+    f_c = torch.randn(1, 4, 6, 6)
+    s1, s2 = torch.randn(1, 4, 5, 5) + 3, torch.randn(1, 4, 5, 5) * 2
+    stats = [mean_std(s1), mean_std(s2)]
+    t = target_features(f_c, stats, [0.25, 0.75], None, 1.0)
+    torch.testing.assert_close(t, 0.25 * adain(f_c, s1) + 0.75 * adain(f_c, s2))
+    t = target_features(f_c, stats, [0.25, 0.75], None, 0.4)
+    torch.testing.assert_close(t, 0.4 * (0.25 * adain(f_c, s1) + 0.75 * adain(f_c, s2)) + 0.6 * f_c)
+
+
+def test_masks_put_each_style_in_its_region():
+    f_c = torch.randn(1, 4, 8, 8)
+    s1, s2 = torch.randn(1, 4, 5, 5) + 3, torch.randn(1, 4, 5, 5) * 2
+    top = torch.zeros(1, 1, 8, 8)
+    top[..., :4, :] = 1
+    t = target_features(f_c, [mean_std(s1), mean_std(s2)], [0.5, 0.5], [top, 1 - top], 1.0)
+    torch.testing.assert_close(t[..., :4, :], adain(f_c, s1)[..., :4, :])
+    torch.testing.assert_close(t[..., 4:, :], adain(f_c, s2)[..., 4:, :])
+    # a region no mask covers keeps the content features
+    t = target_features(f_c, [mean_std(s1)], [1.0], [top], 1.0)
+    torch.testing.assert_close(t[..., 4:, :], f_c[..., 4:, :])
+
+
+def test_masked_stylization_runs_at_image_resolution(nets):
+    content = torch.rand(1, 3, 64, 80)
+    mask = torch.zeros(1, 1, 64, 80)
+    mask[..., :, :40] = 1
+    out = run(content, [torch.rand(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)], nets, masks=[mask, 1 - mask])
+    assert out.shape == content.shape
+
+
+def test_preserve_color_luminance_keeps_content_chroma(nets):
+    content = torch.rand(1, 3, 48, 48) * 0.4 + 0.3
+    style = torch.rand(1, 3, 32, 32)
+    kept = run(content, [style], nets, preserve_color="luminance")
+    plain = run(content, [style], nets)
+    chroma = lambda x: rgb_to_yiq(x)[:, 1:]  # noqa: E731
+    # luminance from the stylization, chroma from the content (up to the final clamp to [0, 1])
+    assert (chroma(kept) - chroma(content)).abs().mean() < 0.25 * (chroma(plain) - chroma(content)).abs().mean()
+    assert (rgb_to_yiq(kept)[:, :1] - rgb_to_yiq(plain)[:, :1]).abs().mean() < 0.02
+
+
+def test_preserve_color_histogram_runs(nets):
+    out = run(torch.rand(1, 3, 48, 48), [torch.rand(1, 3, 32, 32)], nets, preserve_color="histogram")
+    assert out.shape == (1, 3, 48, 48)
+
+
+def test_inputs_are_not_modified(nets):
+    content, style = torch.rand(1, 3, 40, 40), torch.rand(1, 3, 32, 32)
+    c0, s0 = content.clone(), style.clone()
+    run(content, [style], nets, preserve_color="histogram")
+    assert torch.equal(content, c0) and torch.equal(style, s0)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(alpha=1.5), "alpha"), (dict(style_weights=[1.0, 2.0]), "weights"),
+    (dict(style_weights=[0.0]), "not all zero"), (dict(masks=[]), "mask"),
+    (dict(preserve_color="rgb"), "preserve_color"), (dict(tile=16), "tile"),
+])
+def test_bad_options(nets, kw, match):
+    with pytest.raises(StyleTransferError, match=match):
+        run(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], nets, **kw)
+
+
+def test_no_style_is_an_error(nets):
+    with pytest.raises(StyleTransferError):
+        run(torch.rand(1, 3, 32, 32), [], nets)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not default_model_available(), reason="this checkout has no built-in model")
+def test_builtin_model_stylizes_a_small_photo():
+    from skimage import data
+
+    from styletransfer.image import from_array
+
+    content = from_array(data.astronaut()[::8, ::8])
+    style = from_array(data.coffee()[::8, ::8])
+    out = stylize_fast(content, [style], FastOptions(device="cpu"))
+    assert out.shape == content.shape
+    # stylized, not a copy: the colour statistics move towards the style's
+    d_before = (mean_std(content)[0] - mean_std(style)[0]).abs().mean()
+    d_after = (mean_std(out)[0] - mean_std(style)[0]).abs().mean()
+    assert d_after < d_before
