@@ -1,0 +1,556 @@
+/* Styletransfer page: plain JavaScript, no build step. Talks to /api/v1. */
+(() => {
+  "use strict";
+
+  const API = "/api/v1";
+  const $ = (id) => document.getElementById(id);
+  const RECENT_KEY = "styletransfer.recent.v1";
+  const KEY_KEY = "styletransfer.apikey";
+  const MAX_RECENT = 12;
+  const UPLOAD_SIDE = 2048; // photos are reduced to this side in the browser before upload
+
+  const state = {
+    health: null,
+    styles: [],
+    photo: null,          // Blob to upload
+    photoName: "",
+    photoUrl: null,
+    style: null,          // {kind: "builtin", name, title} | {kind: "upload", blob, title}
+    job: null,            // current job id
+    polling: null,
+    resultUrl: null,
+    resultJpegUrl: null,
+    busy: false,
+  };
+
+  // --- helpers -------------------------------------------------------------------------------
+  function apiKey() { return localStorage.getItem(KEY_KEY) || ""; }
+
+  async function api(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    const key = apiKey();
+    if (key) headers.set("X-API-Key", key);
+    let response;
+    try {
+      response = await fetch(API + path, { ...options, headers });
+    } catch (err) {
+      throw new ApiError(0, "Cannot reach the server. Check your connection and try again.");
+    }
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        const body = await response.json();
+        if (typeof body.detail === "string") message = body.detail;
+        else if (Array.isArray(body.detail)) message = body.detail.map((d) => d.msg).join("; ");
+      } catch (_) { /* not JSON */ }
+      if (response.status === 401) showKeyBar(true);
+      throw new ApiError(response.status, message, response.headers.get("Retry-After"));
+    }
+    return response;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, retryAfter) {
+      super(message);
+      this.status = status;
+      this.retryAfter = retryAfter ? Number(retryAfter) : null;
+    }
+  }
+
+  function formatSeconds(s) {
+    if (s == null || !isFinite(s)) return "";
+    s = Math.max(0, Math.round(s));
+    if (s < 1) return "less than a second";
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60), r = s % 60;
+    return r ? `${m} min ${r} s` : `${m} min`;
+  }
+
+  function formatBytes(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+    return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  function showError(message) {
+    const box = $("error");
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  function setHint(text) { $("hint").textContent = text; }
+
+  function showKeyBar(show) {
+    $("key-bar").hidden = !show;
+    if (show) $("api-key").focus();
+  }
+
+  // Reduce a big photo in the browser (faster upload on phones); keeps PNG for transparency.
+  async function prepareImage(file, side) {
+    if (!window.createImageBitmap) return file;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    } catch (_) {
+      return file; // a format the browser cannot decode: let the server answer
+    }
+    const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
+    if (scale >= 1 && file.size < 4 * 1024 * 1024) { bitmap.close && bitmap.close(); return file; }
+    const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
+    const canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h;
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
+    bitmap.close && bitmap.close();
+    const type = file.type === "image/png" ? "image/png" : "image/jpeg";
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, 0.92));
+    return blob || file;
+  }
+
+  function thumbnailDataUrl(src, side = 240) {
+    return new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => {
+        const scale = Math.min(1, side / Math.max(img.naturalWidth, img.naturalHeight));
+        const canvas = document.createElement("canvas");
+        canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+        canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+        canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+        try { resolve(canvas.toDataURL("image/jpeg", 0.8)); } catch (_) { resolve(null); }
+      };
+      img.onerror = () => resolve(null);
+      img.src = src;
+    });
+  }
+
+  // --- server status and styles --------------------------------------------------------------
+  async function loadHealth() {
+    const pill = $("server-status");
+    try {
+      const res = await fetch(API + "/health");
+      state.health = await res.json();
+    } catch (_) {
+      pill.textContent = "Server offline";
+      pill.className = "pill bad";
+      return;
+    }
+    const h = state.health;
+    const fast = h.modes.fast, best = h.modes.best;
+    $("q-fast").disabled = !fast;
+    $("q-best").disabled = !best;
+    const q = h.default_quality === "best" || !fast ? "q-best" : "q-fast";
+    $(q).checked = true;
+    pill.textContent = fast ? "Instant mode ready" : best ? "Best quality only" : "No stylizer available";
+    pill.className = "pill " + (fast || best ? "ok" : "bad");
+    for (const size of [512, 768, 1024]) {
+      const input = $(`s-${size}`);
+      if (size > h.limits.max_size) { input.disabled = true; if (input.checked) $("s-512").checked = true; }
+    }
+    if (h.auth_required && !apiKey()) showKeyBar(true);
+  }
+
+  async function loadStyles() {
+    let list = [];
+    try {
+      list = await (await fetch(API + "/styles")).json();
+    } catch (_) {
+      return;
+    }
+    state.styles = list;
+    const grid = $("style-grid");
+    const own = $("own-style-tile");
+    list.forEach((s, i) => {
+      const tile = document.createElement("button");
+      tile.type = "button";
+      tile.className = "style-tile";
+      tile.setAttribute("role", "radio");
+      tile.setAttribute("aria-checked", "false");
+      tile.dataset.style = s.name;
+      tile.title = s.description;
+      const img = document.createElement("img");
+      img.src = s.thumbnail_url;
+      img.alt = "";
+      img.loading = "lazy";
+      img.width = 192; img.height = 192;
+      const label = document.createElement("span");
+      label.className = "style-name";
+      label.textContent = s.title;
+      tile.append(img, label);
+      tile.addEventListener("click", () => selectStyle({ kind: "builtin", name: s.name, title: s.title }, tile));
+      grid.insertBefore(tile, own);
+      if (i === 0) selectStyle({ kind: "builtin", name: s.name, title: s.title }, tile);
+    });
+  }
+
+  function selectStyle(style, tile) {
+    state.style = style;
+    document.querySelectorAll(".style-tile").forEach((t) => t.setAttribute("aria-checked", String(t === tile)));
+    updateButton();
+  }
+
+  // --- photo ---------------------------------------------------------------------------------
+  async function setPhoto(file) {
+    showError("");
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      showError(`“${file.name}” is not an image.`);
+      return;
+    }
+    const blob = await prepareImage(file, UPLOAD_SIDE);
+    const limit = state.health ? state.health.limits.max_upload_bytes : Infinity;
+    if (blob.size > limit) {
+      showError(`This photo is ${formatBytes(blob.size)}; the server accepts up to ${formatBytes(limit)}.`);
+      return;
+    }
+    state.photo = blob;
+    state.photoName = file.name || "photo";
+    if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
+    state.photoUrl = URL.createObjectURL(blob);
+    $("photo-thumb").src = state.photoUrl;
+    $("photo-name").textContent = state.photoName;
+    $("photo-info").textContent = formatBytes(file.size);
+    const probe = new Image();
+    probe.onload = () => { $("photo-info").textContent = `${probe.naturalWidth} × ${probe.naturalHeight} · ${formatBytes(file.size)}`; };
+    probe.src = state.photoUrl;
+    document.querySelector(".dz-empty").hidden = true;
+    document.querySelector(".dz-chosen").hidden = false;
+    const original = $("original-img");
+    original.src = state.photoUrl;
+    original.hidden = false;
+    $("original-ph").hidden = true;
+    clearResult();
+    updateButton();
+  }
+
+  async function setOwnStyle(file) {
+    showError("");
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      showError(`“${file.name}” is not an image.`);
+      return;
+    }
+    const blob = await prepareImage(file, 1024);
+    const thumb = $("own-style-thumb");
+    thumb.src = URL.createObjectURL(blob);
+    thumb.hidden = false;
+    const tile = $("own-style-tile");
+    tile.classList.add("has-image");
+    tile.querySelector(".own-icon").hidden = true;
+    selectStyle({ kind: "upload", blob, title: file.name || "your style" }, tile);
+  }
+
+  function updateButton() {
+    const button = $("stylize");
+    if (state.busy) return;
+    button.disabled = !(state.photo && state.style);
+    if (!state.photo) setHint("Choose a photo to start.");
+    else if (!state.style) setHint("Pick a style.");
+    else setHint(`Ready: ${state.style.title}, ${$("strength").value}% strength.`);
+  }
+
+  // --- running a job -------------------------------------------------------------------------
+  function clearResult() {
+    $("result-img").hidden = true;
+    $("result-ph").hidden = false;
+    $("download").hidden = true;
+    $("download-jpeg").hidden = true;
+    $("result-meta").textContent = "";
+    $("result-caption").textContent = "";
+  }
+
+  function setProgress(visible, text, percent, eta) {
+    $("progress").hidden = !visible;
+    if (!visible) return;
+    $("progress-text").textContent = text;
+    $("progress-bar").style.width = `${Math.max(2, Math.min(100, percent || 0))}%`;
+    $("progress-eta").textContent = eta || "";
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    const button = $("stylize");
+    button.disabled = busy;
+    button.textContent = busy ? "Stylizing…" : "Stylize";
+    if (!busy) updateButton();
+  }
+
+  function selectedValue(name) {
+    const el = document.querySelector(`input[name="${name}"]:checked`);
+    return el ? el.value : null;
+  }
+
+  async function stylize() {
+    if (!state.photo || !state.style || state.busy) return;
+    showError("");
+    clearResult();
+    setBusy(true);
+    const quality = selectedValue("quality");
+    setProgress(true, "Uploading…", 1, "");
+    if (window.matchMedia("(max-width: 900px)").matches) document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
+    const form = new FormData();
+    form.append("content", state.photo, state.photoName);
+    if (state.style.kind === "builtin") form.append("style", state.style.name);
+    else form.append("style", state.style.blob, "style");
+    form.append("strength", String(Number($("strength").value) / 100));
+    form.append("keep_colors", $("keep-colors").checked ? "true" : "false");
+    if (quality) form.append("quality", quality);
+    form.append("size", selectedValue("size") || "512");
+    const started = Date.now();
+    let job;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        job = await (await api("/jobs", { method: "POST", body: form })).json();
+        break;
+      } catch (err) {
+        if (err.status === 429 && attempt < 20) {
+          const wait = Math.max(1, err.retryAfter || 2);
+          setProgress(true, "The server is busy", 1, `Trying again in ${formatSeconds(wait)}…`);
+          await new Promise((r) => setTimeout(r, wait * 1000));
+          continue;
+        }
+        setProgress(false);
+        setBusy(false);
+        showError(err.message);
+        return;
+      }
+    }
+    state.job = job.id;
+    poll(job, started, quality);
+  }
+
+  function describe(job) {
+    if (job.status === "queued") {
+      const pos = job.queue_position;
+      return [pos && pos > 1 ? `Waiting in line · ${pos - 1} ahead` : "Starting…", job.eta_seconds != null ? `About ${formatSeconds(job.eta_seconds)} left` : ""];
+    }
+    const pct = `${job.percent}%`;
+    return [`Stylizing · ${pct}`, job.eta_seconds != null && job.percent < 100 ? `About ${formatSeconds(job.eta_seconds)} left` : "Finishing…"];
+  }
+
+  function poll(job, started, quality) {
+    const interval = quality === "best" ? 1000 : 300;
+    const tick = async () => {
+      if (state.job !== job.id) return;
+      let status;
+      try {
+        status = await (await api(`/jobs/${job.id}`)).json();
+      } catch (err) {
+        if (err.status === 0) { state.polling = setTimeout(tick, 2000); return; }
+        finish(null, err.message);
+        return;
+      }
+      if (status.status === "succeeded") { await showResult(status, started); return; }
+      if (status.status === "failed") { finish(null, status.error || "The stylization failed."); return; }
+      if (status.status === "cancelled") { finish(null, "Cancelled."); return; }
+      const [text, eta] = describe(status);
+      setProgress(true, text, status.status === "queued" ? 2 : status.percent, eta);
+      state.polling = setTimeout(tick, interval);
+    };
+    const [text, eta] = describe(job);
+    setProgress(true, text, 2, eta);
+    state.polling = setTimeout(tick, 150);
+  }
+
+  function finish(job, error) {
+    clearTimeout(state.polling);
+    state.job = null;
+    setProgress(false);
+    setBusy(false);
+    if (error) showError(error === "Cancelled." ? "" : error);
+    if (error === "Cancelled.") setHint("Cancelled.");
+  }
+
+  async function fetchBlobUrl(path) {
+    const blob = await (await api(path)).blob();
+    return URL.createObjectURL(blob);
+  }
+
+  async function showResult(job, started) {
+    setProgress(true, "Stylizing · 100%", 100, "Downloading the result…");
+    let url;
+    try {
+      url = await fetchBlobUrl(`/jobs/${job.id}/result`);
+    } catch (err) {
+      finish(null, err.message);
+      return;
+    }
+    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+    state.resultUrl = url;
+    const img = $("result-img");
+    img.onload = async () => {
+      img.classList.remove("fade-in"); void img.offsetWidth; img.classList.add("fade-in");
+      const seconds = (Date.now() - started) / 1000;
+      $("result-meta").textContent = `${img.naturalWidth} × ${img.naturalHeight} · ${seconds.toFixed(1)} s`;
+      await addRecent(job, url);
+    };
+    img.src = url;
+    img.hidden = false;
+    img.dataset.jobId = job.id;
+    $("result-ph").hidden = true;
+    $("result-caption").textContent = `· ${state.style ? state.style.title : ""}`;
+    setDownloads(job.id, url);
+    finish(job, null);
+    setHint("Done! Try another style or strength.");
+  }
+
+  function setDownloads(jobId, url) {
+    const base = (state.style && state.style.title ? state.style.title : "stylized").toLowerCase().replace(/[^a-z0-9]+/g, "-");
+    const png = $("download");
+    png.href = url;
+    png.download = `${base}-${jobId.slice(0, 6)}.png`;
+    png.hidden = false;
+    const jpeg = $("download-jpeg");
+    jpeg.hidden = false;
+    jpeg.href = "#";
+    jpeg.onclick = async (event) => {
+      if (jpeg.dataset.ready === jobId) return; // second click: the browser downloads the blob
+      event.preventDefault();
+      try {
+        const jurl = await fetchBlobUrl(`/jobs/${jobId}/result?format=jpeg`);
+        if (state.resultJpegUrl) URL.revokeObjectURL(state.resultJpegUrl);
+        state.resultJpegUrl = jurl;
+        jpeg.href = jurl;
+        jpeg.download = `${base}-${jobId.slice(0, 6)}.jpg`;
+        jpeg.dataset.ready = jobId;
+        jpeg.click();
+      } catch (err) {
+        showError(err.message);
+      }
+    };
+  }
+
+  async function cancel() {
+    const id = state.job;
+    if (!id) return;
+    state.job = null;
+    clearTimeout(state.polling);
+    try { await api(`/jobs/${id}`, { method: "DELETE" }); } catch (_) { /* already gone */ }
+    finish(null, "Cancelled.");
+  }
+
+  // --- recent results ------------------------------------------------------------------------
+  function loadRecent() {
+    try { return JSON.parse(localStorage.getItem(RECENT_KEY) || "[]"); } catch (_) { return []; }
+  }
+
+  function saveRecent(list) {
+    for (;;) {
+      try { localStorage.setItem(RECENT_KEY, JSON.stringify(list)); return; } catch (_) {
+        if (!list.length) return;
+        list.pop(); // storage full: drop the oldest
+      }
+    }
+  }
+
+  async function addRecent(job, resultUrl) {
+    const [thumb, original] = await Promise.all([thumbnailDataUrl(resultUrl, 360), thumbnailDataUrl(state.photoUrl, 360)]);
+    if (!thumb) return;
+    const list = loadRecent().filter((r) => r.id !== job.id);
+    list.unshift({ id: job.id, thumb, original, style: state.style ? state.style.title : "", at: Date.now(),
+                   expires: job.expires_at ? job.expires_at * 1000 : null, size: `${job.width}×${job.height}` });
+    saveRecent(list.slice(0, MAX_RECENT));
+    renderRecent();
+  }
+
+  function renderRecent() {
+    const list = loadRecent();
+    const ul = $("recent-list");
+    ul.textContent = "";
+    $("recent-empty").hidden = list.length > 0;
+    $("clear-recent").hidden = list.length === 0;
+    for (const item of list) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "recent-item";
+      button.title = `${item.style} · ${new Date(item.at).toLocaleString()}`;
+      const img = document.createElement("img");
+      img.src = item.thumb;
+      img.alt = `Result with ${item.style}`;
+      const caption = document.createElement("span");
+      const strong = document.createElement("strong");
+      strong.textContent = item.style;
+      caption.append(strong, timeAgo(item.at));
+      button.append(img, caption);
+      button.addEventListener("click", () => openRecent(item));
+      li.append(button);
+      ul.append(li);
+    }
+  }
+
+  function timeAgo(t) {
+    const s = (Date.now() - t) / 1000;
+    if (s < 60) return "just now";
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    return new Date(t).toLocaleDateString();
+  }
+
+  async function openRecent(item) {
+    showError("");
+    let url = item.thumb, full = false;
+    if (!item.expires || item.expires > Date.now()) {
+      try { url = await fetchBlobUrl(`/jobs/${item.id}/result`); full = true; } catch (_) { /* expired: thumbnail */ }
+    }
+    const img = $("result-img");
+    img.onload = null;
+    img.src = url;
+    img.hidden = false;
+    $("result-ph").hidden = true;
+    $("result-caption").textContent = `· ${item.style}`;
+    if (item.original) {
+      $("original-img").src = item.original;
+      $("original-img").hidden = false;
+      $("original-ph").hidden = true;
+    }
+    $("result-meta").textContent = full ? `${item.size} · from ${timeAgo(item.at)}` : "Preview only: the full result has expired on the server.";
+    if (full) setDownloads(item.id, url);
+    else { $("download").hidden = true; $("download-jpeg").hidden = true; }
+    document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  // --- wiring --------------------------------------------------------------------------------
+  function wire() {
+    const input = $("photo-input");
+    input.addEventListener("change", () => setPhoto(input.files[0]));
+    $("style-input").addEventListener("change", (e) => setOwnStyle(e.target.files[0]));
+    const zone = $("dropzone");
+    zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
+    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("drag"); }));
+    ["dragleave", "dragend"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("drag")));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      zone.classList.remove("drag");
+      const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (file) setPhoto(file);
+    });
+    // A photo dropped anywhere on the page counts too (and the browser must not navigate to it).
+    window.addEventListener("dragover", (e) => e.preventDefault());
+    window.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (file && !zone.contains(e.target)) setPhoto(file);
+    });
+    document.addEventListener("paste", (e) => {
+      const item = [...(e.clipboardData ? e.clipboardData.items : [])].find((i) => i.type.startsWith("image/"));
+      if (item) setPhoto(item.getAsFile());
+    });
+    const strength = $("strength");
+    strength.addEventListener("input", () => { $("strength-value").textContent = `${strength.value}%`; updateButton(); });
+    $("stylize").addEventListener("click", stylize);
+    $("cancel").addEventListener("click", cancel);
+    $("clear-recent").addEventListener("click", () => { localStorage.removeItem(RECENT_KEY); renderRecent(); });
+    $("api-key-save").addEventListener("click", () => {
+      localStorage.setItem(KEY_KEY, $("api-key").value.trim());
+      showKeyBar(false);
+      showError("");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    wire();
+    renderRecent();
+    await loadHealth();
+    await loadStyles();
+    updateButton();
+  });
+})();

@@ -1,0 +1,190 @@
+"""The page in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+A real uvicorn server runs on a free loopback port with a fast stub engine (so no model is
+needed); the test uploads a photo through the page's file input, picks a style, presses
+Stylize and waits until the result image is shown and decoded. Screenshots are written to
+``$STYLETRANSFER_SCREENSHOT_DIR`` (default: the system temp folder) for a person to look at.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
+
+from styletransfer.web import Settings, create_app  # noqa: E402
+from styletransfer.web.engine import Task  # noqa: E402
+
+
+class SlowStub:
+    """Posterised content tinted with the style's mean colour, with visible progress steps."""
+
+    def modes(self):
+        return {"fast": True, "best": True}
+
+    def run(self, task: Task, progress):
+        steps = 6
+        for i in range(steps):
+            progress(i / steps)
+            time.sleep(0.12)
+        tint = task.styles[0].mean(dim=(2, 3), keepdim=True)
+        out = (torch.round(task.content * 4) / 4) * 0.5 + tint * 0.5
+        return (task.strength * out + (1 - task.strength) * task.content).clamp(0, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    app = create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowStub())
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    """A small photo-like picture: sky gradient, sun, hills."""
+    h, w = 180, 240
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    img[..., 0] = 0.35 + 0.4 * y / h
+    img[..., 1] = 0.55 + 0.2 * y / h
+    img[..., 2] = 0.95 - 0.3 * y / h
+    sun = (x - 170) ** 2 + (y - 50) ** 2 < 22 ** 2
+    img[sun] = (1.0, 0.85, 0.3)
+    hills = y > 120 + 18 * np.sin(x / 25)
+    img[hills] = np.stack([0.2 + 0.1 * np.sin(x / 7), 0.5 + 0.1 * np.cos(y / 5), 0.25 + 0 * x], -1)[hills]
+    path = tmp_path / "landscape.jpg"
+    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path, quality=92)
+    return path
+
+
+def _screenshot_dir() -> Path:
+    d = Path(os.environ.get("STYLETRANSFER_SCREENSHOT_DIR", tempfile.gettempdir()))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+def test_page_upload_stylize_shows_result(server_url, photo):
+    errors: list[str] = []
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(server_url + "/", wait_until="networkidle")
+            assert "Styletransfer" in page.title()
+            # Built-in styles arrive with thumbnails that actually decoded.
+            page.wait_for_selector(".style-tile[data-style]")
+            tiles = page.locator(".style-tile[data-style]")
+            assert tiles.count() >= 4
+            page.wait_for_function("() => [...document.querySelectorAll('.style-tile img')].filter(i => i.src)"
+                                   ".every(i => i.complete && i.naturalWidth > 0)")
+            assert page.locator("#stylize").is_disabled()
+
+            page.set_input_files("#photo-input", str(photo))
+            page.wait_for_selector("#original-img:not([hidden])")
+            tiles.nth(1).click()
+            assert tiles.nth(1).get_attribute("aria-checked") == "true"
+            page.fill("#strength", "80")
+            page.dispatch_event("#strength", "input")
+            assert page.inner_text("#strength-value") == "80%"
+            page.click("#stylize")
+
+            # Live progress shows a percentage while the job runs.
+            page.wait_for_selector("#progress:not([hidden])")
+            page.wait_for_function("() => /\\d+%/.test(document.getElementById('progress-text').textContent)", timeout=10_000)
+            page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-progress.png"))
+            page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
+            page.wait_for_function("() => document.getElementById('result-img').complete && "
+                                   "document.getElementById('result-img').naturalWidth > 0", timeout=10_000)
+            size = page.evaluate("[document.getElementById('result-img').naturalWidth, "
+                                 "document.getElementById('result-img').naturalHeight]")
+            assert size == [240, 180]
+            assert page.locator("#progress").is_hidden()
+            assert page.locator("#download").is_visible()
+            assert page.get_attribute("#download", "download").endswith(".png")
+            # The result differs from the original (the stub really ran on the uploaded photo).
+            assert page.locator("#error").is_hidden()
+            page.wait_for_selector("#recent-list .recent-item")
+            assert page.locator("#recent-list .recent-item").count() == 1
+            page.wait_for_timeout(400)  # let the fade-in finish for the screenshot
+            shot = _screenshot_dir() / "styletransfer-page-desktop.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+
+            # Phone-sized viewport: the same page, stacked, still usable.
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                     has_touch=True)
+            phone.on("pageerror", lambda exc: errors.append(str(exc)))
+            phone.goto(server_url + "/", wait_until="networkidle")
+            phone.wait_for_selector(".style-tile[data-style]")
+            phone.set_input_files("#photo-input", str(photo))
+            phone.click("#stylize")
+            phone.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
+            phone.wait_for_function("() => document.getElementById('result-img').naturalWidth > 0")
+            phone.wait_for_timeout(400)
+            phone.screenshot(path=str(_screenshot_dir() / "styletransfer-page-phone.png"), full_page=True)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"page scrolls sideways on a phone ({width}px)"
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+def test_page_reports_bad_upload(server_url, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not a picture at all" * 10)
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page()
+            page.goto(server_url + "/", wait_until="networkidle")
+            page.wait_for_selector(".style-tile[data-style]")
+            page.set_input_files("#photo-input", str(bad))
+            page.click("#stylize")
+            page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "not an image" in page.inner_text("#error")
+            assert page.locator("#result-img").is_hidden()
+            assert page.locator("#stylize").is_enabled()
+        finally:
+            browser.close()
