@@ -226,7 +226,7 @@ def _decode(data: bytes, what: str, max_pixels: int, side: int | None, upscale: 
     except UnidentifiedImageError:
         raise _problem(400, f"{what}: not an image (or a format the server cannot read)") from None
     except Exception:
-        raise _problem(400, f"{what}: cannot read this file as an image") from None
+        raise _problem(400, f"{what}: corrupt or truncated image (cannot read its header)") from None
     if w * h > max_pixels:
         raise _problem(413, f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
     with _DECODE_SLOTS:

@@ -1,0 +1,587 @@
+"""HTTP API tests: every endpoint over HTTP (Starlette's TestClient speaks HTTP to the ASGI app
+through httpx), the happy paths and every error the issue lists. A stub engine stands in for
+the stylizers, so these run in seconds and need no model weights; it computes a real function
+of its inputs (content blended with the style's mean colour) so the tests can check that the
+uploaded images and options really reached it.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import zlib
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx is what we ship with
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
+
+from styletransfer.errors import StyleTransferError  # noqa: E402
+from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
+from styletransfer.web.config import API_KEY_ENV  # noqa: E402
+from styletransfer.web.engine import Task  # noqa: E402
+
+
+class Stub:
+    """Output = (1 - strength) * content + strength * weighted mean colour of the styles."""
+
+    def __init__(self, modes=None, gate: threading.Event | None = None, fail: Exception | None = None):
+        self._modes = modes or {"fast": True, "best": True}
+        self.gate = gate
+        self.fail = fail
+        self.tasks: list[Task] = []
+        self.started = threading.Event()
+
+    def modes(self):
+        return dict(self._modes)
+
+    def run(self, task: Task, progress):
+        self.tasks.append(task)
+        progress(0.5)
+        self.started.set()
+        if self.gate is not None:
+            while not self.gate.wait(0.01):
+                progress(0.5)  # raises JobCancelled once the job is cancelled
+        if self.fail is not None:
+            raise self.fail
+        weights = task.style_weights or [1.0] * len(task.styles)
+        total = sum(weights)
+        colour = sum(w / total * s.mean(dim=(2, 3), keepdim=True) for w, s in zip(weights, task.styles))
+        progress(1.0)
+        return ((1 - task.strength) * task.content + task.strength * colour).clamp(0, 1)
+
+
+@contextmanager
+def client_for(engine=None, **settings):
+    settings.setdefault("workers", 1)
+    app = create_app(Settings(**settings), engine or Stub())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.app_state = app.state
+        yield client
+
+
+def image_bytes(w=40, h=30, color=None, fmt="PNG", mode="RGB") -> bytes:
+    if color is None:
+        rng = np.random.default_rng(w * 1000 + h)
+        arr = rng.integers(0, 256, (h, w, 4 if mode == "RGBA" else 3), dtype=np.uint8)
+    else:
+        arr = np.zeros((h, w, len(color)), np.uint8) + np.array(color, np.uint8)
+    img = Image.fromarray(arr, mode if color is None else ("RGBA" if len(color) == 4 else "RGB"))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def png_header_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (never decoded by a safe server)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def files(content: bytes | None = None, style: bytes | None = None):
+    out = []
+    if content is not None:
+        out.append(("content", ("photo.png", content, "image/png")))
+    if style is not None:
+        out.append(("style", ("style.png", style, "image/png")))
+    return out
+
+
+def wait_final(client, job_id, timeout=10.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = client.get(f"/api/v1/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} did not finish: {body}")
+
+
+def decode(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+# --- discovery -------------------------------------------------------------------------------
+def test_health_styles_and_thumbnails():
+    with client_for() as c:
+        health = c.get("/api/v1/health").json()
+        assert health["status"] == "ok" and health["modes"] == {"fast": True, "best": True}
+        assert health["default_quality"] == "fast"
+        assert health["queue"]["workers"] == 1
+        styles = c.get("/api/v1/styles").json()
+        assert len(styles) >= 5
+        assert len({s["name"] for s in styles}) == len(styles)
+        for s in styles:
+            r = c.get(s["thumbnail_url"])
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+            assert decode(r.content).size == (192, 192)
+        r = c.get(styles[0]["image_url"])
+        assert r.status_code == 200 and min(decode(r.content).size) >= 256
+        assert c.get("/api/v1/styles/nope/thumbnail").status_code == 404
+        assert c.get("/api/v1/styles/..%2F..%2Fetc/thumbnail").status_code == 404
+
+
+def test_page_and_openapi_are_served():
+    with client_for() as c:
+        r = c.get("/")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        assert "Stylize" in r.text and "/static/app.js" in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert c.get("/static/app.js").status_code == 200
+        assert c.get("/static/app.css").status_code == 200
+        assert c.get("/static/../web/app.py").status_code == 404
+        spec = c.get("/openapi.json").json()
+        for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/result",
+                     "/api/v1/stylize", "/api/v1/styles"):
+            assert path in spec["paths"], path
+        body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert {"content", "style", "strength", "keep_colors", "quality", "size"} <= set(body["properties"])
+
+
+# --- happy paths -----------------------------------------------------------------------------
+def test_job_with_builtin_style_end_to_end():
+    stub = Stub()
+    with client_for(stub) as c:
+        content = image_bytes(80, 60, color=(200, 40, 40))
+        r = c.post("/api/v1/jobs", files=files(content), data={"style": "waves", "strength": "0.5"})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}"
+        assert job["status"] in ("queued", "running", "succeeded")
+        assert len(job["id"]) == 22
+        done = wait_final(c, job["id"])
+        assert done["status"] == "succeeded", done
+        assert done["percent"] == 100 and done["eta_seconds"] == 0 and done["expires_at"] > done["finished_at"]
+        assert done["options"]["style"] == ["waves"] and done["options"]["quality"] == "fast"
+        r = c.get(done["result_url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        img = decode(r.content)
+        assert img.size == (80, 60) and img.mode == "RGB"
+        # the stub got the real built-in style: the result is half photo, half the style's mean colour
+        from styletransfer.web.styles import style_array
+        style_mean = np.asarray(style_array("waves"), np.float64).reshape(-1, 3).mean(0)
+        expected = 0.5 * np.array([200, 40, 40]) + 0.5 * style_mean
+        got = np.asarray(img, np.float64).reshape(-1, 3).mean(0)
+        assert np.allclose(got, expected, atol=3), (got, expected)
+        assert stub.tasks[0].strength == 0.5 and stub.tasks[0].quality == "fast"
+        # JPEG on request, and as a download
+        r = c.get(done["result_url"], params={"format": "jpeg", "download": "true"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        assert r.content[:3] == b"\xff\xd8\xff"
+        assert r.headers["content-disposition"].startswith("attachment;")
+        assert c.get(done["result_url"], params={"format": "gif"}).status_code == 422
+
+
+def test_uploaded_style_options_and_size():
+    stub = Stub()
+    with client_for(stub) as c:
+        content = image_bytes(200, 100)
+        style = image_bytes(50, 50, color=(0, 0, 255))
+        r = c.post("/api/v1/jobs", files=files(content, style),
+                   data={"size": "64", "keep_colors": "true", "quality": "best", "seed": "7", "format": "jpg"})
+        assert r.status_code == 202, r.text
+        done = wait_final(c, r.json()["id"])
+        assert (done["width"], done["height"]) == (64, 32)
+        task = stub.tasks[0]
+        assert task.keep_colors == "luminance" and task.quality == "best" and task.seed == 7
+        assert torch.allclose(task.styles[0].mean(dim=(2, 3)), torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-3)
+        r = c.get(done["result_url"])  # default format follows the job's option
+        assert r.headers["content-type"] == "image/jpeg"
+        assert decode(r.content).size == (64, 32)
+        blue = np.asarray(decode(r.content), np.float64).reshape(-1, 3).mean(0)
+        assert blue[2] > 240 and blue[0] < 15
+
+
+def test_several_styles_with_weights():
+    stub = Stub()
+    with client_for(stub) as c:
+        red, blue = image_bytes(20, 20, color=(255, 0, 0)), image_bytes(20, 20, color=(0, 0, 255))
+        parts = files(image_bytes(32, 32)) + [("style", ("a.png", red, "image/png")), ("style", ("b.png", blue, "image/png"))]
+        r = c.post("/api/v1/jobs", files=parts, data={"style_weights": "0.75,0.25"})
+        assert r.status_code == 202, r.text
+        done = wait_final(c, r.json()["id"])
+        got = np.asarray(decode(c.get(done["result_url"]).content), np.float64).reshape(-1, 3).mean(0)
+        assert np.allclose(got, [0.75 * 255, 0, 0.25 * 255], atol=2), got
+        r = c.post("/api/v1/jobs", files=parts, data={"style_weights": "1"})
+        assert r.status_code == 422 and "2 styles" in r.text
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": ["waves", "embers"], "style_weights": "1,3"})
+        assert r.status_code == 202
+        assert wait_final(c, r.json()["id"])["options"]["style"] == ["waves", "embers"]
+
+
+def test_alpha_is_kept():
+    with client_for() as c:
+        r = c.post("/api/v1/jobs", files=files(image_bytes(96, 64, mode="RGBA")), data={"style": "embers"})
+        done = wait_final(c, r.json()["id"])
+        img = decode(c.get(done["result_url"]).content)
+        assert img.mode == "RGBA" and img.size == (96, 64)
+
+
+def test_sync_stylize_returns_the_image():
+    with client_for() as c:
+        r = c.post("/api/v1/stylize", files=files(image_bytes(96, 72)), data={"style": "swirl"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "image/png" and len(r.headers["x-job-id"]) == 22
+        assert decode(r.content).size == (96, 72)
+        # tiny photos are enlarged to the 64 px minimum the stylizers need
+        r = c.post("/api/v1/stylize", files=files(image_bytes(24, 12)), data={"style": "swirl"})
+        assert decode(r.content).size == (64, 32)
+        r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirl", "format": "jpeg"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl", "quality": "best"})
+        assert r.status_code == 422 and "/api/v1/jobs" in r.text
+
+
+def test_job_ids_are_random_and_unique():
+    with client_for() as c:
+        ids = {c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"}).json()["id"]
+               for _ in range(6)}
+        assert len(ids) == 6
+        assert all(len(i) == 22 for i in ids)
+
+
+# --- progress, queue, cancel -----------------------------------------------------------------
+def test_progress_and_eta_while_running():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub) as c:
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        job_id = r.json()["id"]
+        assert stub.started.wait(5)
+        time.sleep(0.05)
+        body = c.get(f"/api/v1/jobs/{job_id}").json()
+        assert body["status"] == "running" and body["percent"] == 50
+        assert body["eta_seconds"] is not None and body["eta_seconds"] >= 0
+        assert body["elapsed_seconds"] > 0
+        r = c.get(f"/api/v1/jobs/{job_id}/result")
+        assert r.status_code == 409 and "running" in r.json()["detail"]
+        gate.set()
+        assert wait_final(c, job_id)["status"] == "succeeded"
+
+
+def test_queue_limit_answers_429_and_keeps_accepted_jobs():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, workers=1, max_queue=2) as c:
+        accepted = []
+        for _ in range(3):  # 1 running + 2 queued
+            r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+            assert r.status_code == 202
+            accepted.append(r.json()["id"])
+        assert stub.started.wait(5)
+        queued = c.get(f"/api/v1/jobs/{accepted[2]}").json()
+        assert queued["status"] == "queued" and queued["queue_position"] == 2 and queued["eta_seconds"] > 0
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1
+        assert "busy" in r.json()["detail"]
+        r = c.post("/api/v1/stylize", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        assert r.status_code == 429
+        gate.set()
+        assert [wait_final(c, j)["status"] for j in accepted] == ["succeeded"] * 3
+        stats = c.get("/api/v1/health").json()["queue"]
+        assert stats["accepted"] == 3 and stats["rejected"] == 2 and stats["succeeded"] == 3
+        # room again
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        assert r.status_code == 202
+
+
+def test_cancel_queued_and_running_jobs():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, workers=1, max_queue=4) as c:
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        assert stub.started.wait(5)
+        r = c.delete(f"/api/v1/jobs/{queued}")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        r = c.post(f"/api/v1/jobs/{running}/cancel")
+        assert r.status_code == 200
+        assert wait_final(c, running)["status"] == "cancelled"
+        assert len(stub.tasks) == 1  # the queued job never ran
+        r = c.get(f"/api/v1/jobs/{queued}/result")
+        assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+        # cancelling a finished job changes nothing
+        gate.set()
+        done = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        assert wait_final(c, done)["status"] == "succeeded"
+        assert c.delete(f"/api/v1/jobs/{done}").json()["status"] == "succeeded"
+        assert c.get(f"/api/v1/jobs/{done}/result").status_code == 200
+
+
+# --- bad input -------------------------------------------------------------------------------
+@pytest.mark.parametrize("data, field, words", [
+    ({"style": "swirl", "colour": "1"}, "colour", "unknown option"),
+    ({"style": "swirl", "strength": "2"}, "strength", "less than or equal"),
+    ({"style": "swirl", "strength": "strong"}, "strength", "number"),
+    ({"style": "swirl", "quality": "ultra"}, "quality", "fast"),
+    ({"style": "swirl", "keep_colors": "maybe"}, "keep_colors", "luminance"),
+    ({"style": "swirl", "size": "10"}, "size", "greater than or equal"),
+    ({"style": "swirl", "size": "5000"}, "size", "at most"),
+    ({"style": "swirl", "format": "gif"}, "format", "png"),
+    ({"style": "swirl", "style_weights": "-1"}, "style_weights", ">= 0"),
+    ({"style": "picasso"}, "style", "unknown built-in style"),
+    ({}, "style", "send a style"),
+])
+def test_bad_options_are_422(data, field, words):
+    with client_for() as c:
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data=data)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert any(d["loc"][-1] == field and words in d["msg"] for d in detail), detail
+
+
+def test_missing_content_duplicate_option_and_unknown_file_field_are_422():
+    with client_for() as c:
+        r = c.post("/api/v1/jobs", data={"style": "swirl"})
+        assert r.status_code == 422 and "content" in r.text
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "strength": ["0.1", "0.2"]})
+        assert r.status_code == 422 and "more than once" in r.text
+        r = c.post("/api/v1/jobs", files=files(image_bytes()) + [("mask", ("m.png", image_bytes(), "image/png"))],
+                   data={"style": "swirl"})
+        assert r.status_code == 422 and "unknown option 'mask'" in r.text
+        r = c.post("/api/v1/jobs", json={"content": "x", "style": "swirl"})
+        assert r.status_code == 422
+
+
+@pytest.mark.parametrize("payload, status, words", [
+    (b"just some text, not a picture", 400, "not an image"),
+    (b"", 400, "empty"),
+    ("truncated", 400, "truncated"),
+    ("bomb", 413, "over the limit"),
+    ("big", 413, "pixels is over the limit"),
+])
+def test_bad_images(payload, status, words):
+    if payload == "truncated":
+        whole = image_bytes(64, 64, fmt="JPEG")
+        payload = whole[: len(whole) // 2]
+    elif payload == "bomb":
+        payload = png_header_bomb(60_000, 60_000)
+    elif payload == "big":
+        payload = image_bytes(120, 100, color=(1, 2, 3))
+    with client_for(max_pixels=10_000) as c:
+        for where in ("content", "style"):
+            good = image_bytes(20, 20)
+            parts = files(payload, good) if where == "content" else files(good, payload)
+            r = c.post("/api/v1/jobs", files=parts)
+            assert r.status_code == status, (where, r.text)
+            detail = r.json()["detail"]
+            assert words in detail and detail.startswith(where), detail
+            assert "Traceback" not in r.text
+
+
+def test_upload_byte_limit_is_413():
+    with client_for(max_upload_bytes=50_000) as c:
+        big = os.urandom(60_000)
+        r = c.post("/api/v1/jobs", files=files(big), data={"style": "swirl"})
+        assert r.status_code == 413 and "too large" in r.json()["detail"]
+
+        # without a Content-Length (chunked upload) the limit holds while streaming
+        def chunks():
+            yield b"--xx\r\nContent-Disposition: form-data; name=\"content\"; filename=\"a.png\"\r\n\r\n"
+            for _ in range(10):
+                yield b"\0" * 10_000
+            yield b"\r\n--xx--\r\n"
+
+        r = c.post("/api/v1/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xx"})
+        assert r.status_code == 413
+        # still healthy afterwards
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 202
+
+
+def test_failures_never_leak_a_traceback():
+    stub = Stub(fail=RuntimeError("secret /etc/shadow details"))
+    with client_for(stub) as c:
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        done = wait_final(c, job["id"])
+        assert done["status"] == "failed"
+        assert "internal error" in done["error"] and "secret" not in done["error"]
+        r = c.get(f"/api/v1/jobs/{job['id']}/result")
+        assert r.status_code == 409 and "secret" not in r.text
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
+        assert r.json() == {"detail": "internal error while stylizing (logged on the server)"}
+    stub = Stub(fail=StyleTransferError("style image is too small for this model"))
+    with client_for(stub) as c:
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        assert wait_final(c, job["id"])["error"] == "style image is too small for this model"
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 400 and r.json()["detail"] == "style image is too small for this model"
+
+
+def test_unexpected_server_error_is_a_plain_500(monkeypatch):
+    with client_for() as c:
+        def boom(*a, **k):
+            raise KeyError("internal detail")
+        monkeypatch.setattr(c.app_state.manager, "submit", boom)
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 500
+        assert r.json() == {"detail": "internal server error"}
+        assert c.get("/api/v1/health").status_code == 200
+
+
+def test_unavailable_mode_is_503():
+    with client_for(Stub(modes={"fast": False, "best": True})) as c:
+        assert c.get("/api/v1/health").json()["default_quality"] == "best"
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 202 and r.json()["quality"] == "best"
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "quality": "fast"})
+        assert r.status_code == 503 and "quality=best" in r.json()["detail"]
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 503
+
+
+# --- job ids, paths, TTL ---------------------------------------------------------------------
+def test_unknown_ids_and_path_traversal_are_404(tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(image_bytes())
+    with client_for(result_dir=str(tmp_path / "results")) as c:
+        for job_id in ["nope", "A" * 22, "..%2F..%2Fsecret", "%2e%2e%2fsecret", "..%2F" * 8 + "etc%2Fpasswd",
+                       str(secret).replace("/", "%2F")]:
+            for suffix in ("", "/result"):
+                r = c.get(f"/api/v1/jobs/{job_id}{suffix}")
+                assert r.status_code == 404, (job_id, suffix, r.status_code)
+                assert r.headers["content-type"].startswith("application/json")
+            assert c.delete(f"/api/v1/jobs/{job_id}").status_code == 404
+        r = c.get("/api/v1/jobs/../../secret.png")
+        assert r.status_code == 404
+        # results land inside the result folder, named by the job id only
+        job = c.post("/api/v1/jobs", files=[("content", ("../../evil.png", image_bytes(), "image/png"))],
+                     data={"style": "swirl"}).json()
+        wait_final(c, job["id"])
+        assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{job['id']}.png"]
+        assert not (tmp_path / "evil.png").exists()
+
+
+def test_results_expire_after_ttl():
+    with client_for(result_ttl=0.3) as c:
+        manager = c.app_state.manager
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        wait_final(c, job["id"])
+        path = manager.dir / f"{job['id']}.png"
+        assert path.is_file()
+        deadline = time.time() + 5
+        while path.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert not path.exists()
+        assert c.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+        assert c.get(f"/api/v1/jobs/{job['id']}/result").status_code == 404
+        result_dir = manager.dir
+    assert not result_dir.exists()  # the temporary folder goes with the server
+
+
+# --- API key and CORS ------------------------------------------------------------------------
+def test_api_key():
+    with client_for(api_key="s3cret") as c:
+        assert c.get("/api/v1/health").json()["auth_required"] is True
+        assert c.get("/api/v1/styles").status_code == 200  # public
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "s3cret"})
+        assert r.status_code == 202
+        job_id = r.json()["id"]
+        assert c.get(f"/api/v1/jobs/{job_id}").status_code == 401
+        assert c.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"},
+                   headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200
+
+
+def test_api_key_from_environment(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers())
+    monkeypatch.setenv(API_KEY_ENV, "from-env")
+    assert settings_from_args(parser.parse_args(["serve"])).api_key == "from-env"
+    assert settings_from_args(parser.parse_args(["serve", "--api-key", "flag"])).api_key == "flag"
+    monkeypatch.delenv(API_KEY_ENV)
+    assert settings_from_args(parser.parse_args(["serve"])).api_key is None
+
+
+def test_cors():
+    with client_for(cors_origins=["https://app.example"]) as c:
+        r = c.get("/api/v1/styles", headers={"Origin": "https://app.example"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.get("/api/v1/styles", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+        r = c.options("/api/v1/jobs", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                                               "Access-Control-Request-Headers": "X-API-Key"})
+        assert r.status_code == 200 and "POST" in r.headers["access-control-allow-methods"]
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "x": "1"},
+                   headers={"Origin": "https://app.example"})
+        assert r.status_code == 422 and r.headers["access-control-allow-origin"] == "https://app.example"
+    with client_for() as c:
+        r = c.get("/api/v1/styles", headers={"Origin": "https://app.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+# --- the command -----------------------------------------------------------------------------
+def test_serve_parser_defaults_and_validation(capsys):
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000) and args.workers >= 1 and callable(args.func)
+    args = parser.parse_args(["serve", "--port", "0", "--workers", "2", "--queue-limit", "5", "--cors-origin", "a",
+                              "--cors-origin", "b", "--max-upload-mb", "2", "--result-ttl", "60"])
+    s = settings_from_args(args)
+    assert (s.workers, s.max_queue, s.cors_origins, s.max_upload_bytes, s.result_ttl) == (2, 5, ["a", "b"], 2 << 20, 60)
+    for bad in (["--workers", "0"], ["--port", "70000"], ["--result-ttl", "-1"], ["--queue-limit", "x"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["serve", *bad])
+
+
+def test_python_m_serves_over_real_http(tmp_path):
+    """`python -m styletransfer.web` on a free port answers real HTTP, then stops on SIGINT."""
+    import httpx
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop(API_KEY_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "styletransfer.web", "--port", "0", "--log-level", "warning",
+                             "--result-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("styletransfer: serving on http://127.0.0.1:"), line
+        url = line.split()[3]
+        deadline = time.time() + 20
+        while True:
+            try:
+                r = httpx.get(url + "/api/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        assert httpx.get(url + "/").status_code == 200
+        # a second server on the same port is a one-line error, not a traceback
+        port = url.rsplit(":", 1)[1]
+        other = subprocess.run([sys.executable, "-m", "styletransfer.web", "--port", port],
+                               capture_output=True, text=True, timeout=60)
+        assert other.returncode == 2 and "cannot listen" in other.stderr and "Traceback" not in other.stderr
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert proc.returncode == 0
