@@ -253,7 +253,7 @@ def _decode(data: bytes, what: str, max_pixels: int, side: int | None, upscale: 
 def _builtin_tensor(name: str) -> torch.Tensor:
     t = from_array(np.array(builtin_styles.style_array(name)))
     hw = fit_size(int(t.shape[-2]), int(t.shape[-1]), size=min(STYLE_SIDE, max(t.shape[-2:])))
-    return resize(t, hw).clamp(0, 1)
+    return resize(t, hw).clamp(0, 1).contiguous()
 
 
 def _peak_rss_mb() -> float:

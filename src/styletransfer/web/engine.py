@@ -6,6 +6,7 @@ AdaIN and the Gatys optimisation). Tests and the load benchmark pass their own e
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -68,8 +69,10 @@ def _optimize_module():
 class LibraryEngine:
     """The real stylizers: ``fast`` = AdaIN decoder (one pass), ``best`` = Gatys optimisation."""
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", best_overrides: dict | None = None):
+        """``best_overrides``: OptimizeOptions fields for the best mode (e.g. ``{"steps": 100}``)."""
         self.device = device
+        self.best_overrides = dict(best_overrides or {})
 
     def modes(self) -> dict[str, bool]:
         fast = _fast_module()
@@ -104,33 +107,32 @@ class LibraryEngine:
             raise StyleTransferError("the best-quality mode is not available on this server")
         options_cls = opt.OptimizeOptions
         names = set(getattr(options_cls, "__dataclass_fields__", {}))
-        kwargs: dict = {}
+        kwargs: dict = {k: v for k, v in self.best_overrides.items() if k in names}
 
         def callback(step: int, total: int, loss: float) -> None:
-            progress(min(1.0, step / max(1, total)))
+            progress(min(1.0, step / max(1, total)))  # raises JobCancelled to stop the run
 
-        if "callback" in names:
-            kwargs["callback"] = callback
-        if "style_weights" in names and task.style_weights is not None:
-            kwargs["style_weights"] = task.style_weights
-        if "seed" in names and task.seed is not None:
+        if task.style_weights is not None:
+            kwargs["style_weights"] = list(task.style_weights)
+        if task.seed is not None and "seed" in names:
             kwargs["seed"] = task.seed
         if "device" in names:
             kwargs["device"] = self.device
-        if "progress" in names:  # a tqdm switch: the server shows its own progress
-            kwargs["progress"] = False
-        # Strength: scale the style weight on a log scale (1 -> default, 0.5 -> 1/10, ...),
-        # as a linear scale barely changes the optimum.
+        # Strength: scale the style weight on a log scale (1 -> default, 0.5 -> 1/10, 0 -> the
+        # photo), since a linear scale barely moves the optimum.
         if task.strength < 1.0 and "style_weight" in names:
-            default = options_cls.__dataclass_fields__["style_weight"].default
-            if isinstance(default, (int, float)):
-                kwargs["style_weight"] = float(default) * 10.0 ** (2.0 * (task.strength - 1.0))
+            base = kwargs.get("style_weight", options_cls.__dataclass_fields__["style_weight"].default)
+            kwargs["style_weight"] = float(base) * 10.0 ** (2.0 * (task.strength - 1.0))
         keep = task.keep_colors
         if keep and "preserve_color" in names:
             kwargs["preserve_color"] = keep
             keep = None
-        out = opt.stylize_optimize(task.content, task.styles, options_cls(**kwargs))
-        if isinstance(out, tuple):  # (image, info) variants
+        options = options_cls(**kwargs)
+        if "callback" in inspect.signature(opt.stylize_optimize).parameters:
+            out = opt.stylize_optimize(task.content, task.styles, options, callback=callback)
+        else:
+            out = opt.stylize_optimize(task.content, task.styles, options)
+        if isinstance(out, tuple):
             out = out[0]
         if keep == "luminance":
             out = transfer_luminance(out, task.content)

@@ -1,7 +1,8 @@
 """Built-in styles of the web page: scikit-image's bundled pictures and patterns made here.
 
 Nothing is downloaded and no picture is committed: each style is generated (deterministically)
-the first time it is asked for and cached in memory with its thumbnail.
+the first time it is asked for and cached in memory with its thumbnail. "swirl" is the CLI
+demo's style (:func:`styletransfer.demo.swirl_style`), shared rather than duplicated.
 """
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def _grid(side: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_swirl(side: int = SIDE) -> np.ndarray:
+    """Night swirls: the CLI demo's brushwork style (LIC strokes) when present, else a simpler one."""
+    try:
+        from ..demo import swirl_style
+    except ImportError:
+        return make_rings(side)
+    rgb = swirl_style(side)[0].permute(1, 2, 0).numpy()
+    return _to_uint8(rgb)
+
+
+def make_rings(side: int = SIDE) -> np.ndarray:
     """Night swirls: vortices of deep blue and gold with a brush-stroke grain."""
     rng = np.random.default_rng(7)
     y, x = _grid(side)
