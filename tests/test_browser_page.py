@@ -188,3 +188,22 @@ def test_page_reports_bad_upload(server_url, tmp_path):
             assert page.locator("#stylize").is_enabled()
         finally:
             browser.close()
+
+
+def test_api_reference_page_renders_offline(server_url):
+    errors: list[str] = []
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server_url + "/api", wait_until="networkidle")
+            page.wait_for_selector(".endpoint")
+            heads = page.locator(".endpoint h3").all_inner_texts()
+            assert any("POST" in h and "/api/v1/jobs" in h for h in heads)
+            assert any("/api/v1/stylize" in h for h in heads)
+            assert "strength" in page.inner_text("#endpoints")
+            page.screenshot(path=str(_screenshot_dir() / "styletransfer-api-reference.png"))
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -148,6 +148,8 @@ def test_page_and_openapi_are_served():
         assert c.get("/static/app.js").status_code == 200
         assert c.get("/static/app.css").status_code == 200
         assert c.get("/static/../web/app.py").status_code == 404
+        r = c.get("/api")
+        assert r.status_code == 200 and "/static/api.js" in r.text and "content-security-policy" in r.headers
         spec = c.get("/openapi.json").json()
         for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/result",
                      "/api/v1/stylize", "/api/v1/styles"):

@@ -451,6 +451,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
                             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
 
+    @app.get("/api", include_in_schema=False)
+    async def api_reference():
+        return FileResponse(STATIC_DIR / "api.html", media_type="text/html",
+                            headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api/v1/health", tags=["server"], summary="Server status, modes, limits and queue")
@@ -486,13 +491,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return name
 
     @app.get("/api/v1/styles/{name}/thumbnail", tags=["styles"], summary="A style's square JPEG thumbnail",
-             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}},
+                                                 404: {"description": "no such style"}})
     async def style_thumbnail(name: str):
         data = await run_in_threadpool(builtin_styles.thumbnail_jpeg, _style_or_404(name))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/api/v1/styles/{name}/image", tags=["styles"], summary="A style's full picture (JPEG)",
-             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}},
+                                                 404: {"description": "no such style"}})
     async def style_image(name: str):
         data = await run_in_threadpool(builtin_styles.image_jpeg, _style_or_404(name))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
