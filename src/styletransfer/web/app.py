@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -230,6 +230,8 @@ def _decode(data: bytes, what: str, max_pixels: int, side: int | None, upscale: 
     if w * h > max_pixels:
         raise _problem(413, f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
     with _DECODE_SLOTS:
+        if side is not None and w * h > 4 * side * side:
+            data = _shrink(data, side)  # decode big photos straight to about the size we need
         try:
             loaded = load_image(data, max_pixels)
         except ImageError as exc:
@@ -247,6 +249,29 @@ def _decode(data: bytes, what: str, max_pixels: int, side: int | None, upscale: 
             if alpha is not None:
                 alpha = resize(alpha, hw).clamp(0, 1)
     return rgb.contiguous(), alpha
+
+
+def _shrink(data: bytes, side: int) -> bytes:
+    """Big upload -> PNG bytes about 2x ``side`` (EXIF orientation applied), decoding JPEGs at
+    reduced scale; the original bytes if anything is unusual (load_image then does it all)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
+                return data
+            target = 2 * side
+            if img.format == "JPEG":
+                img.draft("RGB", (target, target))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode not in ("RGB", "RGBA"):
+                img = img.convert("RGBA" if img.mode in ("LA", "P") and "transparency" in img.info or img.mode == "LA"
+                                  else "RGB")
+            img.thumbnail((target, target), Image.LANCZOS)
+            buf = io.BytesIO()
+            img.save(buf, "PNG", compress_level=1)
+            return buf.getvalue()
+    except Exception:
+        return data
 
 
 @functools.lru_cache(maxsize=None)

@@ -235,12 +235,11 @@ class JobManager:
         return max(job.estimate - elapsed, 0.5)
 
     def _retry_after_locked(self) -> int:
+        """Seconds until the first slot frees: the soonest end of a running job."""
         now = time.time()
-        pending = sum(j.estimate for j in self._waiting)
-        pending += sum(self._remaining(j, now) for j in self._jobs.values() if j.state == RUNNING)
-        # The first free slot opens after about 1/(workers+queue) of the backlog has cleared.
-        slots = self.settings.workers + max(1, self.settings.max_queue)
-        return int(min(60, max(1, math.ceil(pending / self.settings.workers / slots * 2))))
+        running = [self._remaining(j, now) for j in self._jobs.values() if j.state == RUNNING]
+        soonest = min(running) if running else (self._waiting[0].estimate if self._waiting else 1.0)
+        return int(min(60, max(1, math.ceil(soonest))))
 
     def _finish_locked(self, job: Job, state: str, error: str | None) -> None:
         job.state = state
