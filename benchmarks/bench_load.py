@@ -89,7 +89,8 @@ def serve(args: argparse.Namespace) -> None:
     from styletransfer.web import Settings, create_app
     from styletransfer.web.engine import LibraryEngine
 
-    engine = StubEngine(args.stub_seconds) if args.engine == "stub" else LibraryEngine(device="cpu")
+    engine = (StubEngine(args.stub_seconds) if args.engine == "stub"
+              else LibraryEngine(device="cpu", fast_model=args.fast_model))
     settings = Settings(workers=args.workers, max_queue=args.queue_limit, result_ttl=300)
     import torch
 
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
                    help="jobs = create + poll + fetch; sync = POST /stylize; mixed = 70/30 (default)")
     p.add_argument("--engine", choices=["auto", "real", "stub"], default="auto",
                    help="stylizer of the server started here (default auto: real fast model if installed)")
+    p.add_argument("--fast-model", default=None, metavar="FILE",
+                   help="decoder model.safetensors for the real engine (default: the built-in model)")
     p.add_argument("--stub-seconds", type=float, default=0.25, help="seconds per image of the stub engine")
     p.add_argument("--workers", type=int, default=None, help="server worker threads (default: the server's default)")
     p.add_argument("--queue-limit", type=int, default=32, help="server queue limit (default 32)")
@@ -293,10 +296,13 @@ def main(argv=None) -> int:
         if engine == "auto":
             try:
                 from styletransfer.stylizers.fast import default_model_available
-                engine = "real" if default_model_available() else "stub"
+                engine = "real" if default_model_available() or args.fast_model else "stub"
             except ImportError:
                 engine = "stub"
-        if engine == "real":
+        if engine == "real" and args.fast_model:
+            if not os.path.isfile(args.fast_model):
+                p.error(f"--fast-model {args.fast_model}: no such file")
+        elif engine == "real":
             try:
                 from styletransfer.stylizers.fast import default_model_available
                 if not default_model_available():
@@ -304,13 +310,13 @@ def main(argv=None) -> int:
             except ImportError:
                 p.error("--engine real needs styletransfer.stylizers.fast")
         engine_label = (f"stub ({args.stub_seconds:.2f} s per image, simulated)" if engine == "stub"
-                        else "real fast AdaIN model (CPU)")
+                        else f"real fast AdaIN model (CPU{', ' + args.fast_model if args.fast_model else ''})")
         from styletransfer.web.config import default_workers
         workers = args.workers or default_workers()
         port = _free_port()
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", "--port", str(port), "--engine", engine,
                "--stub-seconds", str(args.stub_seconds), "--workers", str(workers),
-               "--queue-limit", str(args.queue_limit)]
+               "--queue-limit", str(args.queue_limit)] + (["--fast-model", args.fast_model] if args.fast_model else [])
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         base = f"http://127.0.0.1:{port}"
         import httpx

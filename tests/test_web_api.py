@@ -552,6 +552,21 @@ def test_serve_parser_defaults_and_validation(capsys):
             parser.parse_args(["serve", *bad])
 
 
+def test_serve_refuses_missing_fast_model(tmp_path, capsys):
+    from styletransfer.web import serve_command
+
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers())
+    threads = torch.get_num_threads()
+    try:
+        args = parser.parse_args(["serve", "--port", "0", "--fast-model", str(tmp_path / "none.safetensors")])
+        assert serve_command(args) == 2
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert "no such file" in err and "Traceback" not in err
+
+
 def test_python_m_serves_over_real_http(tmp_path):
     """`python -m styletransfer.web` on a free port answers real HTTP, then stops on SIGINT."""
     import httpx

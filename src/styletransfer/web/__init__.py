@@ -88,6 +88,8 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
     p.add_argument("--result-dir", default=None,
                    help="folder for results (default: a new temporary folder, removed on exit)")
+    p.add_argument("--fast-model", default=None, metavar="FILE",
+                   help="decoder model.safetensors for the fast mode (default: the built-in model)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.set_defaults(func=serve_command, handler=serve_command)
@@ -166,6 +168,15 @@ def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
 
+    if engine is None:
+        from .engine import LibraryEngine
+
+        fast_model = getattr(args, "fast_model", None)
+        if fast_model and not os.path.isfile(fast_model):
+            print(f"styletransfer serve: --fast-model {fast_model}: no such file", file=sys.stderr)
+            sock.close()
+            return 2
+        engine = LibraryEngine(fast_model=fast_model)
     app = create_app(settings, engine)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -69,14 +70,19 @@ def _optimize_module():
 class LibraryEngine:
     """The real stylizers: ``fast`` = AdaIN decoder (one pass), ``best`` = Gatys optimisation."""
 
-    def __init__(self, device: str = "auto", best_overrides: dict | None = None):
-        """``best_overrides``: OptimizeOptions fields for the best mode (e.g. ``{"steps": 100}``)."""
+    def __init__(self, device: str = "auto", best_overrides: dict | None = None, fast_model: str | None = None):
+        """``best_overrides``: OptimizeOptions fields for the best mode (e.g. ``{"steps": 100}``);
+        ``fast_model``: a decoder ``model.safetensors`` to use instead of the built-in one."""
         self.device = device
         self.best_overrides = dict(best_overrides or {})
+        self.fast_model = str(fast_model) if fast_model else None
 
     def modes(self) -> dict[str, bool]:
         fast = _fast_module()
-        fast_ok = bool(fast is not None and getattr(fast, "default_model_available", lambda: False)())
+        if fast is not None and self.fast_model:
+            fast_ok = os.path.isfile(self.fast_model)
+        else:
+            fast_ok = bool(fast is not None and getattr(fast, "default_model_available", lambda: False)())
         opt = _optimize_module()
         best_ok = opt is not None and hasattr(opt, "stylize_optimize")
         return {"fast": fast_ok, "best": best_ok}
@@ -92,10 +98,10 @@ class LibraryEngine:
 
     def _run_fast(self, task: Task, progress: Progress) -> torch.Tensor:
         fast = _fast_module()
-        if fast is None or not fast.default_model_available():
+        if fast is None or not self.modes()["fast"]:
             raise StyleTransferError("the instant mode is not available on this server (no fast model); use quality=best")
         opts = fast.FastOptions(alpha=float(task.strength), style_weights=task.style_weights,
-                                preserve_color=task.keep_colors, device=self.device)
+                                preserve_color=task.keep_colors, device=self.device, model=self.fast_model)
         with torch.inference_mode():
             out = fast.stylize_fast(task.content, task.styles, opts)
         progress(1.0)
