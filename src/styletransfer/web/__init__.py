@@ -135,7 +135,9 @@ def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     try:
         import uvicorn  # noqa: F401
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart)
+        import importlib.util
+        if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+            raise ImportError(name="python-multipart")
     except ImportError as exc:
         print(f"styletransfer serve: the web extra is not installed ({exc.name}); "
               "install it with: pip install 'styletransfer[web]'", file=sys.stderr)
