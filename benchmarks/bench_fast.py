@@ -1,0 +1,125 @@
+"""Benchmark of the feed-forward (AdaIN) stylizer.
+
+Prints, measured side by side in one run on this machine:
+- seconds per image at 512^2 and 1024^2 (median of --repeats, after one warm-up);
+- peak resident memory (RSS) of a fresh process that stylizes a 3840x2160 image;
+- the common content + style measure (``common_measure`` of ``benchmarks/bench_optimize.py``:
+  our content + style loss with the same VGG19) of fast vs optimisation results on the same
+  content/style pairs (lower is better).
+
+    python benchmarks/bench_fast.py                   # all three parts
+    python benchmarks/bench_fast.py --skip-quality    # timings and memory only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from styletransfer.image import fit_size, from_array, resize  # noqa: E402
+from styletransfer.stylizers.fast import FastOptions, stylize_fast  # noqa: E402
+
+
+def _images(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from skimage import data
+
+    content = from_array(data.astronaut())
+    style = from_array(data.coffee())
+    return resize(content, (side, side)), style
+
+
+def time_fast(side: int, repeats: int, model: str | None) -> float:
+    content, style = _images(side)
+    opts = FastOptions(device="cpu", model=model)
+    stylize_fast(content, [style], opts)  # warm-up: loads VGG19 and the decoder
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        stylize_fast(content, [style], opts)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_4k(model: str | None) -> tuple[float, float]:
+    """Run a 3840x2160 stylization in a fresh process; returns (peak RSS GB, seconds)."""
+    code = f"""
+import json, resource, time, torch
+from styletransfer.image import from_array, resize
+from styletransfer.stylizers.fast import FastOptions, stylize_fast
+from skimage import data
+content = resize(from_array(data.astronaut()), (2160, 3840))
+style = from_array(data.coffee())
+t0 = time.perf_counter()
+out = stylize_fast(content, [style], FastOptions(device="cpu", model={model!r}))
+assert out.shape == (1, 3, 2160, 3840)
+print(json.dumps({{"rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "sec": time.perf_counter() - t0}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["rss_gb"], result["sec"]
+
+
+def quality(size: int, model: str | None, pairs: int) -> list[tuple[str, float, float, float, float]]:
+    """(pair, fast score, fast sec, optimize score, optimize sec) on scikit-image pairs."""
+    from skimage import data
+
+    from bench_optimize import common_measure
+    from styletransfer import stylize
+
+    def score(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> float:
+        return common_measure(image, content, style)[0]
+
+
+    contents = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "rocket": data.rocket()}
+    styles = {"coffee": data.coffee(), "hubble": data.hubble_deep_field(), "ihc": data.immunohistochemistry()}
+    rows = []
+    for (cname, c), (sname, s) in list(zip(contents.items(), styles.items()))[:pairs]:
+        content = from_array(c)
+        content = resize(content, fit_size(*content.shape[-2:], size=size))
+        style = from_array(s)
+        t0 = time.perf_counter()
+        fast = stylize_fast(content, [style], FastOptions(device="cpu", model=model))
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slow = stylize(content, [style], method="optimize")
+        t_opt = time.perf_counter() - t0
+        rows.append((f"{cname}+{sname}", score(fast, content, style), t_fast, score(slow, content, style), t_opt))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--model", help="decoder model.safetensors (default: the built-in model)")
+    p.add_argument("--quality-size", type=int, default=384)
+    p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--skip-memory", action="store_true")
+    args = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    t512 = time_fast(512, args.repeats, args.model)
+    print(f"fast 512x512   {t512:.2f} s/image")
+    t1024 = time_fast(1024, args.repeats, args.model)
+    print(f"fast 1024x1024 {t1024:.2f} s/image")
+    if not args.skip_memory:
+        rss, sec = peak_rss_4k(args.model)
+        print(f"fast 3840x2160 peak RSS {rss:.2f} GB, {sec:.1f} s")
+    if not args.skip_quality:
+        print("pair                 fast-score  fast-s  optimize-score  optimize-s")
+        for name, qf, tf, qo, to in quality(args.quality_size, args.model, args.pairs):
+            print(f"{name:20s} {qf:10.4g} {tf:7.2f} {qo:15.4g} {to:11.1f}")
+    print(f"fast512 {t512:.3f} fast1024 {t1024:.3f} selfrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}")
+
+
+if __name__ == "__main__":
+    main()
