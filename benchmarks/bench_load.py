@@ -147,6 +147,8 @@ async def client_loop(client, base: str, photo: bytes, styles: list[str], mode: 
         if r.status_code >= 500:
             stats.error("5xx", f"POST {path}: {r.status_code} {r.text}")
             continue
+        if sync and r.status_code == 202:  # slower than the server's sync limit: poll it like a job
+            sync = False
         if sync:
             if r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n":
                 stats.accepted += 1

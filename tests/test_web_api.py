@@ -329,6 +329,36 @@ def test_cancel_queued_and_running_jobs():
         assert c.get(f"/api/v1/jobs/{done}/result").status_code == 200
 
 
+def test_sync_refuses_what_it_cannot_finish_in_time():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, sync_timeout=2.0) as c:
+        manager = c.app_state.manager
+        manager.speed["fast"] = 100.0  # measured: 100 s per megapixel -> ~30 s per job here
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        assert stub.started.wait(5)
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert manager.stats()["accepted"] == 1  # refused before it was queued
+        gate.set()
+        assert wait_final(c, running)["status"] == "succeeded"
+
+
+def test_sync_slower_than_its_limit_hands_back_the_job():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, sync_timeout=0.3) as c:
+        c.app_state.manager.speed["fast"] = 0.01  # looks quick, then is not
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["status"] == "running"
+        gate.set()
+        done = wait_final(c, job["id"])
+        assert done["status"] == "succeeded"
+        assert c.get(done["result_url"]).status_code == 200
+
+
 # --- bad input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("data, field, words", [
     ({"style": "swirl", "colour": "1"}, "colour", "unknown option"),

@@ -84,6 +84,9 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help=f"largest result side a client may ask for (default {d.max_size})")
     p.add_argument("--default-size", type=_positive_int, default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
+    p.add_argument("--sync-timeout", type=_positive_float, default=d.sync_timeout,
+                   help=f"seconds POST /api/v1/stylize waits for its image (default {d.sync_timeout:.0f}); "
+                        "requests unlikely to finish in time get 429")
     p.add_argument("--result-ttl", type=_positive_float, default=d.result_ttl,
                    help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
     p.add_argument("--result-dir", default=None,
@@ -118,6 +121,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         result_dir=args.result_dir,
         api_key=api_key,
         cors_origins=list(args.cors_origin or []),
+        sync_timeout=args.sync_timeout,
     )
 
 

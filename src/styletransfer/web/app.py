@@ -596,11 +596,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.post("/api/v1/stylize", tags=["instant"], summary="Stylize in fast mode and return the image directly",
               dependencies=[Depends(require_key)], response_class=Response, openapi_extra=_form_schema(sync=True),
-              responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 504: {"description": "timed out"},
+              responses={200: {"content": {"image/png": {}, "image/jpeg": {}}},
+                         202: {"description": "took longer than the server's sync limit: the job goes on; "
+                                              "poll the JSON status (Location header)"},
                          500: {"description": "the stylization failed"}, **common_errors})
     async def stylize_sync(request: Request):
         task, public = await parse_request(request, sync=True)
-        job = manager.submit(task, public)
+        # Refuse (429) what would likely not finish in time, rather than time out later.
+        job = manager.submit(task, public, max_wait=0.8 * settings.sync_timeout)
         manager.start()
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
@@ -613,10 +616,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
         manager.add_done_callback(job, on_done)
         try:
-            await asyncio.wait_for(done, settings.sync_timeout)
+            await asyncio.wait_for(asyncio.shield(done), settings.sync_timeout)
         except asyncio.TimeoutError:
-            manager.cancel(job)
-            raise _problem(504, f"the stylization took longer than {settings.sync_timeout:.0f} s") from None
+            # Slower than expected: the job goes on; hand the client its status to poll.
+            body = status_payload(job)
+            return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
         except asyncio.CancelledError:  # the client went away
             manager.cancel(job)
             raise

@@ -59,5 +59,7 @@ class Settings:
             raise ValueError(f"default size {self.default_size} must be between 64 and max size {self.max_size}")
         if self.result_ttl <= 0:
             raise ValueError(f"result TTL must be positive, got {self.result_ttl}")
+        if self.sync_timeout <= 0:
+            raise ValueError(f"sync timeout must be positive, got {self.sync_timeout}")
         if self.max_styles < 1:
             raise ValueError(f"max styles must be at least 1, got {self.max_styles}")

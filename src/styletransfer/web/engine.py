@@ -154,10 +154,20 @@ def strength_blend(content: torch.Tensor, stylized: torch.Tensor, strength: floa
     return (strength * stylized + (1.0 - strength) * content).clamp(0, 1)
 
 
+# Fixed work per job in "megapixel equivalents": encoding the style (512^2) and the set-up cost
+# about as much as a quarter-megapixel photo, so small photos do not skew the measured rate.
+FIXED_MPX = 0.25
+
+
+def work_units(task: Task) -> float:
+    """A task's work in megapixel equivalents (photo pixels plus the fixed part)."""
+    return task.pixels / 1e6 + FIXED_MPX
+
+
 def estimate_seconds(task: Task, seconds_per_mpx: dict[str, float]) -> float:
     """Rough run time of a task from the measured speed of earlier runs (or a prior)."""
-    rate = seconds_per_mpx.get(task.quality, 2.0 if task.quality == "fast" else 120.0)
-    return max(0.05, rate * task.pixels / 1e6)
+    rate = seconds_per_mpx.get(task.quality, default_seconds_per_mpx()[task.quality])
+    return max(0.05, rate * work_units(task))
 
 
 def default_seconds_per_mpx() -> dict[str, float]:

@@ -30,7 +30,8 @@ import torch
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
-from .engine import Engine, JobCancelled, Task, default_seconds_per_mpx, estimate_seconds, log_blend
+from .engine import (Engine, JobCancelled, Task, default_seconds_per_mpx, estimate_seconds, log_blend,
+                     work_units)
 
 log = logging.getLogger("styletransfer.web")
 
@@ -116,15 +117,19 @@ class JobManager:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- API used by the app -----------------------------------------------------------------
-    def submit(self, task: Task, options: dict) -> Job:
-        """Queue a task, or raise :class:`QueueFull`."""
+    def submit(self, task: Task, options: dict, max_wait: float | None = None) -> Job:
+        """Queue a task, or raise :class:`QueueFull` when the queue is at its limit or, with
+        ``max_wait``, when the job would likely not be done within ``max_wait`` seconds."""
         if self._stop.is_set():
             raise QueueFull(5)
         h, w = int(task.content.shape[-2]), int(task.content.shape[-1])
         job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=w, height=h,
                   options=options, estimate=estimate_seconds(task, self.speed))
         with self._cond:
-            if len(self._waiting) + self._running >= self.settings.workers + self.settings.max_queue:
+            full = len(self._waiting) + self._running >= self.settings.workers + self.settings.max_queue
+            if not full and max_wait is not None:
+                full = self._backlog_locked() / self.settings.workers + job.estimate > max_wait
+            if full:
                 self.counters["rejected"] += 1
                 raise QueueFull(self._retry_after_locked())
             self._jobs[job.id] = job
@@ -234,6 +239,12 @@ class JobManager:
             return elapsed / job.progress * (1.0 - job.progress)
         return max(job.estimate - elapsed, 0.5)
 
+    def _backlog_locked(self) -> float:
+        """Estimated seconds of work queued or still running."""
+        now = time.time()
+        pending = sum(j.estimate for j in self._waiting)
+        return pending + sum(self._remaining(j, now) for j in self._jobs.values() if j.state == RUNNING)
+
     def _retry_after_locked(self) -> int:
         """Seconds until the first slot frees: the soonest end of a running job."""
         now = time.time()
@@ -299,7 +310,7 @@ class JobManager:
             os.replace(tmp, path)
             job.result_path = path
             elapsed = time.time() - (job.started or time.time())
-            self.speed[job.quality] = log_blend(self.speed.get(job.quality, 0.0), elapsed / (task.pixels / 1e6), 0.3)
+            self.speed[job.quality] = log_blend(self.speed.get(job.quality, 0.0), elapsed / work_units(task), 0.3)
             state = SUCCEEDED
         except JobCancelled:
             state = CANCELLED
