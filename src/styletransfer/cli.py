@@ -370,7 +370,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_files([args.content], "content")
     _check_files(args.styles, "style")
     if args.mask:
-        _check_files(args.mask, "mask")
+        _check_files(args.mask, "--mask")
     if args.style_weights is not None and len(args.style_weights) != n:
         raise CLIError(f"--style-weights: got {len(args.style_weights)} weight(s) for {n} style image(s)")
     if args.style_weights is not None and sum(args.style_weights) <= 0:

@@ -45,17 +45,22 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return up[0, 0, off:off + size, off:off + size].numpy()
 
 
-def swirl_style(size: int = 512, seed: int = 7) -> torch.Tensor:
-    """Procedural "swirling brushstrokes" painting, (1, 3, size, size) in [0, 1]."""
+def swirl_style(size: int = 512, seed: int = 7, detail: float = 2.0) -> torch.Tensor:
+    """Procedural "swirling brushstrokes" painting, (1, 3, size, size) in [0, 1].
+
+    ``detail`` sets how many vortices and colour patches fit across the picture (their size is
+    ``1/detail`` of that at 1.0); the strokes keep their width in pixels.
+    """
     rng = np.random.default_rng(seed)
+    k = max(0.25, float(detail))
     n = size
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) / n
     # Vector field: a few vortices plus a gentle drift, like wind in a night sky.
     vx = np.full((n, n), 0.6, np.float32)
-    vy = 0.15 * _smooth_noise(rng, n, 3)
-    for _ in range(7):
-        cx, cy = rng.uniform(0.05, 0.95, 2)
-        r = rng.uniform(0.08, 0.22)
+    vy = 0.15 * _smooth_noise(rng, n, max(2, round(3 * k)))
+    for _ in range(max(1, round(7 * k * k))):
+        cx, cy = rng.uniform(0.02, 0.98, 2)
+        r = rng.uniform(0.08, 0.22) / k
         s = rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 3.0)
         dx, dy = xx - cx, yy - cy
         d2 = dx * dx + dy * dy
@@ -65,10 +70,10 @@ def swirl_style(size: int = 512, seed: int = 7) -> torch.Tensor:
     norm = np.sqrt(vx * vx + vy * vy) + 1e-6
     vx, vy = vx / norm, vy / norm
     # Line integral convolution of coarse noise (strokes are a few px wide).
-    stroke = max(1, n // 170)
+    stroke = max(1, round(n / 128))
     coarse = rng.random((n // stroke + 1, n // stroke + 1)).astype(np.float32)
     noise = np.kron(coarse, np.ones((stroke, stroke), np.float32))[:n, :n]
-    length = max(6, n // 22)
+    length = max(6, round(n / 22 / k))
     acc = noise.copy()
     for sign in (1.0, -1.0):
         px, py = xx * n, yy * n
@@ -83,11 +88,12 @@ def swirl_style(size: int = 512, seed: int = 7) -> torch.Tensor:
     lic = acc / (2 * length + 1)
     lic = (lic - lic.mean()) / (lic.std() + 1e-6)
     # Colour: a smooth field decides blue vs. yellow regions, the strokes modulate it.
-    field = 0.5 + 0.28 * _smooth_noise(rng, n, 4) + 0.12 * _smooth_noise(rng, n, 9)
+    field = (0.5 + 0.28 * _smooth_noise(rng, n, max(2, round(4 * k)))
+             + 0.12 * _smooth_noise(rng, n, max(3, round(9 * k))))
     # A few bright "stars" with halos.
-    for _ in range(5):
-        cx, cy = rng.uniform(0.1, 0.9, 2)
-        r = rng.uniform(0.03, 0.07)
+    for _ in range(max(1, round(5 * k * k))):
+        cx, cy = rng.uniform(0.05, 0.95, 2)
+        r = rng.uniform(0.03, 0.07) / k
         d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
         field += 0.55 * np.exp(-(d / r) ** 2)
     t = np.clip(field + 0.16 * lic, 0, 1)

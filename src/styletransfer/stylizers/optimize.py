@@ -178,8 +178,9 @@ def scale_sizes(height: int, width: int, options: OptimizeOptions) -> list[tuple
             n += 1
     sizes = []
     for k in range(n - 1, -1, -1):
-        f = 2 ** k
-        sizes.append((max(16, round(height / f)), max(16, round(width / f))))
+        f = min(2 ** k, min(height, width) / 16)  # the smaller side stays >= 16 px (aspect kept)
+        f = max(f, 1.0)
+        sizes.append((round(height / f), round(width / f)))
     sizes[-1] = (height, width)
     return sizes
 
@@ -310,8 +311,8 @@ def stylize_optimize(
     total_w = float(sum(blend))
     blend = [float(w) / total_w for w in blend]
 
-    content = content.detach().float().clamp(0, 1).cpu()
-    styles = [s.detach().float().clamp(0, 1).cpu() for s in styles]
+    content = content.detach().float().clamp(0, 1).cpu().contiguous()
+    styles = [s.detach().float().clamp(0, 1).cpu().contiguous() for s in styles]
     color_source = content  # for preserve_color="luminance": chroma comes from here
     if options.preserve_color == "histogram":
         styles = [match_color(s, content) for s in styles]
@@ -378,7 +379,8 @@ def _optimize_scale(
     snap_dir: Path | None,
 ) -> tuple[torch.Tensor, float, int]:
     """Run one scale; returns (best image, its loss, steps used)."""
-    x = image.detach().clone().requires_grad_(True)
+    # contiguous: L-BFGS flattens the gradient with .view(-1); decoded images may be strided
+    x = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if options.optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
             [x], lr=options.lr or 1.0, max_iter=1, history_size=50,

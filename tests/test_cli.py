@@ -1,0 +1,235 @@
+"""The command line, run in-process through ``main(argv)`` (and once as a real subprocess)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styletransfer import cli
+from styletransfer.stylizers import optimize as optimize_mod
+
+
+@pytest.fixture
+def tiny_vgg(monkeypatch, tiny_encoder):
+    """Make the stylizer use the tiny random encoder instead of loading the real VGG19."""
+    monkeypatch.setattr(optimize_mod, "vgg19", lambda *a, **k: tiny_encoder)
+    return tiny_encoder
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    content = tmp_path / "photo.png"
+    Image.fromarray((rng.random((40, 60, 3)) * 255).astype(np.uint8)).save(content)
+    style = tmp_path / "style.jpg"
+    Image.fromarray((rng.random((50, 50, 3)) * 255).astype(np.uint8)).save(style)
+    return content, style
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, needle):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("styletransfer: error: "), err
+    assert needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_help_reads_well(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "stylize" in out and "demo" in out and "train" in out
+    code, out, _ = run(["stylize", "--help"], capsys)
+    assert code == 0
+    for flag in ("--method", "--size", "--max-pixels", "--weights", "--force", "--seed", "--device",
+                 "--alpha", "--mask", "--model", "--preserve-color", "--steps", "--style-weights", "examples:"):
+        assert flag in out, flag
+    code, out, _ = run(["train", "--help"], capsys)
+    assert code == 0 and "--resume" in out and "--batch-size" in out
+
+
+def test_stylize_writes_png_with_size(tiny_vgg, images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out.png"
+    code, stdout, err = run(["stylize", content, style, "-o", out, "--size", "32", "--steps", "3", "-q"], capsys)
+    assert code == 0, err
+    assert Image.open(out).size == (32, 21)
+    assert "wrote" in stdout and str(out) in stdout
+
+
+def test_no_overwrite_without_force_and_never_an_input(tiny_vgg, images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    code, _, err = run(["stylize", content, style, "-o", out, "--size", "32", "--steps", "2", "-q"], capsys)
+    assert_one_line_error(code, err, "already exists")
+    assert out.read_bytes() == b"precious"
+    code, _, err = run(["stylize", content, style, "-o", out, "--size", "32", "--steps", "2", "-q", "--force"],
+                       capsys)
+    assert code == 0, err and Image.open(out).size == (32, 21)
+    before = content.read_bytes()
+    code, _, err = run(["stylize", content, style, "-o", content, "--force", "--steps", "2", "-q"], capsys)
+    assert_one_line_error(code, err, "input")
+    assert content.read_bytes() == before
+
+
+def test_alpha_is_reattached(tiny_vgg, tmp_path, images, capsys):
+    _, style = images
+    rgba = np.zeros((30, 30, 4), np.uint8)
+    rgba[..., :3] = 120
+    rgba[..., 3] = np.tile(np.linspace(0, 255, 30).astype(np.uint8), (30, 1))
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "logo.png")
+    out = tmp_path / "o.png"
+    code, _, err = run(["stylize", tmp_path / "logo.png", style, "-o", out, "--size", "30", "--steps", "2", "-q"],
+                       capsys)
+    assert code == 0, err
+    back = np.asarray(Image.open(out))
+    assert back.shape == (30, 30, 4) and np.array_equal(back[..., 3], rgba[..., 3])
+
+
+@pytest.mark.parametrize("make_bad,needle", [
+    (lambda d: d / "missing.jpg", "no such file"),
+    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "not an image"),
+    (lambda d: d, "folder"),
+])
+def test_bad_content_file(tiny_vgg, images, tmp_path, capsys, make_bad, needle):
+    _, style = images
+    code, _, err = run(["stylize", make_bad(tmp_path), style, "-o", tmp_path / "o.png", "-q"], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_truncated_and_huge_images(tiny_vgg, images, tmp_path, capsys):
+    content, _ = images
+    data = (tmp_path / "big.jpg")
+    Image.fromarray((np.random.default_rng(1).random((300, 300, 3)) * 255).astype(np.uint8)).save(data)
+    raw = data.read_bytes()
+    data.write_bytes(raw[: len(raw) // 3])
+    code, _, err = run(["stylize", content, data, "-o", tmp_path / "o.png", "-q", "--steps", "2"], capsys)
+    assert_one_line_error(code, err, "truncated")
+    code, _, err = run(["stylize", content, content, "-o", tmp_path / "o.png", "--max-input-pixels", "100",
+                        "-q"], capsys)
+    assert_one_line_error(code, err, "over the limit")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--size", "0"], "--size"),
+    (["--size", "big"], "--size"),
+    (["--steps", "-5"], "--steps"),
+    (["--method", "magic"], "--method"),
+    (["--alpha", "1.5"], "--alpha"),
+    (["--style-weight", "nan"], "--style-weight"),
+    (["--style-weights", "1", "2"], "--style-weights"),
+    (["--style-layers", "relu9_9"], "relu9_9"),
+    (["--preserve-color", "sepia"], "--preserve-color"),
+    (["--mask", "m.png"], "--mask"),
+    (["--device", "tpu"], "device"),
+    (["--weights", "nope.pth"], "--weights"),
+])
+def test_bad_option_values(tiny_vgg, images, tmp_path, capsys, argv, needle):
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "-q", *argv], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_usage_errors_exit_2(capsys, tmp_path, images):
+    code, _, err = run(["stylize"], capsys)
+    assert_one_line_error(code, err, "required")
+    assert code == 2
+    code, _, err = run(["paint"], capsys)
+    assert_one_line_error(code, err, "paint")
+    code, _, err = run(["stylize", *images, "-o", tmp_path / "out.xyz"], capsys)
+    assert_one_line_error(code, err, "unsupported output type")
+    assert code == 1
+
+
+def test_demo_picks_a_fresh_name(tiny_vgg, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(cli.DEMO_SIZE_ENV, "40")
+    code, out, err = run([], capsys)  # no arguments = the demo
+    assert code == 0, err
+    first = tmp_path / "styletransfer-demo.png"
+    assert first.exists() and max(Image.open(first).size) == 40
+    assert "wrote" in out and "styletransfer-demo.png" in out and " s" in out
+    data = first.read_bytes()
+    code, out, err = run(["demo", "--size", "32", "-q"], capsys)
+    assert code == 0, err
+    assert first.read_bytes() == data  # never overwritten
+    assert max(Image.open(tmp_path / "styletransfer-demo-1.png").size) == 32
+
+
+def test_fast_method_errors_are_clean(images, tmp_path, capsys):
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--method", "fast",
+                        "--model", tmp_path / "nope.safetensors"], capsys)
+    assert_one_line_error(code, err, "nope.safetensors")
+
+
+def test_train_refuses_existing_checkpoint_without_resume(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "s").mkdir()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.safetensors").write_bytes(b"x")
+    code, _, err = run(["train", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", run_dir], capsys)
+    assert_one_line_error(code, err, "--resume")
+    code, _, err = run(["train", "--content", tmp_path / "nope", "--style", tmp_path / "s", "--out", run_dir,
+                        "--resume"], capsys)
+    assert_one_line_error(code, err, "no such folder")
+
+
+def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    from styletransfer import training
+
+    seen = {}
+
+    class FakeTrainer:
+        def __init__(self, cfg):
+            seen["cfg"] = cfg
+
+        def fit(self):
+            return {"total": 1.0}
+
+    monkeypatch.setattr(training, "Trainer", FakeTrainer)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "s").mkdir()
+    code, out, err = run(["train", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", tmp_path / "r",
+                          "--steps", "7", "--batch-size", "2", "--crop", "64", "--style-loss", "gram",
+                          "--no-amp", "--gan-weight", "0.1", "--max-minutes", "2.5"], capsys)
+    assert code == 0, err
+    cfg = seen["cfg"]
+    assert isinstance(cfg, training.TrainConfig)
+    assert (cfg.steps, cfg.batch_size, cfg.crop, cfg.style_loss, cfg.amp, cfg.gan_weight, cfg.max_minutes) == (
+        7, 2, 64, "gram", False, 0.1, 2.5)
+    assert cfg.content_dir == str(tmp_path / "c") and cfg.out_dir == str(tmp_path / "r")
+    defaults = training.TrainConfig("", "", "")
+    assert cfg.lr == defaults.lr and cfg.channels_last == defaults.channels_last
+    flags = {f.name for f in dataclasses.fields(training.TrainConfig)} - {"content_dir", "style_dir", "out_dir",
+                                                                           "layer_scales"}
+    code, out, _ = run(["train", "--help"], capsys)
+    for name in flags:
+        assert "--" + name.replace("_", "-") in out, name
+    code, _, err = run(["train", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", tmp_path / "r",
+                        "--crop", "65"], capsys)
+    assert_one_line_error(code, err, "--crop")
+
+
+def test_console_script_subprocess(tmp_path):
+    """The installed entry point: bad input gives one line on stderr and exit code 1."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "styletransfer.cli", "stylize", "missing.jpg", "x.png", "-o",
+                           str(tmp_path / "o.png")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "styletransfer: error: content missing.jpg: no such file"
