@@ -4,17 +4,19 @@
     python benchmarks/bench_optimize.py --size 512            # the full figure (pastiche ~1 h on 2 cores)
 
 Both programs get the same content photo (scikit-image's astronaut) and style (the built-in
-"swirls" painting), written to PNG files first and read back by each program. pastiche runs its
-default objective with L-BFGS for ``--pastiche-steps`` steps from the content image; we run our
-default :class:`~styletransfer.OptimizeOptions`. Both final images (as saved, 8-bit) are scored
-by one common measure, computed with our VGG19 encoder on the same Caffe weights and max
-pooling:
+"swirls" painting), written to PNG files first and read back by each program, and the *same
+objective*: pastiche is configured with our default layers and weights (its loss is
+``content_weight * sum_l w_l * mse(F_l) + sum_l w_l * mse(G_l)`` with ``mse(G) = sum(dG^2) / C^2``,
+so per-layer weights ``u_l * content_weight`` and ``v_l * style_weight / C_l^2`` reproduce ours
+exactly). pastiche runs L-BFGS for ``--pastiche-steps`` steps at full size from the content
+image; we run our default :class:`~styletransfer.OptimizeOptions` (coarse-to-fine). Both final
+images (as saved, 8-bit) are scored by one common measure, computed with our VGG19 encoder on
+the same Caffe weights and pooling:
 
-    Q = L_content(relu4_2) + 1000 * sum_{l in relu1_1..relu5_1} L_style(l) / C_l^2
+    Q = content_weight * sum_l u_l L_content(l) + style_weight * sum_l v_l L_style(l) / C_l^2
 
-where L_content is the MSE of features and L_style the seed's Gram / C^2 loss. This is exactly
-pastiche's own objective (times 100, without its zero TV term), so pastiche is scored on what it
-optimises. Lower is better. The last line reads
+(L_content = MSE of features, L_style = the seed's Gram / C^2 loss; no TV term), i.e. the
+objective both programs minimise. Lower is better. The last line reads
 ``speedup X quality-ours Q1 quality-pastiche Q2`` (speedup = pastiche time / our time).
 """
 from __future__ import annotations
@@ -34,34 +36,54 @@ from styletransfer.image import fit_size, resize
 from styletransfer.losses import content_loss, gram_matrix, gram_style_loss
 from styletransfer.stylizers.optimize import stylize_optimize
 
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+def _weights(options: OptimizeOptions) -> tuple[dict[str, float], dict[str, float]]:
+    """Effective per-layer weights of the objective (content, style), as the stylizer uses them."""
+    content = {l: w * options.content_weight for l, w in options.content_layers.items() if w > 0}
+    style = {}
+    for l, w in options.style_layers.items():
+        if w > 0:
+            norm = layer_channels(l) ** 2 if options.normalize_style_layers else 1
+            style[l] = w * options.style_weight / norm
+    return content, style
 
 
-def common_measure(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> tuple[float, float, float]:
+def common_measure(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
+                   options: OptimizeOptions) -> tuple[float, float, float]:
     """(Q, content part, style part) of ``image`` (see module docstring)."""
-    enc = vgg19(None, "max", "cpu")
+    cw, sw = _weights(options)
+    enc = vgg19(options.weights, options.pooling, "cpu")
     h, w = image.shape[-2:]
     content = resize(content, (h, w))
-    sh, sw = style.shape[-2:]
-    f = (h * w / (sh * sw)) ** 0.5
-    style = resize(style, (round(sh * f), round(sw * f)))
+    sh, ssw = style.shape[-2:]
+    f = (h * w * options.style_scale ** 2 / (sh * ssw)) ** 0.5
+    style = resize(style, (round(sh * f), round(ssw * f)))
     with torch.no_grad():
-        fy = enc(image, ("relu4_2",) + STYLE_LAYERS)
-        fc = enc(content, ("relu4_2",))
-        fs = enc(style, STYLE_LAYERS)
-        c = float(content_loss(fy["relu4_2"], fc["relu4_2"]))
-        s = sum(1000.0 / layer_channels(l) ** 2 * float(gram_style_loss(fy[l], gram_matrix(fs[l])))
-                for l in STYLE_LAYERS)
+        fy = enc(image, list(cw) + list(sw))
+        fc = enc(content, list(cw))
+        fs = enc(style, list(sw))
+        c = sum(w_ * float(content_loss(fy[l], fc[l])) for l, w_ in cw.items())
+        s = sum(w_ * float(gram_style_loss(fy[l], gram_matrix(fs[l]))) for l, w_ in sw.items())
     return c + s, c, s
 
 
-def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, out: Path) -> float:
+_PASTICHE_NAMES = {f"relu{b}_{i}": f"block{b}_relu{i}" for b in range(1, 6) for i in range(1, 5)}
+
+
+def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, out: Path,
+                 options: OptimizeOptions) -> float:
     from pastiche.pastiche import PasticheArtist
     from pastiche.pastiche import save_image as p_save
 
+    cw, sw = _weights(options)
+    h, w = fit_size(*load_image(content_path).size, size=size)
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    artist = PasticheArtist(str(content_path), [str(style_path)], size=size, device="cpu")
+    artist = PasticheArtist(
+        str(content_path), [str(style_path)], size=size, device="cpu", pooling=options.pooling,
+        content_layers=[_PASTICHE_NAMES[l] for l in cw], content_layer_weights=list(cw.values()),
+        style_layers=[_PASTICHE_NAMES[l] for l in sw], style_layer_weights=list(sw.values()),
+        content_weight=1.0, style_weights=[1.0], tv_weight=0.0,
+        style_size_pixels=round(h * w * options.style_scale ** 2))
     for _ in range(steps):
         artist.draw()
     p_save(artist.pastiche, str(out))
@@ -97,17 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"size {args.size}, torch threads {torch.get_num_threads()}, pastiche steps {args.pastiche_steps}")
     vgg19(None, "max", "cpu")  # load the weights outside the timed runs (pastiche loads its own)
 
+    options = OptimizeOptions(device="cpu", seed=0)
     ours_png = out_dir / "ours.png"
-    t_ours = run_ours(content_path, style_path, args.size, ours_png, OptimizeOptions(device="cpu", seed=0))
+    t_ours = run_ours(content_path, style_path, args.size, ours_png, options)
     content = load_image(content_path).rgb
     style = load_image(style_path).rgb
-    q_ours, c_o, s_o = common_measure(load_image(ours_png).rgb, content, style)
+    q_ours, c_o, s_o = common_measure(load_image(ours_png).rgb, content, style, options)
     print(f"ours:     {t_ours:8.1f} s  Q {q_ours:.4g} (content {c_o:.4g} + style {s_o:.4g})  -> {ours_png}")
     if args.skip_pastiche:
         return 0
     p_png = out_dir / "pastiche.png"
-    t_p = run_pastiche(content_path, style_path, args.size, args.pastiche_steps, p_png)
-    q_p, c_p, s_p = common_measure(load_image(p_png).rgb, content, style)
+    t_p = run_pastiche(content_path, style_path, args.size, args.pastiche_steps, p_png, options)
+    q_p, c_p, s_p = common_measure(load_image(p_png).rgb, content, style, options)
     print(f"pastiche: {t_p:8.1f} s  Q {q_p:.4g} (content {c_p:.4g} + style {s_p:.4g})  -> {p_png}")
     print(f"speedup {t_p / t_ours:.2f} quality-ours {q_ours:.4g} quality-pastiche {q_p:.4g}")
     return 0
