@@ -120,6 +120,7 @@ def test_page_upload_stylize_shows_result(server_url, photo):
             page.wait_for_function("() => [...document.querySelectorAll('.style-tile img')].filter(i => i.src)"
                                    ".every(i => i.complete && i.naturalWidth > 0)")
             assert page.locator("#stylize").is_disabled()
+            assert page.inner_text("#q-fast-time").startswith("about ")  # from the server's measured speed
 
             page.set_input_files("#photo-input", str(photo))
             page.wait_for_selector("#original-img:not([hidden])")

@@ -126,6 +126,7 @@ def test_health_styles_and_thumbnails():
         assert health["status"] == "ok" and health["modes"] == {"fast": True, "best": True}
         assert health["default_quality"] == "fast"
         assert health["queue"]["workers"] == 1
+        assert health["estimated_seconds"]["fast"] < health["estimated_seconds"]["best"]
         styles = c.get("/api/v1/styles").json()
         assert len(styles) >= 5
         assert len({s["name"] for s in styles}) == len(styles)

@@ -37,7 +37,7 @@ from ..errors import ImageError
 from ..image import fit_size, from_array, load_image, resize
 from . import styles as builtin_styles
 from .config import API_KEY_ENV, Settings
-from .engine import Engine, LibraryEngine, Task
+from .engine import FIXED_MPX, Engine, LibraryEngine, Task
 from .jobs import SUCCEEDED, Job, JobManager, QueueFull
 
 log = logging.getLogger("styletransfer.web")
@@ -500,6 +500,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 "result_ttl_seconds": settings.result_ttl,
             },
             "queue": manager.stats(),
+            # seconds one result at the default size takes, as measured so far (priors until then)
+            "estimated_seconds": {q: round(rate * ((settings.default_size ** 2) * 0.75 / 1e6 + FIXED_MPX), 1)
+                                  for q, rate in manager.speed.items()},
             "peak_rss_mb": _peak_rss_mb(),
         }
 

@@ -146,6 +146,11 @@
       if (size > h.limits.max_size) { input.disabled = true; if (input.checked) $("s-512").checked = true; }
     }
     if (h.auth_required && !apiKey()) showKeyBar(true);
+    const est = h.estimated_seconds || {};
+    if (est.fast) $("q-fast-time").textContent = `about ${formatSeconds(est.fast)}`;
+    if (est.best) $("q-best-time").textContent = `about ${formatSeconds(est.best)}`;
+    if (!fast) $("q-fast-time").textContent = "not on this server";
+    if (!best) $("q-best-time").textContent = "not on this server";
   }
 
   async function loadStyles() {
