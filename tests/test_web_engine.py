@@ -206,9 +206,7 @@ def test_real_best_mode_over_http():
     from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
     from styletransfer.web.app import _builtin_tensor
 
-    # (.contiguous(): stylize_optimize's L-BFGS fails on a permuted view; the server decodes to
-    # contiguous tensors)
-    expected = stylize_optimize(from_array(photo).contiguous(), [_builtin_tensor("waves")],
+    expected = stylize_optimize(from_array(photo), [_builtin_tensor("waves")],
                                 OptimizeOptions(steps=2, min_steps=1, device="cpu"))
     expected = expected[0].permute(1, 2, 0).numpy() * 255
     assert img.shape == (64, 64, 3)
