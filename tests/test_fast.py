@@ -165,3 +165,16 @@ def test_builtin_model_stylizes_a_small_photo():
     d_before = (mean_std(content)[0] - mean_std(style)[0]).abs().mean()
     d_after = (mean_std(out)[0] - mean_std(style)[0]).abs().mean()
     assert d_after < d_before
+
+
+def test_style_statistics_are_cached_by_content(nets):
+    from styletransfer.stylizers import fast
+
+    enc, _ = nets
+    fast._STATS_CACHE.clear()
+    style = torch.rand(1, 3, 32, 32)
+    first = fast._style_stats(enc, style)
+    assert fast._style_stats(enc, style.clone()) is first  # same pixels: served from the cache
+    other = fast._style_stats(enc, style * 0.5)
+    assert other is not first and not torch.allclose(other[0], first[0])
+    assert len(fast._STATS_CACHE) == 2
