@@ -71,7 +71,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CPUs with native bf16, fp16 on CUDA
-    channels_last: bool = True
+    channels_last: bool = False  # measured here: training steps 6.6 s (contiguous) vs 7.4 s
     checkpoint_every: int = 100
     sample_every: int = 200
     log_every: int = 10
