@@ -60,7 +60,7 @@ def test_seed_reproducibility(tiny_encoder, content_image, style_image):
 
 
 def test_style_blend(tiny_encoder, content_image, style_image, second_style):
-    run = lambda styles, w: stylize_optimize(content_image, styles, opts(style_weights=w, steps=[10]),
+    run = lambda styles, w: stylize_optimize(content_image, styles, opts(style_weights=w, steps=[10], style_weight=1e4),
                                              encoder=tiny_encoder)  # noqa: E731
     only_first = run([style_image], None)
     weighted = run([style_image, second_style], [1.0, 0.0])

@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scales", type=_positive_int, metavar="N",
                    help=f"number of scales (default: halve until the longest side is ~{d.coarse_size} px)")
     g.add_argument("--coarse-size", type=_positive_int, default=d.coarse_size, metavar="PX",
-                   help=f"longest side of the coarsest scale when --scales is not given (default {d.coarse_size})")
+                   help=f"halve the output while its longest side stays >= PX to get the coarsest scale "
+                        f"(default {d.coarse_size}; smaller = faster but loses small details)")
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer, help="default lbfgs")
     g.add_argument("--lr", type=_float(0, lo_open=True), help="step size (default 1.0 for lbfgs, 0.02 for adam)")
     g.add_argument("--init", choices=("content", "noise", "style"), default=d.init,
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: a fresh styletransfer-demo*.png)")
     p.add_argument("--photo", default="astronaut", choices=_demo_photos(), help="content photo (default astronaut)")
     p.add_argument("--size", type=_positive_int, metavar="PX",
-                   help=f"longest side of the output (default 384, or ${DEMO_SIZE_ENV})")
+                   help=f"longest side of the output (default 512, or ${DEMO_SIZE_ENV})")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -325,7 +326,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if size is None:
         env = os.environ.get(DEMO_SIZE_ENV)
         try:
-            size = int(env) if env else 384
+            size = int(env) if env else 512
         except ValueError:
             raise StyleTransferError(f"${DEMO_SIZE_ENV} must be a whole number, got {env!r}") from None
         if size < 16:

@@ -70,7 +70,7 @@ def swirl_style(size: int = 512, seed: int = 7, detail: float = 2.0) -> torch.Te
     norm = np.sqrt(vx * vx + vy * vy) + 1e-6
     vx, vy = vx / norm, vy / norm
     # Line integral convolution of coarse noise (strokes are a few px wide).
-    stroke = max(1, round(n / 128))
+    stroke = max(1, round(n / 170 / k ** 0.5))
     coarse = rng.random((n // stroke + 1, n // stroke + 1)).astype(np.float32)
     noise = np.kron(coarse, np.ones((stroke, stroke), np.float32))[:n, :n]
     length = max(6, round(n / 22 / k))

@@ -50,8 +50,12 @@ class OptimizeOptions:
     Objective: ``content_weight * sum_l u_l L_content(l) + style_weight * sum_l v_l L_style(l)
     + tv_weight * TV``. With ``normalize_style_layers`` each style layer's weight is further
     divided by its channel count squared (C^2: 4096 for relu1_1, 262144 for relu5_1), which keeps
-    shallow (colour, brush) and deep (motif) layers in balance; the defaults equal pastiche's
-    objective (up to a factor 100), so the two programs can be compared on one measure.
+    shallow (colour, brush) and deep (motif) layers in balance (pastiche's weighting; its default
+    style weight corresponds to 1000 here, which paints over faces: 100 keeps the subject).
+
+    Defaults, chosen by looking at results: coarse-to-fine from >= 256 px (a coarser start, e.g.
+    128 or 192 px, loses faces and small objects for good: they are a few relu4_2 positions),
+    100 L-BFGS steps there, a quarter as many at each finer scale.
 
     Attributes:
         optimizer: ``"lbfgs"`` (converges in far fewer steps) or ``"adam"``.
@@ -61,8 +65,9 @@ class OptimizeOptions:
             A sequence gives the steps of every scale explicitly, coarse to fine (its length
             then sets the number of scales).
         min_steps: fewest steps of any scale when ``steps`` is an int.
-        scales: number of scales (each 2x the previous side); ``None`` = as many as it takes to
-            bring the coarsest scale's longest side down to ``coarse_size``.
+        scales: number of scales (each 2x the previous side); ``None`` = halve the output while
+            the longest side stays >= ``coarse_size`` (512 -> 256, 512; 1024 -> 256, 512, 1024;
+            anything under 512 is done in one scale).
         coarse_size: longest side of the coarsest scale when ``scales`` is ``None``.
         init: start image: ``"content"``, ``"noise"`` or ``"style"`` (the first style).
         content_weight, style_weight, tv_weight: weights of the three terms.
@@ -89,13 +94,13 @@ class OptimizeOptions:
 
     optimizer: str = "lbfgs"
     lr: float | None = None
-    steps: int | Sequence[int] = 200
-    min_steps: int = 20
+    steps: int | Sequence[int] = 100
+    min_steps: int = 5
     scales: int | None = None
-    coarse_size: int = 128
+    coarse_size: int = 256
     init: str = "content"
     content_weight: float = 1.0
-    style_weight: float = 1000.0
+    style_weight: float = 100.0
     tv_weight: float = 0.0
     content_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
@@ -175,7 +180,7 @@ def scale_sizes(height: int, width: int, options: OptimizeOptions) -> list[tuple
         n = options.scales
     else:
         n = 1
-        while max(height, width) / 2 ** n >= options.coarse_size * 0.75 and min(height, width) / 2 ** n >= 16:
+        while max(height, width) / 2 ** n >= options.coarse_size and min(height, width) / 2 ** n >= 16:
             n += 1
     sizes = []
     for k in range(n - 1, -1, -1):
@@ -372,6 +377,10 @@ def _recolor(luminance_rgb: torch.Tensor, color_source: torch.Tensor) -> torch.T
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
 
 
+class _Stop(Exception):
+    """Raised inside the closure to end a scale (budget spent or early stop)."""
+
+
 def _optimize_scale(
     image: torch.Tensor,
     objective: _Objective,
@@ -382,53 +391,69 @@ def _optimize_scale(
     callback: ProgressCallback | None,
     snap_dir: Path | None,
 ) -> tuple[torch.Tensor, float, int]:
-    """Run one scale; returns (best image, its loss, steps used)."""
+    """Run one scale; returns (best image, its loss, steps used).
+
+    A step is one evaluation of the loss and its gradient (one forward + backward pass), for
+    both optimizers, so the step budget is a compute budget.
+    """
     # contiguous: L-BFGS flattens the gradient with .view(-1); decoded images may be strided
     x = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if options.optimizer == "lbfgs":
         # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
         history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=options.lr or 1.0, max_iter=1, history_size=history,
+            [x], lr=options.lr or 1.0, max_iter=1, max_eval=10 * n_steps, history_size=history,
             tolerance_grad=0.0, tolerance_change=0.0)
     else:
         opt = torch.optim.Adam([x], lr=options.lr or 0.02)
 
-    losses: list[float] = []
+    best_losses: list[float] = []  # best loss so far, after each step
     best = (math.inf, x.detach().clone())
+    count = 0
+    p = options.early_stop_patience
 
     def closure() -> torch.Tensor:
+        nonlocal count, best
+        if count >= n_steps:
+            raise _Stop()
         opt.zero_grad(set_to_none=True)
-        loss = objective(x)
-        loss.backward()
-        return loss
-
-    step = 0
-    for step in range(1, n_steps + 1):
-        before = x.detach().clone()
-        loss_t = opt.step(closure)
-        if options.optimizer == "adam":
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        loss = float(loss_t.detach())  # loss of x *before* this step's update
+        loss_t = objective(x)
+        loss = float(loss_t.detach())
         if not math.isfinite(loss):
-            break  # diverged: keep the best image so far
+            raise _Stop()  # diverged: keep the best image so far
+        count += 1
         if loss < best[0]:
-            best = (loss, before)
-        losses.append(loss)
+            best = (loss, x.detach().clone())
+        best_losses.append(best[0])
         if callback is not None:
-            callback(offset + step, total, loss)
-        if options.snapshot_every and snap_dir is not None and (offset + step) % options.snapshot_every == 0:
-            save_image(x.detach().clamp(0, 1).cpu(), snap_dir / f"step_{offset + step:05d}.png", overwrite=True)
-        p = options.early_stop_patience
-        if options.early_stop_tol > 0 and len(losses) > p:
-            old = losses[-1 - p]
-            if old - loss < options.early_stop_tol * abs(old):
-                break
-    # the final update was never scored: score it once (no gradient) and keep the better one
-    with torch.no_grad():
-        final_loss = objective(x.detach())
-    final = float(final_loss)
-    if math.isfinite(final) and final <= best[0]:
-        best = (final, x.detach().clone())
-    return best[1].clamp(0, 1), best[0], step
+            callback(offset + count, total, loss)
+        if options.snapshot_every and snap_dir is not None and (offset + count) % options.snapshot_every == 0:
+            save_image(x.detach().clamp(0, 1).cpu(), snap_dir / f"step_{offset + count:05d}.png", overwrite=True)
+        if options.early_stop_tol > 0 and len(best_losses) > p:
+            old = best_losses[-1 - p]
+            if old - best[0] < options.early_stop_tol * abs(old):
+                raise _Stop()
+        loss_t.backward()
+        return loss_t
+
+    try:
+        if options.optimizer == "lbfgs":
+            # one evaluation per iteration (no line search), as pastiche: a step = a forward+backward
+            opt.param_groups[0]["max_iter"] = n_steps
+            while count < n_steps:
+                before = count
+                opt.step(closure)
+                if count == before:  # converged (no evaluation left to make progress with)
+                    break
+        else:
+            while count < n_steps:
+                opt.step(closure)
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            with torch.no_grad():  # Adam's last update was never scored
+                final = float(objective(x.detach()))
+            if math.isfinite(final) and final < best[0]:
+                best = (final, x.detach().clone())
+    except _Stop:
+        pass
+    return best[1].clamp(0, 1), best[0], count
