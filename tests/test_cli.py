@@ -233,3 +233,42 @@ def test_console_script_subprocess(tmp_path):
                            str(tmp_path / "o.png")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "styletransfer: error: content missing.jpg: no such file"
+
+
+def test_folder_of_photos_in_one_call(tiny_vgg, images, tmp_path, capsys):
+    _, style = images
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.jpg", "b.png"):
+        Image.fromarray((rng.random((36, 44, 3)) * 255).astype(np.uint8)).save(photos / name)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (photos / "notes.txt").write_text("not an image, ignored")
+    out = tmp_path / "out"
+    code, stdout, err = run(["stylize", photos, style, "-o", out, "--size", "32", "--steps", "3"], capsys)
+    assert code == 1  # one photo was bad: said on one line, the others were still done
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert len(err.strip().splitlines()) == 1 and "broken.jpg" in err and "Traceback" not in err
+    assert "2 of 3 photos stylized" in stdout
+    assert Image.open(out / "a.png").size == (32, 26)
+    # a second run refuses to overwrite before doing any work ...
+    (photos / "broken.jpg").unlink()
+    before = (out / "a.png").read_bytes()
+    code, _, err = run(["stylize", photos, style, "-o", out, "--size", "32", "--steps", "3"], capsys)
+    assert_one_line_error(code, err, "already exists")
+    assert (out / "a.png").read_bytes() == before
+    # ... and --force redoes all
+    code, _, _ = run(["stylize", photos, style, "-o", out, "--size", "32", "--steps", "3", "--force"], capsys)
+    assert code == 0
+
+
+def test_folder_needs_a_folder_output(tiny_vgg, images, tmp_path, capsys):
+    _, style = images
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    code, _, err = run(["stylize", photos, style, "-o", tmp_path / "x.png"], capsys)
+    assert_one_line_error(code, err, "OUT must be a folder")
+    code, _, err = run(["stylize", photos, style, "-o", photos], capsys)
+    assert_one_line_error(code, err, "another folder")
+    code, _, err = run(["stylize", photos, style, "-o", tmp_path / "o"], capsys)
+    assert_one_line_error(code, err, "no images")

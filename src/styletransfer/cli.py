@@ -139,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     # -- stylize --
     p = sub.add_parser("stylize", help="stylize an image", formatter_class=_FMT, epilog=STYLIZE_EPILOG,
                        description="Stylize CONTENT with one or more STYLE images and write OUT.")
-    p.add_argument("content", metavar="CONTENT", help="the photo to repaint")
+    p.add_argument("content", metavar="CONTENT",
+                   help="the photo to repaint, or a folder of photos (then OUT is a folder too)")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are blended")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output image (.png, .jpg, .webp, .tif, .bmp); never overwritten without --force")
+                   help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder when CONTENT is one "
+                        "(one PNG per photo, same name); never overwritten without --force")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never an input)")
     p.add_argument("--method", choices=("optimize", "fast", "auto"), default="optimize",
                    help="optimize: Gatys optimisation, best quality (default); fast: AdaIN feed-forward, "
@@ -364,11 +366,11 @@ def _check_files(paths: Sequence[str], what: str) -> None:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from . import fast_available
     from .errors import StyleTransferError
-    from .image import check_output_path, fit_size, load_image, resize, save_image
-    from .stylizers.optimize import OptimizeOptions, stylize_optimize
+    from .image import load_image
 
     n = len(args.styles)
-    _check_files([args.content], "content")
+    if not Path(args.content).is_dir():  # a folder of photos is a batch
+        _check_files([args.content], "content")
     _check_files(args.styles, "style")
     if args.mask:
         _check_files(args.mask, "--mask")
@@ -391,15 +393,61 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             raise CLIError("--alpha only applies to --method fast")
     elif args.mask and len(args.mask) != n:
         raise CLIError(f"--mask: give one mask per style image ({n}), got {len(args.mask)}")
-    inputs = [args.content, *args.styles, *(args.mask or [])]
-    out = check_output_path(args.output, overwrite=args.force, inputs=inputs)
+    jobs = _stylize_jobs(args)
+    t_all = time.perf_counter()
+    styles = [load_image(s, max_pixels=args.max_input_pixels).rgb for s in args.styles]
+    masks = [load_image(m, max_pixels=args.max_input_pixels).rgb.mean(dim=1, keepdim=True)
+             for m in args.mask] if args.mask else None
+    failed = 0
+    for content_path, out in jobs:
+        try:
+            _stylize_one(args, method, content_path, out, styles, masks, quiet=args.quiet or len(jobs) > 1)
+        except StyleTransferError as exc:
+            if len(jobs) == 1:
+                raise
+            failed += 1
+            _error(str(exc), 1)  # a batch goes on past a bad photo, and says so
+    if len(jobs) > 1:
+        print(f"{len(jobs) - failed} of {len(jobs)} photos stylized into {args.output} "
+              f"in {time.perf_counter() - t_all:.1f} s" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
 
+
+def _stylize_jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(content, output) pairs: one for a photo; one per image for a folder of photos."""
+    from .errors import StyleTransferError
+    from .image import SAVE_FORMATS, check_output_path, list_images
+
+    content = Path(args.content)
+    inputs = [args.content, *args.styles, *(args.mask or [])]
+    if not content.is_dir():
+        return [(content, check_output_path(args.output, overwrite=args.force, inputs=inputs))]
+    out_dir = Path(args.output)
+    if out_dir.suffix.lower() in SAVE_FORMATS or (out_dir.exists() and not out_dir.is_dir()):
+        raise StyleTransferError(f"-o {args.output}: CONTENT is a folder, so OUT must be a folder too")
+    if out_dir.resolve() == content.resolve():
+        raise StyleTransferError(f"-o {args.output}: write into another folder than the photos' own")
+    photos = list_images(content)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(photo, out_dir / f"{photo.stem}.png") for photo in photos]
+    # check every output before the first (slow) stylization, so nothing fails half-way on a name
+    for photo, out in jobs:
+        check_output_path(out, overwrite=args.force, inputs=[photo, *inputs[1:]])
+    return jobs
+
+
+def _stylize_one(args: argparse.Namespace, method: str, content_path: Path, out: Path,
+                 styles: list, masks: list | None, quiet: bool) -> None:
+    from .image import fit_size, load_image, resize, save_image
+    from .stylizers.optimize import OptimizeOptions, stylize_optimize
+
+    n = len(styles)
+    inputs = [content_path, *args.styles, *(args.mask or [])]
     t0 = time.perf_counter()
-    loaded = load_image(args.content, max_pixels=args.max_input_pixels)
+    loaded = load_image(content_path, max_pixels=args.max_input_pixels)
     content = loaded.rgb
     h, w = fit_size(*content.shape[-2:], size=args.size, max_pixels=args.max_pixels)
     content = resize(content, (h, w))
-    styles = [load_image(s, max_pixels=args.max_input_pixels).rgb for s in args.styles]
     preserve = None if args.preserve_color == "none" else args.preserve_color
 
     if method == "optimize":
@@ -418,7 +466,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             device=args.device, snapshot_every=args.snapshot_every, snapshot_dir=snapshot_dir,
         )
         options.validate(n)
-        callback, close = _progress(args.quiet, "stylize")
+        callback, close = _progress(quiet, "stylize")
         try:
             result = stylize_optimize(content, styles, options, callback=callback)
         finally:
@@ -427,22 +475,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         from . import _import_fast
 
         fast = _import_fast()
-        masks = None
-        if args.mask:
-            masks = [load_image(m, max_pixels=args.max_input_pixels).rgb.mean(dim=1, keepdim=True) for m in args.mask]
-            masks = [resize(m, (h, w)) for m in masks]
         if args.seed is not None:
             import torch
 
             torch.manual_seed(args.seed)
-        options = fast.FastOptions(alpha=args.alpha, style_weights=args.style_weights, masks=masks,
+        options = fast.FastOptions(alpha=args.alpha, style_weights=args.style_weights,
+                                   masks=[resize(m, (h, w)) for m in masks] if masks else None,
                                    preserve_color=preserve, tile=args.tile, device=args.device, model=args.model)
         result = fast.stylize_fast(content, styles, options)
     save_image(result, out, alpha=loaded.alpha, overwrite=args.force, inputs=inputs)
-    elapsed = time.perf_counter() - t0
     rh, rw = result.shape[-2:]
-    print(f"wrote {out} ({rw}x{rh}, {method}) in {elapsed:.1f} s")
-    return 0
+    print(f"wrote {out} ({rw}x{rh}, {method}) in {time.perf_counter() - t0:.1f} s")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

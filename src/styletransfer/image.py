@@ -118,6 +118,24 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_INPUT_P
     return LoadedImage(rgb_t, alpha_t)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files directly inside ``folder`` (sorted so batches and training runs repeat).
+
+    Raises:
+        ImageError: not a folder, or no file with an image extension in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ImageError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
 def from_array(array: np.ndarray) -> torch.Tensor:
     """(H, W) or (H, W, 3/4) uint8 or float array -> (1, 3, H, W) float tensor in [0, 1]."""
     arr = np.asarray(array)

@@ -11,21 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import StyleTransferError
-from ..image import fit_size, load_image, resize
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Sorted image files directly inside ``folder`` (sorted so runs are reproducible)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StyleTransferError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise StyleTransferError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
+from ..image import fit_size, list_images, load_image, resize
 
 class CropSampler:
     """Random crops from a folder of images kept in memory as uint8.
