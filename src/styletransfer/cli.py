@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .argtypes import non_negative_int, number, positive_int
+
 PROG = "styletransfer"
 DEMO_NAME = "styletransfer-demo"
 DEMO_SIZE_ENV = "STYLETRANSFER_DEMO_SIZE"  # the demo's output size (tests use a tiny one)
@@ -33,42 +35,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----- value parsers -----------------------------------------------------------------------------
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, got {text}")
-        if hi is not None and value > hi:
-            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {text}")
-        return value
-    return parse
-
 
 def _steps(text: str) -> int | list[int]:
     """``300`` (budget of the coarsest scale) or ``300,80,20`` (every scale, coarse to fine)."""
@@ -150,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimize: Gatys optimisation, best quality (default); fast: AdaIN feed-forward, "
                         "one pass; auto: fast if its built-in model is installed, else optimize")
     g = p.add_argument_group("size")
-    g.add_argument("--size", type=_positive_int, default=512, metavar="PX",
+    g.add_argument("--size", type=positive_int, default=512, metavar="PX",
                    help="longest side of the output (default 512)")
-    g.add_argument("--max-pixels", type=_positive_int, metavar="N",
+    g.add_argument("--max-pixels", type=positive_int, metavar="N",
                    help="cap the output at N pixels (keeps the aspect ratio)")
-    g.add_argument("--max-input-pixels", type=_positive_int, default=80_000_000, metavar="N",
+    g.add_argument("--max-input-pixels", type=positive_int, default=80_000_000, metavar="N",
                    help="refuse input images larger than N pixels (decompression-bomb guard; default 80M)")
     g = p.add_argument_group("style")
-    g.add_argument("--style-weights", type=_float(0), nargs="+", metavar="W",
+    g.add_argument("--style-weights", type=number(0), nargs="+", metavar="W",
                    help="blend weights, one per STYLE (normalised to sum 1; default equal)")
     g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
                    help="keep the photo's colours: luminance = transfer brightness only, exact photo colours; "
@@ -166,40 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=_steps, default=d.steps, metavar="N[,N...]",
                    help=f"steps of the coarsest scale, each finer scale a quarter (min {d.min_steps}); "
                         f"or one count per scale, coarse to fine, e.g. 300,80,20 (default {d.steps})")
-    g.add_argument("--scales", type=_positive_int, metavar="N",
+    g.add_argument("--scales", type=positive_int, metavar="N",
                    help=f"number of scales (default: halve until the longest side is ~{d.coarse_size} px)")
-    g.add_argument("--coarse-size", type=_positive_int, default=d.coarse_size, metavar="PX",
+    g.add_argument("--coarse-size", type=positive_int, default=d.coarse_size, metavar="PX",
                    help=f"halve the output while its longest side stays >= PX to get the coarsest scale "
                         f"(default {d.coarse_size}; smaller = faster but loses small details)")
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer, help="default lbfgs")
-    g.add_argument("--lr", type=_float(0, lo_open=True), help="step size (default 1.0 for lbfgs, 0.02 for adam)")
+    g.add_argument("--lr", type=number(0, lo_open=True), help="step size (default 1.0 for lbfgs, 0.02 for adam)")
     g.add_argument("--init", choices=("content", "noise", "style"), default=d.init,
                    help="start image (default content)")
-    g.add_argument("--content-weight", type=_float(0), default=d.content_weight, metavar="W",
+    g.add_argument("--content-weight", type=number(0), default=d.content_weight, metavar="W",
                    help=f"default {d.content_weight:g}")
-    g.add_argument("--style-weight", type=_float(0), default=d.style_weight, metavar="W",
+    g.add_argument("--style-weight", type=number(0), default=d.style_weight, metavar="W",
                    help=f"higher = more style (default {d.style_weight:g})")
-    g.add_argument("--tv-weight", type=_float(0), default=d.tv_weight, metavar="W",
+    g.add_argument("--tv-weight", type=number(0), default=d.tv_weight, metavar="W",
                    help=f"smoothness (total variation) weight (default {d.tv_weight:g})")
     g.add_argument("--content-layers", type=_layers, metavar="L[:W],...",
                    help="content layers and weights (default relu4_2)")
     g.add_argument("--style-layers", type=_layers, metavar="L[:W],...",
                    help="style layers and weights (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
-    g.add_argument("--style-scale", type=_float(0, lo_open=True), default=d.style_scale, metavar="F",
+    g.add_argument("--style-scale", type=number(0, lo_open=True), default=d.style_scale, metavar="F",
                    help="style image area relative to the output: < 1 = smaller brush strokes (default 1)")
     g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="VGG19 pooling (default max)")
-    g.add_argument("--early-stop", type=_float(0), default=d.early_stop_tol, metavar="TOL",
+    g.add_argument("--early-stop", type=number(0), default=d.early_stop_tol, metavar="TOL",
                    help=f"stop a scale when the loss improves by less than TOL (relative) over "
                         f"{d.early_stop_patience} steps; 0 = off (default {d.early_stop_tol:g})")
-    g.add_argument("--snapshot-every", type=_nonneg_int, default=0, metavar="N",
+    g.add_argument("--snapshot-every", type=non_negative_int, default=0, metavar="N",
                    help="save the image every N steps into --snapshot-dir")
     g.add_argument("--snapshot-dir", metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)")
     g = p.add_argument_group("fast mode (--method fast)")
-    g.add_argument("--alpha", type=_float(0, 1), default=1.0, help="0 = photo, 1 = full style (default 1)")
+    g.add_argument("--alpha", type=number(0, 1), default=1.0, help="0 = photo, 1 = full style (default 1)")
     g.add_argument("--mask", action="append", metavar="FILE",
                    help="spatial mask (white = this style), given once per STYLE, in the same order")
     g.add_argument("--model", metavar="FILE", help="decoder model.safetensors (default: the built-in model)")
-    g.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size for big images (default automatic)")
+    g.add_argument("--tile", type=positive_int, metavar="PX", help="tile size for big images (default automatic)")
     g = p.add_argument_group("general")
     g.add_argument("--weights", metavar="FILE",
                    help="torchvision vgg19 state dict (.pth/.safetensors) instead of the built-in Caffe VGG19")
@@ -214,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Writes styletransfer-demo.png (or -1, -2... if taken) in the current folder.")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: a fresh styletransfer-demo*.png)")
     p.add_argument("--photo", default="astronaut", choices=_demo_photos(), help="content photo (default astronaut)")
-    p.add_argument("--size", type=_positive_int, metavar="PX",
+    p.add_argument("--size", type=positive_int, metavar="PX",
                    help=f"longest side of the output (default 512, or ${DEMO_SIZE_ENV})")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -275,11 +241,11 @@ def _add_train_parser(sub: Any) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
                            help=f"{help_text} (default {'on' if default else 'off'})")
         elif f.name == "max_minutes":
-            p.add_argument(flag, type=_float(0, lo_open=True), default=None, metavar="MIN", help=help_text)
+            p.add_argument(flag, type=number(0, lo_open=True), default=None, metavar="MIN", help=help_text)
         elif isinstance(default, int):
             p.add_argument(flag, type=int, default=default, metavar="N", help=f"{help_text} (default {default})")
         elif isinstance(default, float):
-            p.add_argument(flag, type=_float(), default=default, metavar="X", help=f"{help_text} (default {default:g})")
+            p.add_argument(flag, type=number(), default=default, metavar="X", help=f"{help_text} (default {default:g})")
         else:
             p.add_argument(flag, default=default, help=f"{help_text} (default {default})")
     p.set_defaults(func=cmd_train)

@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import Any, Sequence
 
+from ..argtypes import non_negative_int, positive_float, positive_int
 from .config import API_KEY_ENV, Settings, default_workers
 
 __all__ = ["create_app", "Settings", "add_serve_parser", "serve_command", "main"]
@@ -26,38 +27,8 @@ def create_app(*args: Any, **kwargs: Any):
     return _create_app(*args, **kwargs)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _non_negative_int(text)
+    value = non_negative_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
     return value
@@ -68,26 +39,26 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any free port)")
-    p.add_argument("--workers", type=_positive_int, default=default_workers(),
+    p.add_argument("--workers", type=positive_int, default=default_workers(),
                    help=f"images stylized at the same time (threads; default {default_workers()} = cores / 2)")
-    p.add_argument("--queue-limit", type=_non_negative_int, default=d.max_queue,
+    p.add_argument("--queue-limit", type=non_negative_int, default=d.max_queue,
                    help=f"jobs allowed to wait beyond the running ones; more get 429 (default {d.max_queue})")
     p.add_argument("--api-key", default=None,
                    help=f"require this key (X-API-Key or Bearer) for the API; default: ${API_KEY_ENV} if set")
     p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable; '*' for any)")
-    p.add_argument("--max-upload-mb", type=_positive_float, default=d.max_upload_bytes / 1024 / 1024,
+    p.add_argument("--max-upload-mb", type=positive_float, default=d.max_upload_bytes / 1024 / 1024,
                    help=f"largest request in MB (default {d.max_upload_bytes // 1024 // 1024})")
-    p.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
                    help=f"largest input image in pixels, width x height (default {d.max_pixels:,})")
-    p.add_argument("--max-size", type=_positive_int, default=d.max_size,
+    p.add_argument("--max-size", type=positive_int, default=d.max_size,
                    help=f"largest result side a client may ask for (default {d.max_size})")
-    p.add_argument("--default-size", type=_positive_int, default=d.default_size,
+    p.add_argument("--default-size", type=positive_int, default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
-    p.add_argument("--sync-timeout", type=_positive_float, default=d.sync_timeout,
+    p.add_argument("--sync-timeout", type=positive_float, default=d.sync_timeout,
                    help=f"seconds POST /api/v1/stylize waits for its image (default {d.sync_timeout:.0f}); "
                         "requests unlikely to finish in time get 429")
-    p.add_argument("--result-ttl", type=_positive_float, default=d.result_ttl,
+    p.add_argument("--result-ttl", type=positive_float, default=d.result_ttl,
                    help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
     p.add_argument("--result-dir", default=None,
                    help="folder for results (default: a new temporary folder, removed on exit)")
