@@ -39,7 +39,7 @@ from ..device import autocast, resolve_device
 from ..encoders import VGG19Encoder, layer_channels, vgg19
 from ..errors import StyleTransferError
 from ..image import save_image
-from ..losses import content_loss, gram_matrix, gram_style_loss, mean_std_loss
+from ..losses import content_loss, gram_matrix, gram_style_loss, mean_std_loss, total_variation
 from ..models import Decoder, PatchDiscriminator, adain, d_loss, g_loss
 from . import checkpoint as ckpt
 from .data import CropSampler
@@ -194,8 +194,6 @@ class Trainer:
             out["style"] = sum(gram_style_loss(f_y[l], gram_matrix(f_s_sc[l])) for l in STYLE_LAYERS)
         total = cfg.content_weight * out["content"] + cfg.style_weight * out["style"]
         if cfg.tv_weight > 0:
-            from ..losses import total_variation
-
             out["tv"] = total_variation(output)
             total = total + cfg.tv_weight * out["tv"]
         if self.disc is not None:
