@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     style = swirl_style(512)
     sizes = scale_sizes(args.size, args.size, options)
     print(f"size {args.size}x{args.size}, torch threads {torch.get_num_threads()}, "
-          f"scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options)}")
+          f"scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options, [h * w for h, w in sizes])}")
     vgg19(None, options.pooling, "cpu")  # weights loaded before the clock starts
     t0 = time.perf_counter()
     result = stylize_optimize(content, [style], options)

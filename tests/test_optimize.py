@@ -112,10 +112,28 @@ def test_scale_pyramid_and_schedule():
     assert step_schedule(len(sizes), o) == [200, 50, 20]
     assert scale_sizes(200, 256, OptimizeOptions(scales=1)) == [(200, 256)]
     assert scale_sizes(40, 40, OptimizeOptions(coarse_size=64)) == [(40, 40)]
+    assert step_schedule(3, dataclasses.replace(o, step_decay=2.0)) == [200, 100, 50]
     explicit = OptimizeOptions(steps=[5, 0, 3])
     assert scale_sizes(64, 64, explicit) == [(16, 16), (32, 32), (64, 64)]
     assert scale_sizes(32, 64, explicit) == [(16, 32), (16, 32), (32, 64)]  # never below 16 px
     assert step_schedule(3, explicit) == [5, 0, 3]
+
+
+def test_work_limit_lowers_the_coarse_budget_until_the_schedule_fits():
+    o = OptimizeOptions(steps=100, step_decay=4.0, min_steps=3, max_work=12.0)
+    px = [256 * 256, 512 * 512, 1024 * 1024]
+    # 1024^2: 100, 25, 7 would be 6.55 + 6.55 + 7.34 = 20.4 megapixel-steps
+    assert step_schedule(3, o, px) == [59, 15, 4]  # 3.87 + 3.93 + 4.19 = 11.99
+    work = lambda steps: sum(s * p for s, p in zip(steps, px)) / 1e6  # noqa: E731
+    assert work([59, 15, 4]) <= 12.0 < work([60, 15, 4])  # the largest budget that fits
+    assert step_schedule(2, o, px[:2]) == [91, 23]  # 512^2: 5.96 + 6.03 = 11.99
+    assert step_schedule(2, o, [128 * 128, 256 * 256]) == [100, 25]  # small outputs: untouched
+    assert step_schedule(3, dataclasses.replace(o, max_work=None), px) == [100, 25, 7]
+    assert step_schedule(3, o, [10 ** 8] * 3) == [3, 3, 3]  # the floor wins over the limit
+    with pytest.raises(StyleTransferError, match="max_work"):
+        dataclasses.replace(o, max_work=0.0).validate()
+    with pytest.raises(StyleTransferError, match="step_decay"):
+        dataclasses.replace(o, step_decay=0.5).validate()
 
 
 def test_multiscale_runs_every_scale(tiny_encoder, content_image, style_image, tmp_path):

@@ -89,7 +89,7 @@ examples:
   styletransfer stylize photo.jpg starry.jpg --method fast --alpha 0.8 -o quick.png
 
 speed: the optimisation works coarse-to-fine (small image first, each scale twice as large);
---steps sets the coarsest scale's step budget and every finer scale gets a quarter as many.
+--steps sets the coarsest scale's step budget and every finer scale gets --step-decay times fewer.
 """
 
 
@@ -130,8 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "histogram = recolour the style to the photo's palette first (default none)")
     g = p.add_argument_group("optimisation (--method optimize)")
     g.add_argument("--steps", type=_steps, default=d.steps, metavar="N[,N...]",
-                   help=f"steps of the coarsest scale, each finer scale a quarter (min {d.min_steps}); "
-                        f"or one count per scale, coarse to fine, e.g. 300,80,20 (default {d.steps})")
+                   help=f"steps of the coarsest scale, each finer scale 1/{d.step_decay:g} as many (min "
+                        f"{d.min_steps}); or one count per scale, coarse to fine, e.g. 300,80,20 (default {d.steps})")
+    g.add_argument("--step-decay", type=number(lo=1.0), default=d.step_decay, metavar="R",
+                   help=f"ratio of the step counts of successive scales (default {d.step_decay:g}; "
+                        "4 = equal time per scale)")
     g.add_argument("--scales", type=positive_int, metavar="N",
                    help=f"number of scales (default: halve until the longest side is ~{d.coarse_size} px)")
     g.add_argument("--coarse-size", type=positive_int, default=d.coarse_size, metavar="PX",
@@ -422,7 +425,7 @@ def _stylize_one(args: argparse.Namespace, method: str, content_path: Path, out:
             snapshot_dir = str(out.with_name(out.stem + "_snapshots"))
         d = OptimizeOptions()
         options = OptimizeOptions(
-            optimizer=args.optimizer, lr=args.lr, steps=args.steps, scales=args.scales,
+            optimizer=args.optimizer, lr=args.lr, steps=args.steps, step_decay=args.step_decay, scales=args.scales,
             coarse_size=args.coarse_size, init=args.init, content_weight=args.content_weight,
             style_weight=args.style_weight, tv_weight=args.tv_weight,
             content_layers=args.content_layers or d.content_layers,

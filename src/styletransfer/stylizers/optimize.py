@@ -62,10 +62,18 @@ class OptimizeOptions:
         optimizer: ``"lbfgs"`` (converges in far fewer steps) or ``"adam"``.
         lr: step size; ``None`` = 1.0 for L-BFGS, 0.02 for Adam (pixels in [0, 1]).
         steps: L-BFGS/Adam iterations. An int is the budget of the *coarsest* scale; each finer
-            scale (4x the pixels) gets a quarter of the previous one, at least ``min_steps``.
+            scale (4x the pixels, ~4x the cost of a step) gets ``1/step_decay`` of the previous
+            one, at least ``min_steps``.
             A sequence gives the steps of every scale explicitly, coarse to fine (its length
             then sets the number of scales).
+        step_decay: ratio of the step counts of successive scales when ``steps`` is an int.
+            4 gives every scale the same wall time; more puts the work where pixels are cheap.
         min_steps: fewest steps of any scale when ``steps`` is an int.
+        max_work: cap on the whole schedule's work in megapixel-steps (sum of steps x pixels
+            over the scales; one megapixel-step is ~13 s on 2 CPU cores, ~1 ms on a GPU) when
+            ``steps`` is an int: the coarse budget is lowered until the schedule fits. It bounds
+            the time of big outputs (1024^2: 59, 15, 4 steps instead of 100, 25, 7) and leaves
+            512^2 nearly as is (92, 23 instead of 100, 25). ``None`` = no cap.
         scales: number of scales (each 2x the previous side); ``None`` = halve the output while
             the longest side stays >= ``coarse_size`` (512 -> 256, 512; 1024 -> 256, 512, 1024;
             anything under 512 is done in one scale).
@@ -96,12 +104,14 @@ class OptimizeOptions:
     optimizer: str = "lbfgs"
     lr: float | None = None
     steps: int | Sequence[int] = 100
-    min_steps: int = 5
+    step_decay: float = 4.0
+    min_steps: int = 3
+    max_work: float | None = 12.0
     scales: int | None = None
     coarse_size: int = 256
     init: str = "content"
     content_weight: float = 1.0
-    style_weight: float = 100.0
+    style_weight: float = 20.0
     tv_weight: float = 0.0
     content_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
@@ -134,6 +144,10 @@ class OptimizeOptions:
             steps = list(self.steps)
             if not steps or any((not isinstance(s, int)) or s < 0 for s in steps) or sum(steps) < 1:
                 bad(f"steps must be a positive int or a list of step counts >= 0, got {self.steps!r}")
+        if not (self.step_decay >= 1 and math.isfinite(self.step_decay)):
+            bad(f"step_decay must be >= 1, got {self.step_decay}")
+        if self.max_work is not None and not (self.max_work > 0 and math.isfinite(self.max_work)):
+            bad(f"max_work must be > 0, got {self.max_work}")
         if self.min_steps < 0:
             bad(f"min_steps must be >= 0, got {self.min_steps}")
         if self.scales is not None and not 1 <= self.scales <= 8:
@@ -192,11 +206,26 @@ def scale_sizes(height: int, width: int, options: OptimizeOptions) -> list[tuple
     return sizes
 
 
-def step_schedule(n_scales: int, options: OptimizeOptions) -> list[int]:
-    """Steps per scale, coarse to fine (see :attr:`OptimizeOptions.steps`)."""
+def step_schedule(n_scales: int, options: OptimizeOptions,
+                  pixels: Sequence[int] | None = None) -> list[int]:
+    """Steps per scale, coarse to fine (see :attr:`OptimizeOptions.steps` and ``max_work``).
+
+    ``pixels``: pixel count of every scale; needed to apply ``options.max_work``.
+    """
     if not isinstance(options.steps, int):
         return [int(s) for s in options.steps]
-    return [max(options.min_steps, math.ceil(options.steps / 4 ** i)) for i in range(n_scales)]
+
+    def schedule(n: int) -> list[int]:
+        return [max(options.min_steps, math.ceil(n / options.step_decay ** i)) for i in range(n_scales)]
+
+    n = options.steps
+    if options.max_work is not None and pixels is not None:
+        # fewer coarse steps until the whole schedule fits the work limit (megapixel-steps)
+        def work(n: int) -> float:
+            return sum(s * p for s, p in zip(schedule(n), pixels)) / 1e6
+        while n > 1 and work(n) > options.max_work:
+            n -= 1
+    return schedule(n)
 
 
 def _style_layer_weights(encoder: VGG19Encoder, options: OptimizeOptions) -> dict[str, float]:
@@ -333,7 +362,7 @@ def stylize_optimize(
 
     height, width = content.shape[-2:]
     sizes = scale_sizes(height, width, options)
-    schedule = step_schedule(len(sizes), options)
+    schedule = step_schedule(len(sizes), options, [h * w for h, w in sizes])
     total_steps = sum(schedule)
     done = 0
     image: torch.Tensor | None = None
@@ -422,9 +451,12 @@ def _optimize_scale(
                 raise _Stop()
 
     def loss_and_grad(point: torch.Tensor) -> tuple[float, torch.Tensor]:
-        point = point.detach().requires_grad_(True)
+        # channels_last convolutions: ~10% faster forward+backward on x86 CPUs (measured here,
+        # VGG19 to relu5_1 at 1024^2: 13.7 s vs 15.3 s); L-BFGS's dot products want contiguous.
+        point = point.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         loss_t = objective(point)
         (grad,) = torch.autograd.grad(loss_t, point)
+        grad = grad.contiguous()
         loss = float(loss_t.detach())
         record(point, loss)
         if count >= n_steps:
