@@ -134,12 +134,35 @@ def test_truncated_and_huge_images(tiny_vgg, images, tmp_path, capsys):
     (["--mask", "m.png"], "--mask"),
     (["--device", "tpu"], "device"),
     (["--weights", "nope.pth"], "--weights"),
+    (["--step-decay", "0.5"], "--step-decay"),
+    (["--max-work", "0"], "--max-work"),
 ])
 def test_bad_option_values(tiny_vgg, images, tmp_path, capsys, argv, needle):
     content, style = images
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "-q", *argv], capsys)
     assert_one_line_error(code, err, needle)
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ([], dict(step_decay=4.0, max_work=12.0, style_weight=20.0)),
+    (["--step-decay", "6", "--max-work", "2.5"], dict(step_decay=6.0, max_work=2.5)),
+    (["--no-max-work"], dict(max_work=None)),
+])
+def test_schedule_flags_reach_the_stylizer(tiny_vgg, images, tmp_path, capsys, monkeypatch, flags, expected):
+    seen = {}
+    real = optimize_mod.stylize_optimize
+
+    def spy(content, styles, options, *a, **k):
+        seen.update({name: getattr(options, name) for name in expected})
+        return real(content, styles, options, *a, **k)
+
+    monkeypatch.setattr(optimize_mod, "stylize_optimize", spy)
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "32", "--steps", "2",
+                        "-q", *flags], capsys)
+    assert code == 0, err
+    assert seen == expected
 
 
 def test_usage_errors_exit_2(capsys, tmp_path, images):

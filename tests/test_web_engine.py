@@ -173,8 +173,6 @@ def test_builtin_styles_are_deterministic_and_colourful():
 
 # --- the real optimisation stylizer, end to end over HTTP ------------------------------------
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known bug: with 2 steps L-BFGS (first step 1/|g|_1, or a "
-                   "diverging second step) can leave the photo unchanged; see the issue 2 closing note")
 def test_real_best_mode_over_http():
     pytest.importorskip("fastapi")
     with warnings.catch_warnings():

@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--step-decay", type=number(lo=1.0), default=d.step_decay, metavar="R",
                    help=f"ratio of the step counts of successive scales (default {d.step_decay:g}; "
                         "4 = equal time per scale)")
+    g.add_argument("--max-work", type=number(lo=0.0, lo_open=True), default=d.max_work, metavar="MPX",
+                   help=f"cap on the schedule's total work in megapixel-steps (steps x pixels summed over "
+                        f"the scales; ~13 s each on 2 CPU cores): big outputs get fewer steps per scale "
+                        f"(default {d.max_work:g})")
+    g.add_argument("--no-max-work", dest="max_work", action="store_const", const=None,
+                   help="no cap: every output size gets the full --steps schedule")
     g.add_argument("--scales", type=positive_int, metavar="N",
                    help=f"number of scales (default: halve until the longest side is ~{d.coarse_size} px)")
     g.add_argument("--coarse-size", type=positive_int, default=d.coarse_size, metavar="PX",
@@ -425,7 +431,8 @@ def _stylize_one(args: argparse.Namespace, method: str, content_path: Path, out:
             snapshot_dir = str(out.with_name(out.stem + "_snapshots"))
         d = OptimizeOptions()
         options = OptimizeOptions(
-            optimizer=args.optimizer, lr=args.lr, steps=args.steps, step_decay=args.step_decay, scales=args.scales,
+            optimizer=args.optimizer, lr=args.lr, steps=args.steps, step_decay=args.step_decay,
+            max_work=args.max_work, scales=args.scales,
             coarse_size=args.coarse_size, init=args.init, content_weight=args.content_weight,
             style_weight=args.style_weight, tv_weight=args.tv_weight,
             content_layers=args.content_layers or d.content_layers,
