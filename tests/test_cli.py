@@ -145,7 +145,7 @@ def test_bad_option_values(tiny_vgg, images, tmp_path, capsys, argv, needle):
 
 
 @pytest.mark.parametrize("flags,expected", [
-    ([], dict(step_decay=4.0, max_work=12.0, style_weight=20.0)),
+    ([], dict(step_decay=4.0, max_work=9.0, style_weight=20.0)),
     (["--step-decay", "6", "--max-work", "2.5"], dict(step_decay=6.0, max_work=2.5)),
     (["--no-max-work"], dict(max_work=None)),
 ])
@@ -189,6 +189,18 @@ def test_demo_picks_a_fresh_name(tiny_vgg, tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert first.read_bytes() == data  # never overwritten
     assert max(Image.open(tmp_path / "styletransfer-demo-1.png").size) == 32
+
+
+def test_demo_uses_its_gentler_style_weight(tiny_vgg, tmp_path, monkeypatch, capsys):
+    from styletransfer.demo import DEMO_STYLE_WEIGHT
+
+    seen = []
+    real = optimize_mod.stylize_optimize
+    monkeypatch.setattr(optimize_mod, "stylize_optimize",
+                        lambda c, s, options, **k: seen.append(options.style_weight) or real(c, s, options, **k))
+    code, _, err = run(["demo", "--size", "32", "-q", "-o", tmp_path / "d.png"], capsys)
+    assert code == 0, err
+    assert seen == [DEMO_STYLE_WEIGHT] and DEMO_STYLE_WEIGHT < optimize_mod.OptimizeOptions().style_weight
 
 
 def test_fast_method_errors_are_clean(images, tmp_path, capsys):

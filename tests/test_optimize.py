@@ -120,13 +120,13 @@ def test_scale_pyramid_and_schedule():
 
 
 def test_work_limit_lowers_the_coarse_budget_until_the_schedule_fits():
-    o = OptimizeOptions(steps=100, step_decay=4.0, min_steps=3, max_work=12.0)
+    o = OptimizeOptions(steps=100, step_decay=4.0, min_steps=3, max_work=9.0)
     px = [256 * 256, 512 * 512, 1024 * 1024]
     # 1024^2: 100, 25, 7 would be 6.55 + 6.55 + 7.34 = 20.4 megapixel-steps
-    assert step_schedule(3, o, px) == [59, 15, 4]  # 3.87 + 3.93 + 4.19 = 11.99
+    assert step_schedule(3, o, px) == [44, 11, 3]  # 2.88 + 2.88 + 3.15 = 8.91
     work = lambda steps: sum(s * p for s, p in zip(steps, px)) / 1e6  # noqa: E731
-    assert work([59, 15, 4]) <= 12.0 < work([60, 15, 4])  # the largest budget that fits
-    assert step_schedule(2, o, px[:2]) == [91, 23]  # 512^2: 5.96 + 6.03 = 11.99
+    assert work([44, 11, 3]) <= 9.0 < work([45, 12, 3])  # the largest budget that fits
+    assert step_schedule(2, o, px[:2]) == [68, 17]  # 512^2: 4.46 + 4.46 = 8.91
     assert step_schedule(2, o, [128 * 128, 256 * 256]) == [100, 25]  # small outputs: untouched
     assert step_schedule(3, dataclasses.replace(o, max_work=None), px) == [100, 25, 7]
     assert step_schedule(3, o, [10 ** 8] * 3) == [3, 3, 3]  # the floor wins over the limit

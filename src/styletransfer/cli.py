@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "4 = equal time per scale)")
     g.add_argument("--max-work", type=number(lo=0.0, lo_open=True), default=d.max_work, metavar="MPX",
                    help=f"cap on the schedule's total work in megapixel-steps (steps x pixels summed over "
-                        f"the scales; ~13 s each on 2 CPU cores): big outputs get fewer steps per scale "
+                        f"the scales; ~15-20 s each on 2 CPU cores): big outputs get fewer steps per scale "
                         f"(default {d.max_work:g})")
     g.add_argument("--no-max-work", dest="max_work", action="store_const", const=None,
                    help="no cap: every output size gets the full --steps schedule")
@@ -294,7 +294,7 @@ def _fresh_demo_path() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import content_photo, swirl_style
+    from .demo import DEMO_STYLE_WEIGHT, content_photo, swirl_style
     from .errors import StyleTransferError
     from .image import check_output_path, fit_size, resize, save_image
     from .stylizers.optimize import OptimizeOptions, stylize_optimize
@@ -316,7 +316,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     style = swirl_style(512)
     callback, close = _progress(args.quiet, "demo")
     try:
-        result = stylize_optimize(content, [style], OptimizeOptions(device=args.device, seed=0), callback=callback)
+        options = OptimizeOptions(device=args.device, seed=0, style_weight=DEMO_STYLE_WEIGHT)
+        result = stylize_optimize(content, [style], options, callback=callback)
     finally:
         close()
     save_image(result, out)

@@ -73,10 +73,10 @@ class OptimizeOptions:
             4 gives every scale the same wall time; more puts the work where pixels are cheap.
         min_steps: fewest steps of any scale when ``steps`` is an int.
         max_work: cap on the whole schedule's work in megapixel-steps (sum of steps x pixels
-            over the scales; one megapixel-step is ~13 s on 2 CPU cores, ~1 ms on a GPU) when
-            ``steps`` is an int: the coarse budget is lowered until the schedule fits. It bounds
-            the time of big outputs (1024^2: 59, 15, 4 steps instead of 100, 25, 7) and leaves
-            512^2 nearly as is (92, 23 instead of 100, 25). ``None`` = no cap.
+            over the scales; one megapixel-step is ~15-20 s on 2 CPU cores) when ``steps`` is an
+            int: the coarse budget is lowered until the schedule fits. It bounds the time of big
+            outputs: 1024^2 gets 44, 11, 3 steps instead of 100, 25, 7 (measured: 12 -> 214 s,
+            over the 3-minute target), 512^2 gets 68, 17. ``None`` = no cap.
         scales: number of scales (each 2x the previous side); ``None`` = halve the output while
             the longest side stays >= ``coarse_size`` (512 -> 256, 512; 1024 -> 256, 512, 1024;
             anything under 512 is done in one scale).
@@ -109,7 +109,7 @@ class OptimizeOptions:
     steps: int | Sequence[int] = 100
     step_decay: float = 4.0
     min_steps: int = 3
-    max_work: float | None = 12.0
+    max_work: float | None = 9.0
     scales: int | None = None
     coarse_size: int = 256
     init: str = "content"
