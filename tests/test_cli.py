@@ -191,6 +191,15 @@ def test_demo_picks_a_fresh_name(tiny_vgg, tmp_path, monkeypatch, capsys):
     assert max(Image.open(tmp_path / "styletransfer-demo-1.png").size) == 32
 
 
+def test_demo_options_without_the_demo_word(tiny_vgg, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["--size", "24", "-q"], capsys)
+    assert code == 0, err
+    assert max(Image.open(tmp_path / "styletransfer-demo.png").size) == 24
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "stylize" in out  # the top-level help, not the demo's
+
+
 def test_demo_uses_its_gentler_style_weight(tiny_vgg, tmp_path, monkeypatch, capsys):
     from styletransfer.demo import DEMO_STYLE_WEIGHT
 

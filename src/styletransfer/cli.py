@@ -502,7 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(argv or ["demo"])
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = ["demo", *argv]  # `styletransfer -q`, `styletransfer --size 256`: the demo's options
+        args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             args = parser.parse_args(["demo", *argv])
         code = args.func(args)
