@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     content = resize(content_photo("astronaut"), (args.size, args.size))
     style = swirl_style(512)
     sizes = scale_sizes(args.size, args.size, options)
+    steps = step_schedule(len(sizes), options, [h * w for h, w in sizes])
     print(f"size {args.size}x{args.size}, torch threads {torch.get_num_threads()}, "
-          f"scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options, [h * w for h, w in sizes])}")
+          f"scales {[f'{w}x{h}' for h, w in sizes]}, steps {steps}")
     vgg19(None, options.pooling, "cpu")  # weights loaded before the clock starts
     t0 = time.perf_counter()
     result = stylize_optimize(content, [style], options)

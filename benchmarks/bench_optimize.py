@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     from styletransfer.stylizers.optimize import scale_sizes, step_schedule
 
     sizes = scale_sizes(*fit_size(*content_photo(args.content).shape[-2:], size=args.size), options)
-    print(f"ours: scales {[f'{w}x{h}' for h, w in sizes]}, steps {step_schedule(len(sizes), options, [h * w for h, w in sizes])}")
+    steps = step_schedule(len(sizes), options, [h * w for h, w in sizes])
+    print(f"ours: scales {[f'{w}x{h}' for h, w in sizes]}, steps {steps}")
     ours_png = out_dir / "ours.png"
     t_ours = run_ours(content_path, style_path, args.size, ours_png, options)
     content = load_image(content_path).rgb
