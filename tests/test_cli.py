@@ -21,6 +21,20 @@ def tiny_vgg(monkeypatch, tiny_encoder):
 
 
 @pytest.fixture
+def seen_options(tiny_vgg, monkeypatch):
+    """The OptimizeOptions of every stylize_optimize call the CLI makes (the calls still run)."""
+    seen = []
+    real = optimize_mod.stylize_optimize
+
+    def spy(content, styles, options, *a, **k):
+        seen.append(options)
+        return real(content, styles, options, *a, **k)
+
+    monkeypatch.setattr(optimize_mod, "stylize_optimize", spy)
+    return seen
+
+
+@pytest.fixture
 def images(tmp_path):
     rng = np.random.default_rng(0)
     content = tmp_path / "photo.png"
@@ -149,20 +163,12 @@ def test_bad_option_values(tiny_vgg, images, tmp_path, capsys, argv, needle):
     (["--step-decay", "6", "--max-work", "2.5"], dict(step_decay=6.0, max_work=2.5)),
     (["--no-max-work"], dict(max_work=None)),
 ])
-def test_schedule_flags_reach_the_stylizer(tiny_vgg, images, tmp_path, capsys, monkeypatch, flags, expected):
-    seen = {}
-    real = optimize_mod.stylize_optimize
-
-    def spy(content, styles, options, *a, **k):
-        seen.update({name: getattr(options, name) for name in expected})
-        return real(content, styles, options, *a, **k)
-
-    monkeypatch.setattr(optimize_mod, "stylize_optimize", spy)
+def test_schedule_flags_reach_the_stylizer(seen_options, images, tmp_path, capsys, flags, expected):
     content, style = images
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "32", "--steps", "2",
                         "-q", *flags], capsys)
     assert code == 0, err
-    assert seen == expected
+    assert [{name: getattr(o, name) for name in expected} for o in seen_options] == [expected]
 
 
 def test_usage_errors_exit_2(capsys, tmp_path, images):
@@ -200,16 +206,13 @@ def test_demo_options_without_the_demo_word(tiny_vgg, tmp_path, monkeypatch, cap
     assert code == 0 and "stylize" in out  # the top-level help, not the demo's
 
 
-def test_demo_uses_its_gentler_style_weight(tiny_vgg, tmp_path, monkeypatch, capsys):
+def test_demo_uses_its_gentler_style_weight(seen_options, tmp_path, capsys):
     from styletransfer.demo import DEMO_STYLE_WEIGHT
 
-    seen = []
-    real = optimize_mod.stylize_optimize
-    monkeypatch.setattr(optimize_mod, "stylize_optimize",
-                        lambda c, s, options, **k: seen.append(options.style_weight) or real(c, s, options, **k))
     code, _, err = run(["demo", "--size", "32", "-q", "-o", tmp_path / "d.png"], capsys)
     assert code == 0, err
-    assert seen == [DEMO_STYLE_WEIGHT] and DEMO_STYLE_WEIGHT < optimize_mod.OptimizeOptions().style_weight
+    assert [o.style_weight for o in seen_options] == [DEMO_STYLE_WEIGHT]
+    assert DEMO_STYLE_WEIGHT < optimize_mod.OptimizeOptions().style_weight
 
 
 def test_fast_method_errors_are_clean(images, tmp_path, capsys):

@@ -505,8 +505,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["demo", *argv]  # `styletransfer -q`, `styletransfer --size 256`: the demo's options
         args = parser.parse_args(argv)
-        if not getattr(args, "command", None):
-            args = parser.parse_args(["demo", *argv])
         code = args.func(args)
         return int(code or 0)
     except CLIError as exc:

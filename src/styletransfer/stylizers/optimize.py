@@ -436,7 +436,7 @@ def _optimize_scale(
     p = options.early_stop_patience
 
     def record(point: torch.Tensor, loss: float) -> None:
-        """Count one evaluation; keep the best point; report; stop early or at the budget."""
+        """Count one evaluation; keep the best point; report; stop early."""
         nonlocal count, best
         if not math.isfinite(loss) and options.optimizer == "adam":
             raise _Stop()  # diverged: keep the best image so far
@@ -462,9 +462,7 @@ def _optimize_scale(
         grad = grad.contiguous()
         loss = float(loss_t.detach())
         record(point, loss)
-        if count >= n_steps:
-            raise _Stop()
-        return loss, grad
+        return loss, grad  # lbfgs_minimize makes exactly n_steps evaluations
 
     try:
         if options.optimizer == "lbfgs":
