@@ -10,7 +10,7 @@ from styletransfer.encoders import VGG19Encoder
 from styletransfer.errors import StyleTransferError
 from styletransfer.stylizers.fast import FastOptions, load_decoder, stylize_fast
 from styletransfer.training import TrainConfig, Trainer
-from styletransfer.training import checkpoint as ckpt
+from styletransfer import checkpoint as ckpt
 
 
 def tiny_encoder() -> VGG19Encoder:
@@ -70,7 +70,7 @@ def test_fit_writes_checkpoint_samples_metrics_and_model(dirs):
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and len(rows) == 5
     grid = Image.open(run / "samples" / "step_000004.png")
-    assert grid.size == (3 * 32, 3 * 32)  # content | style | output, three rows
+    assert grid.size == (4 * 32, 3 * 32)  # content | style | reconstruction | output, three rows
     tensors, meta = ckpt.load(run / "checkpoint.safetensors")
     assert meta["step"] == 4 and "rng.data.0" in tensors and any(k.startswith("opt.decoder.") for k in tensors)
 
@@ -78,7 +78,7 @@ def test_fit_writes_checkpoint_samples_metrics_and_model(dirs):
 def test_checkpoint_round_trip_restores_everything(dirs):
     a = Trainer(make_config(dirs, steps=2), encoder=tiny_encoder())
     a.fit(progress=False)
-    b = Trainer(make_config(dirs, steps=2), encoder=tiny_encoder())  # resumes from the file
+    b = Trainer(make_config(dirs, steps=2), encoder=tiny_encoder(), resume=True)
     assert b.step == 2
     for (k, v), (k2, v2) in zip(a.decoder.state_dict().items(), b.decoder.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
@@ -96,7 +96,7 @@ def test_resume_is_exact(dirs, gan):
     first = Trainer(make_config(dirs, out="split", steps=2, gan_weight=gan), encoder=tiny_encoder())
     first.fit(progress=False)
     del first  # "killed"
-    second = Trainer(make_config(dirs, out="split", steps=4, gan_weight=gan), encoder=tiny_encoder())
+    second = Trainer(make_config(dirs, out="split", steps=4, gan_weight=gan), encoder=tiny_encoder(), resume=True)
     assert second.step == 2
     second.fit(progress=False)
     for v1, v2 in zip(straight.decoder.state_dict().values(), second.decoder.state_dict().values()):
@@ -140,7 +140,7 @@ def test_bad_options_are_rejected(dirs, field, value):
 def test_resume_refuses_a_different_gan_setting(dirs):
     Trainer(make_config(dirs, steps=2), encoder=tiny_encoder()).fit(progress=False)
     with pytest.raises(StyleTransferError, match="discriminator"):
-        Trainer(make_config(dirs, steps=4, gan_weight=0.1), encoder=tiny_encoder())
+        Trainer(make_config(dirs, steps=4, gan_weight=0.1), encoder=tiny_encoder(), resume=True)
 
 
 def test_exported_model_loads_for_fast_stylization(dirs):

@@ -6,12 +6,12 @@ import textwrap
 
 import torch
 
-from styletransfer.training import checkpoint as ckpt
+from styletransfer import checkpoint as ckpt
 
 from test_training import _write_images
 
 SCRIPT = textwrap.dedent("""
-    import json, sys, torch
+    import json, os, sys, torch
     import torch.distributed as dist
     from styletransfer.encoders import VGG19Encoder
     from styletransfer.training import TrainConfig, Trainer
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     cfg = TrainConfig(content_dir=root + "/content", style_dir=root + "/style", out_dir=root + "/run",
                       steps=steps, batch_size=2, crop=32, decoder_width=0.125, checkpoint_every=2,
                       sample_every=2, log_every=1, device="cpu", amp=False, channels_last=False, gan_weight=0.1)
-    t = Trainer(cfg, encoder=enc)
+    t = Trainer(cfg, encoder=enc, resume=os.path.exists(root + "/run/checkpoint.safetensors"))
     t.fit(progress=False)
     flat = torch.cat([p.detach().flatten() for p in t.decoder.parameters()])
     sums = [None] * dist.get_world_size()

@@ -225,6 +225,11 @@ _TRAIN_HELP = {
     "channels_last": "channels-last memory format", "checkpoint_every": "steps between checkpoints",
     "sample_every": "steps between sample images", "log_every": "steps between metrics rows",
     "max_minutes": "stop (with a checkpoint) after this many minutes",
+    "level": "encoder layer the decoder inverts: relu1_1, relu2_1, relu3_1 or relu4_1",
+    "init": "decoder init: kaiming (recommended) or default (PyTorch's)",
+    "warmup_steps": "reconstruction-only steps before the AdaIN losses (= --steps: a WCT decoder)",
+    "pixel_weight": "weight of the reconstruction's pixel L1 term",
+    "identity_weight": "identity (reconstruction) loss weight in the AdaIN phase (> 0 turns it on)",
 }
 _TRAIN_SKIP = {"content_dir", "style_dir", "out_dir", "layer_scales"}
 
@@ -481,7 +486,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               if f.name not in _TRAIN_SKIP}
     cfg = TrainConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out, **values)
     cfg.validate()
-    last = Trainer(cfg).fit()
+    last = Trainer(cfg, resume=args.resume).fit()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
     print(f"training finished; run folder {args.out}" + (f" (last step: {summary})" if summary else ""))
     return 0

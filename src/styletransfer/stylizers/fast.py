@@ -31,7 +31,7 @@ from ..errors import StyleTransferError
 from ..image import fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
 from ..models import Decoder, adain_stats
-from ..training import checkpoint as ckpt
+from .. import checkpoint as ckpt
 
 BUILTIN_MODEL = "adain_decoder.safetensors"
 LAYER = "relu4_1"

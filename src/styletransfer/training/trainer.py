@@ -1,7 +1,17 @@
-"""Training loop of the AdaIN decoder (the seed's steps: input, extract, generate, losses, update,
-iterate), with an optional PatchGAN adversarial loss.
+"""Training loop of the decoders of the fast mode (the seed's steps: input, extract, generate,
+losses, update, iterate), with an optional PatchGAN adversarial loss.
 
-One step, batch of content crops ``c`` and style crops ``s``::
+Two phases. The first ``warmup_steps`` steps train the decoder to *invert* the encoder
+(reconstruction; the objective of Universal Style Transfer's decoders, Li et al., 2017)::
+
+    f_c = E(c)[level]                   frozen VGG19, no grad
+    y   = D(f_c)
+    L   = w_pix * |y - c|_1 + sum_{l <= level} |E(y)[l] - E(c)[l]|^2 / s_l^2
+
+That objective converges in ~100 steps from a Kaiming-initialised decoder (measured, see
+``kaiming_init``), and a decoder trained only with it is what ``--transform wct`` needs (set
+``warmup_steps = steps``). The AdaIN phase then trains with AdaIN's losses (Huang & Belongie, 2017).
+One AdaIN step, batch of content crops ``c`` and style crops ``s``::
 
     f_c = E(c)[relu4_1]                 frozen VGG19, no grad
     f_s = E(s)[relu1_1 .. relu4_1]      frozen VGG19, no grad
@@ -9,6 +19,10 @@ One step, batch of content crops ``c`` and style crops ``s``::
     y   = D(t)                          decoder (trained)
     f_y = E(y)[relu1_1 .. relu4_1]      input gradient only
     L   = w_c * |f_y[relu4_1] - t|^2 + w_s * sum_l L_style(f_y[l], f_s[l]) [+ w_adv * L_G(Disc(y))]
+          [+ w_id * reconstruction loss of half the content batch: the identity loss of SANet
+             (Park & Lee, 2019), stylizing a photo with itself must give the photo back]
+
+(``relu4_1`` stands for ``level``: a decoder can invert any of relu1_1 .. relu4_1.)
 
 Feature scales: the Caffe VGG19 features of relu1_1 are ~100x smaller than relu4_1's, so with raw
 features the shallow layers (colour, fine texture) hardly count. Every layer's features are divided
@@ -21,6 +35,7 @@ decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 
 """
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -35,17 +50,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..device import autocast, resolve_device
+from ..device import amp_dtype, autocast, resolve_device
 from ..encoders import VGG19Encoder, layer_channels, vgg19
 from ..errors import StyleTransferError
 from ..image import save_image
 from ..losses import content_loss, gram_matrix, gram_style_loss, mean_std_loss, total_variation
-from ..models import Decoder, PatchDiscriminator, adain, d_loss, g_loss
-from . import checkpoint as ckpt
+from ..models import Decoder, PatchDiscriminator, adain, d_loss, g_loss, kaiming_init
+from ..models.decoder import LEVELS
+from .. import checkpoint as ckpt
 from .data import CropSampler
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
+# Options that change the decoder's shape or the networks trained: resuming with others is an error.
+_ARCH_FIELDS = ("level", "decoder_width")
 
 
 @dataclass
@@ -65,6 +83,11 @@ class TrainConfig:
     style_loss: str = "meanstd"  # or "gram" (the seed's Gram / C^2 loss)
     tv_weight: float = 0.0
     decoder_width: float = 1.0
+    level: str = "relu4_1"  # the encoder layer the decoder inverts (relu1_1 .. relu4_1)
+    init: str = "kaiming"  # or "default" (PyTorch's; starves a deep decoder, see models/decoder.py)
+    warmup_steps: int = 0  # reconstruction-only steps first; = steps for a WCT (reconstruction) decoder
+    pixel_weight: float = 10.0  # weight of the pixel L1 term of the reconstruction loss
+    identity_weight: float = 0.0  # > 0 adds the identity (reconstruction) loss to the AdaIN phase
     gan_weight: float = 0.0  # > 0 turns the adversarial loss on
     gan_loss: str = "hinge"
     disc_lr: float = 2e-4
@@ -91,7 +114,11 @@ class TrainConfig:
         for name in ("lr", "content_weight", "style_weight", "decoder_width", "disc_lr"):
             if not getattr(self, name) > 0:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("lr_decay", "tv_weight", "gan_weight"):
+        if self.level not in LEVELS:
+            raise StyleTransferError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.init not in ("kaiming", "default"):
+            raise StyleTransferError(f"--init must be kaiming or default, got {self.init!r}")
+        for name in ("lr_decay", "tv_weight", "gan_weight", "warmup_steps", "pixel_weight", "identity_weight"):
             if getattr(self, name) < 0:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
@@ -109,6 +136,21 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True on every process if ``flag`` is true on any (a stop decided by one rank must be taken by
+    all, or the others wait forever in the next collective)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def style_layers(level: str) -> tuple[str, ...]:
+    """The style (and reconstruction feature) layers of a decoder at ``level``: relu1_1 .. level."""
+    return STYLE_LAYERS[: STYLE_LAYERS.index(level) + 1]
+
+
 def measure_layer_scales(encoder: VGG19Encoder, images: torch.Tensor) -> dict[str, float]:
     """Mean activation of each style layer over a batch: the per-layer normalisation constants."""
     with torch.no_grad():
@@ -121,18 +163,27 @@ class Trainer:
 
     Args:
         config: the options.
-        encoder: the frozen encoder; defaults to the pretrained VGG19 (tests pass a tiny one).
+        encoder: the frozen encoder; defaults to the pretrained VGG19 (tests pass a tiny one). The
+            trainer works on its own copy, so moving it to a device or to channels_last does not
+            change the process-wide cached encoder that the stylizers use.
+        resume: continue from ``out_dir/checkpoint.safetensors``; without it an existing
+            checkpoint is an error (a run is never continued or overwritten by accident).
     """
 
-    def __init__(self, config: TrainConfig, encoder: VGG19Encoder | None = None) -> None:
+    def __init__(self, config: TrainConfig, encoder: VGG19Encoder | None = None, resume: bool = False) -> None:
         config.validate()
         self.cfg = config
         init_distributed(config.device)
         self.rank, self.world = _rank_world()
         self.device = resolve_device(config.device)
+        if self.world > 1 and config.identity_weight > 0:
+            raise StyleTransferError("--identity-weight is not supported with several processes (two decoder passes per step)")
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        self.encoder = (encoder or vgg19(device="cpu")).to(self.device)
+        self.encoder = copy.deepcopy(encoder or vgg19(device="cpu")).to(self.device)
+        self.amp_dtype = amp_dtype(self.device) if config.amp else None
+        # fp16 (CUDA without bf16) needs loss scaling or small gradients underflow to zero
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.out = Path(config.out_dir)
         self.content = CropSampler(config.content_dir, config.crop)
         self.style = CropSampler(config.style_dir, config.crop)
@@ -141,16 +192,25 @@ class Trainer:
         self.step = 0
         self.ckpt_path = self.out / "checkpoint.safetensors"
         resuming = self.ckpt_path.exists()
+        if resuming and not resume:
+            raise StyleTransferError(f"{self.ckpt_path} exists: pass --resume to continue that run, or choose a new --out")
+        if resume and not resuming:
+            raise StyleTransferError(f"--resume: {self.ckpt_path} does not exist")
         if resuming:
             _, meta = ckpt.load(self.ckpt_path)
+            self._check_resumable(meta["config"])
             self.cfg.layer_scales = meta["config"]["layer_scales"]
         elif not config.layer_scales:
             probe = torch.cat([self.content.center(i, config.crop) for i in range(8)]
                               + [self.style.center(i, config.crop) for i in range(8)]).to(self.device)
             self.cfg.layer_scales = measure_layer_scales(self.encoder, probe)
         scales = self.cfg.layer_scales
-        in_ch = layer_channels(CONTENT_LAYER, self.encoder.width_divisor)
-        self.decoder = Decoder(in_ch, config.decoder_width, input_scale=scales[CONTENT_LAYER]).to(self.device)
+        self.level, self.layers = config.level, style_layers(config.level)
+        in_ch = layer_channels(self.level, self.encoder.width_divisor)
+        self.decoder = Decoder(in_ch, config.decoder_width, input_scale=scales[self.level], level=self.level)
+        if config.init == "kaiming":
+            kaiming_init(self.decoder)
+        self.decoder.to(self.device)
         self.disc = PatchDiscriminator().to(self.device) if config.gan_weight > 0 else None
         if config.channels_last:
             self.encoder.to(memory_format=torch.channels_last)
@@ -175,34 +235,60 @@ class Trainer:
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
-    def losses(self, content: torch.Tensor, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The decoder's losses for one batch; returns (named losses incl. ``total``, output)."""
+    def _autocast(self):
+        return autocast(self.device, self.cfg.amp)
+
+    def reconstruction_losses(self, content: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Pixel L1 and per-layer feature MSE of ``D(E(c))`` against ``c``; returns (losses, output)."""
         cfg = self.cfg
-        with autocast(self.device, cfg.amp):
+        with self._autocast():
             with torch.no_grad():
-                f_c = self.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER]
-                f_s = self.encoder(style, STYLE_LAYERS)
-                target = adain(f_c.float(), f_s[CONTENT_LAYER].float())
+                f_c = self.encoder(content, self.layers)
+            output = self.model(f_c[self.level].float())
+            f_y = self.encoder(output, self.layers)
+        f_y, f_c = self._scaled(f_y), self._scaled(f_c)
+        out = {"pixel": (output.float() - content.float()).abs().mean(),
+               "feature": sum(content_loss(f_y[l], f_c[l]) for l in self.layers)}
+        out["total"] = cfg.pixel_weight * out["pixel"] + out["feature"]
+        return out, output
+
+    def losses(self, content: torch.Tensor, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The decoder's AdaIN-phase losses for one batch; returns (named losses incl. ``total``, output)."""
+        cfg = self.cfg
+        level = self.level
+        with self._autocast():
+            with torch.no_grad():
+                f_c = self.encoder(content, [level])[level]
+                f_s = self.encoder(style, self.layers)
+                target = adain(f_c.float(), f_s[level].float())
             output = self.model(target)
-            f_y = self.encoder(output, STYLE_LAYERS)
+            f_y = self.encoder(output, self.layers)
         f_y, f_s_sc = self._scaled(f_y), self._scaled(f_s)
         out: dict[str, torch.Tensor] = {}
-        out["content"] = content_loss(f_y[CONTENT_LAYER], target / cfg.layer_scales[CONTENT_LAYER])
+        out["content"] = content_loss(f_y[level], target / cfg.layer_scales[level])
         if cfg.style_loss == "meanstd":
-            out["style"] = sum(mean_std_loss(f_y[l], f_s_sc[l]) for l in STYLE_LAYERS)
+            out["style"] = sum(mean_std_loss(f_y[l], f_s_sc[l]) for l in self.layers)
         else:
-            out["style"] = sum(gram_style_loss(f_y[l], gram_matrix(f_s_sc[l])) for l in STYLE_LAYERS)
+            out["style"] = sum(gram_style_loss(f_y[l], gram_matrix(f_s_sc[l])) for l in self.layers)
         total = cfg.content_weight * out["content"] + cfg.style_weight * out["style"]
         if cfg.tv_weight > 0:
             out["tv"] = total_variation(output)
             total = total + cfg.tv_weight * out["tv"]
         if self.disc is not None:
             # the plain module, not the DDP wrapper: this pass only needs gradients w.r.t. ``output``
-            with autocast(self.device, cfg.amp):
+            with self._autocast():
                 out["adv"] = g_loss(self.disc(output).float(), cfg.gan_loss)
             total = total + cfg.gan_weight * out["adv"]
+        if cfg.identity_weight > 0:
+            half = content[: max(1, content.shape[0] // 2)]
+            out["identity"] = self.reconstruction_losses(half)[0]["total"]
+            total = total + cfg.identity_weight * out["identity"]
         out["total"] = total
         return out, output
+
+    def in_warmup(self) -> bool:
+        """True while the next step is a reconstruction (warm-up) step."""
+        return self.step < self.cfg.warmup_steps
 
     def train_step(self) -> dict[str, float]:
         """Sample a batch, update the decoder (and the discriminator if on); returns float losses."""
@@ -211,22 +297,31 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         content = self._prep(self.content.sample(cfg.batch_size, self.gen))
+        if self.in_warmup():
+            losses, _ = self.reconstruction_losses(content)
+            self._update(self.opt, losses["total"])
+            return self._finish_step(losses, lr)
         style = self._prep(self.style.sample(cfg.batch_size, self.gen))
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the decoder step must not touch D's weights
         losses, output = self.losses(content, style)
-        self.opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        self.opt.step()
+        self._update(self.opt, losses["total"])
         if self.disc is not None:
             self.disc.requires_grad_(True)
-            with autocast(self.device, cfg.amp):  # one forward for both halves (DDP-friendly)
+            with self._autocast():  # one forward for both halves (DDP-friendly)
                 logits = self.disc_model(torch.cat([style, output.detach()])).float()
             real, fake = logits.chunk(2)
             losses["disc"] = d_loss(real, fake, cfg.gan_loss)
-            self.opt_d.zero_grad(set_to_none=True)
-            losses["disc"].backward()
-            self.opt_d.step()
+            self._update(self.opt_d, losses["disc"])
+        return self._finish_step(losses, lr)
+
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    def _finish_step(self, losses: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
         self.step += 1
         result = {k: float(v.detach()) for k, v in losses.items()}
         result["lr"] = lr
@@ -242,13 +337,14 @@ class Trainer:
 
     @torch.no_grad()
     def write_samples(self) -> Path:
-        """A grid image: one row per pair, columns content | style | output."""
+        """A grid image: one row per pair, columns content | style | reconstruction | AdaIN output."""
         c, s = self.samples
-        with autocast(self.device, self.cfg.amp):
-            f_c = self.encoder(self._prep(c), [CONTENT_LAYER])[CONTENT_LAYER]
-            f_s = self.encoder(self._prep(s), [CONTENT_LAYER])[CONTENT_LAYER]
-            y = self.decoder(adain(f_c.float(), f_s.float())).float().cpu().clamp(0, 1)
-        rows = [torch.cat([c[i], s[i], y[i]], dim=2) for i in range(c.shape[0])]
+        with self._autocast():
+            f_c = self.encoder(self._prep(c), [self.level])[self.level].float()
+            f_s = self.encoder(self._prep(s), [self.level])[self.level].float()
+            rec = self.decoder(f_c).float().cpu().clamp(0, 1)
+            y = self.decoder(adain(f_c, f_s)).float().cpu().clamp(0, 1)
+        rows = [torch.cat([c[i], s[i], rec[i], y[i]], dim=2) for i in range(c.shape[0])]
         grid = torch.cat(rows, dim=1).unsqueeze(0)
         path = self.out / "samples" / f"step_{self.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,11 +384,25 @@ class Trainer:
         """Write the decoder alone (what ``--model`` loads), optionally in fp16."""
         sd = {f"decoder.{k}": (v.half() if half and v.is_floating_point() else v)
               for k, v in self.decoder.state_dict().items()}
-        meta = {"decoder": self.decoder.config, "encoder": {"name": "vgg19", "layer": CONTENT_LAYER,
-                "normalization": self.encoder.normalization, "pooling": self.encoder.pooling},
+        meta = {"decoder": self.decoder.config, "encoder": self.encoder_meta(),
                 "step": self.step, "train": {k: v for k, v in dataclasses.asdict(self.cfg).items()
                                               if k not in ("layer_scales",)}}
         return ckpt.atomic_save(sd, path, meta)
+
+    def encoder_meta(self) -> dict[str, Any]:
+        """What a model file records of its encoder, checked when it is loaded."""
+        return {"name": "vgg19", "layer": self.level, "normalization": self.encoder.normalization,
+                "pooling": self.encoder.pooling, "width_divisor": self.encoder.width_divisor}
+
+    def _check_resumable(self, saved: dict[str, Any]) -> None:
+        """A resume must build the same networks as the run it continues."""
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        for name in _ARCH_FIELDS:
+            old, new = saved.get(name, defaults[name]), getattr(self.cfg, name)
+            if old != new:
+                flag = "--" + name.replace("_", "-")
+                raise StyleTransferError(f"{self.ckpt_path} was trained with {flag} {old}, not {new}: "
+                                         f"resume with {flag} {old} or start a new --out")
 
     def _restore(self) -> None:
         tensors, meta = ckpt.load(self.ckpt_path)
@@ -341,19 +451,15 @@ class Trainer:
             last["sec"] = time.monotonic() - t0
             for k, v in last.items():
                 running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
-            if not math.isfinite(last["total"]):
+            if all_ranks_agree(not math.isfinite(last["total"]), self.device):
                 raise StyleTransferError(f"loss became {last['total']} at step {self.step}; lower --lr")
             bar.update(1)
-            bar.set_postfix({k: f"{running[k]:.3g}" for k in ("content", "style", "adv", "disc") if k in running})
+            bar.set_postfix({k: f"{running[k]:.3g}" for k in ("pixel", "content", "style", "adv", "disc")
+                             if k in last})
             if self.rank == 0 and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                new = not metrics_path.exists()
-                with open(metrics_path, "a", newline="") as f:
-                    w = csv.writer(f)
-                    keys = sorted(last)
-                    if new:
-                        w.writerow(["step"] + keys)
-                    w.writerow([self.step] + [f"{last[k]:.6g}" for k in keys])
-            out_of_time = cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60
+                append_metrics(metrics_path, self.step, last)
+            out_of_time = all_ranks_agree(
+                cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60, self.device)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save_checkpoint()
             if self.rank == 0 and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
@@ -363,3 +469,29 @@ class Trainer:
         bar.close()
         return last
 
+
+
+def append_metrics(path: Path, step: int, values: dict[str, float]) -> None:
+    """Append a row to a metrics CSV; a column that appears later (a warm-up ends, a resume turns
+    the GAN on) widens the header and leaves the older rows' cells empty, so columns never shift."""
+    header: list[str] = ["step"]
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or ["step"])
+            new_keys = [k for k in sorted(values) if k not in header]
+            if new_keys:
+                rows = list(reader)
+    else:
+        new_keys = sorted(values)
+    row = {"step": str(step), **{k: f"{v:.6g}" for k, v in values.items()}}
+    if new_keys or not path.exists():
+        header += new_keys
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header)
+            w.writeheader()
+            w.writerows(rows + [row])
+    else:
+        with open(path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=header).writerow(row)
