@@ -166,23 +166,22 @@ def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True)
     """
     tensors: dict[str, torch.Tensor] = {}
     configs: dict[str, dict] = {}
-    encoder_meta = None
+    encoder_meta: dict = {}
     steps = {}
     for path in paths:
-        t, meta = ckpt.load(path)
-        if "decoder" not in meta:
-            raise StyleTransferError(f"{path}: not a single-decoder model file")
-        level = meta["decoder"].get("level", LAYER)
-        enc = {k: v for k, v in meta.get("encoder", {}).items() if k != "layer"}
-        if encoder_meta is not None and enc != encoder_meta:
+        decs, enc = read_decoders(path)
+        enc = {k: v for k, v in enc.items() if k != "layer"}
+        clash = {k for k in enc.keys() & encoder_meta.keys() if enc[k] != encoder_meta[k]}
+        if clash:
             raise StyleTransferError(f"{path}: trained with encoder {enc}, the others with {encoder_meta}")
-        encoder_meta = enc
-        configs[level] = {**meta["decoder"], "level": level}
-        steps[level] = meta.get("step")
-        for k, v in t.items():
-            if k.startswith("decoder."):
-                tensors[f"{level}.{k[len('decoder.'):]}"] = v.half() if half and v.is_floating_point() else v
-    return ckpt.atomic_save(tensors, out, {"decoders": configs, "encoder": encoder_meta or {}, "steps": steps})
+        encoder_meta.update(enc)
+        step = ckpt.load(path)[1].get("step")
+        for level, dec in decs.items():
+            configs[level] = dict(dec.config)
+            steps[level] = step
+            for k, v in dec.state_dict().items():
+                tensors[f"{level}.{k}"] = v.half() if half and v.is_floating_point() else v
+    return ckpt.atomic_save(tensors, out, {"decoders": configs, "encoder": encoder_meta, "steps": steps})
 
 
 _DECODER_CACHE: "OrderedDict[tuple, tuple[dict[str, Decoder], dict]]" = OrderedDict()
