@@ -1,7 +1,11 @@
-"""Benchmark of the feed-forward (AdaIN) stylizer.
+"""Benchmark of the feed-forward (fast) stylizer.
 
 Prints, measured side by side in one run on this machine:
 - seconds per image at 512^2 and 1024^2 (median of --repeats, after one warm-up);
+- process start to written PNG: ``styletransfer stylize ... --method fast`` at 512^2 in a fresh
+  process (imports, weights, style, stylization, PNG);
+- bf16 vs fp32 where the CPU has native bf16 (AVX512-BF16/AMX): time and max/mean difference of
+  the outputs (elsewhere bf16 is emulated, 10-50x slower, and not used: it says so);
 - peak resident memory (RSS) of a fresh process that stylizes a 3840x2160 image;
 - the common content + style measure (``common_measure`` of ``benchmarks/bench_optimize.py``:
   our content + style loss with the same VGG19) of fast vs optimisation results on the same
@@ -37,9 +41,8 @@ def _images(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     return resize(content, (side, side)), style
 
 
-def time_fast(side: int, repeats: int, model: str | None) -> float:
+def time_fast(side: int, repeats: int, opts: FastOptions) -> float:
     content, style = _images(side)
-    opts = FastOptions(device="cpu", model=model)
     stylize_fast(content, [style], opts)  # warm-up: loads VGG19 and the decoder
     times = []
     for _ in range(repeats):
@@ -49,7 +52,46 @@ def time_fast(side: int, repeats: int, model: str | None) -> float:
     return statistics.median(times)
 
 
-def peak_rss_4k(model: str | None) -> tuple[float, float]:
+def start_to_png(opts: FastOptions) -> float:
+    """Seconds from process start to a written 512^2 PNG, through the CLI."""
+    import tempfile
+
+    from styletransfer import save_image
+
+    content, style = _images(512)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_image(content, f"{tmp}/c.png")
+        save_image(style, f"{tmp}/s.png")
+        cmd = [sys.executable, "-m", "styletransfer", "stylize", f"{tmp}/c.png", f"{tmp}/s.png", "-o", f"{tmp}/o.png",
+               "--method", "fast", "--size", "512", "-q"]
+        if opts.model:
+            cmd += ["--model", opts.model]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def bf16_check(opts: FastOptions) -> str:
+    """bf16 autocast vs fp32 at 512^2, where the CPU has native bf16."""
+    from styletransfer.device import cpu_has_fast_bf16
+
+    if not cpu_has_fast_bf16():
+        return "bf16: not measured (this CPU has no native bf16; emulated bf16 is 10-50x slower, so it is off)"
+    content, style = _images(512)
+    ref = stylize_fast(content, [style], opts)
+    t0 = time.perf_counter()
+    ref = stylize_fast(content, [style], opts)
+    t32 = time.perf_counter() - t0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stylize_fast(content, [style], opts)
+        t0 = time.perf_counter()
+        low = stylize_fast(content, [style], opts)
+        t16 = time.perf_counter() - t0
+    d = (low.float() - ref).abs()
+    return f"bf16 512x512 {t16:.2f} s vs fp32 {t32:.2f} s; output max diff {float(d.max()):.3f}, mean {float(d.mean()):.4f}"
+
+
+def peak_rss_4k(opts: FastOptions) -> tuple[float, float]:
     """Run a 3840x2160 stylization in a fresh process; returns (peak RSS GB, seconds)."""
     code = f"""
 import json, resource, time, torch
@@ -59,7 +101,8 @@ from skimage import data
 content = resize(from_array(data.astronaut()), (2160, 3840))
 style = from_array(data.coffee())
 t0 = time.perf_counter()
-out = stylize_fast(content, [style], FastOptions(device="cpu", model={model!r}))
+out = stylize_fast(content, [style], FastOptions(device="cpu", model={opts.model!r}, transform={opts.transform!r},
+                                                  levels={opts.levels!r}))
 assert out.shape == (1, 3, 2160, 3840)
 print(json.dumps({{"rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   "sec": time.perf_counter() - t0}}))
@@ -69,15 +112,15 @@ print(json.dumps({{"rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
     return result["rss_gb"], result["sec"]
 
 
-def quality(size: int, model: str | None, pairs: int) -> list[tuple[str, float, float, float, float]]:
+def quality(size: int, opts: FastOptions, pairs: int) -> list[tuple[str, float, float, float, float]]:
     """(pair, fast score, fast sec, optimize score, optimize sec) on scikit-image pairs."""
     from skimage import data
 
     from bench_optimize import common_measure
-    from styletransfer import stylize
+    from styletransfer import OptimizeOptions, stylize
 
     def score(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> float:
-        return common_measure(image, content, style)[0]
+        return common_measure(image, content, style, OptimizeOptions())[0]
 
 
     contents = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "rocket": data.rocket()}
@@ -88,7 +131,7 @@ def quality(size: int, model: str | None, pairs: int) -> list[tuple[str, float, 
         content = resize(content, fit_size(*content.shape[-2:], size=size))
         style = from_array(s)
         t0 = time.perf_counter()
-        fast = stylize_fast(content, [style], FastOptions(device="cpu", model=model))
+        fast = stylize_fast(content, [style], opts)
         t_fast = time.perf_counter() - t0
         t0 = time.perf_counter()
         slow = stylize(content, [style], method="optimize")
@@ -100,23 +143,29 @@ def quality(size: int, model: str | None, pairs: int) -> list[tuple[str, float, 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--model", help="decoder model.safetensors (default: the built-in model)")
+    p.add_argument("--model", help="model file (default: the built-in model)")
+    p.add_argument("--transform", choices=("wct", "adain"), default="wct")
+    p.add_argument("--levels", nargs="+", help="levels to run (default: all the model has)")
     p.add_argument("--quality-size", type=int, default=384)
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--skip-quality", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    t512 = time_fast(512, args.repeats, args.model)
+    opts = FastOptions(device="cpu", model=args.model, transform=args.transform, levels=args.levels)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, transform {args.transform}, "
+          f"levels {args.levels or 'all'}")
+    t512 = time_fast(512, args.repeats, opts)
     print(f"fast 512x512   {t512:.2f} s/image")
-    t1024 = time_fast(1024, args.repeats, args.model)
+    t1024 = time_fast(1024, args.repeats, opts)
     print(f"fast 1024x1024 {t1024:.2f} s/image")
+    print(f"process start to PNG, 512x512 (CLI, default transform/levels): {start_to_png(opts):.2f} s")
+    print(bf16_check(opts))
     if not args.skip_memory:
-        rss, sec = peak_rss_4k(args.model)
+        rss, sec = peak_rss_4k(opts)
         print(f"fast 3840x2160 peak RSS {rss:.2f} GB, {sec:.1f} s")
     if not args.skip_quality:
         print("pair                 fast-score  fast-s  optimize-score  optimize-s")
-        for name, qf, tf, qo, to in quality(args.quality_size, args.model, args.pairs):
+        for name, qf, tf, qo, to in quality(args.quality_size, opts, args.pairs):
             print(f"{name:20s} {qf:10.4g} {tf:7.2f} {qo:15.4g} {to:11.1f}")
     print(f"fast512 {t512:.3f} fast1024 {t1024:.3f} selfrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}")
 

@@ -243,8 +243,8 @@ def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
     seen = {}
 
     class FakeTrainer:
-        def __init__(self, cfg):
-            seen["cfg"] = cfg
+        def __init__(self, cfg, resume=False):
+            seen["cfg"], seen["resume"] = cfg, resume
 
         def fit(self):
             return {"total": 1.0}
@@ -261,6 +261,7 @@ def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
     assert (cfg.steps, cfg.batch_size, cfg.crop, cfg.style_loss, cfg.amp, cfg.gan_weight, cfg.max_minutes) == (
         7, 2, 64, "gram", False, 0.1, 2.5)
     assert cfg.content_dir == str(tmp_path / "c") and cfg.out_dir == str(tmp_path / "r")
+    assert seen["resume"] is False
     defaults = training.TrainConfig("", "", "")
     assert cfg.lr == defaults.lr and cfg.channels_last == defaults.channels_last
     flags = {f.name for f in dataclasses.fields(training.TrainConfig)} - {"content_dir", "style_dir", "out_dir",

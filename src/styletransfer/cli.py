@@ -477,11 +477,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     for flag, folder in (("--content", args.content), ("--style", args.style)):
         if not Path(folder).is_dir():
             raise StyleTransferError(f"{flag} {folder}: no such folder")
-    checkpoint = Path(args.out) / "checkpoint.safetensors"
-    if checkpoint.exists() and not args.resume:
-        raise StyleTransferError(f"{checkpoint} exists: pass --resume to continue that run, or choose a new --out")
-    if args.resume and not checkpoint.exists():
-        raise StyleTransferError(f"--resume: {checkpoint} does not exist")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
               if f.name not in _TRAIN_SKIP}
     cfg = TrainConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out, **values)

@@ -185,17 +185,17 @@ class Trainer:
         # fp16 (CUDA without bf16) needs loss scaling or small gradients underflow to zero
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.out = Path(config.out_dir)
-        self.content = CropSampler(config.content_dir, config.crop)
-        self.style = CropSampler(config.style_dir, config.crop)
-        self.gen = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
-        torch.manual_seed(config.seed * 1000 + self.rank)
-        self.step = 0
         self.ckpt_path = self.out / "checkpoint.safetensors"
         resuming = self.ckpt_path.exists()
         if resuming and not resume:
             raise StyleTransferError(f"{self.ckpt_path} exists: pass --resume to continue that run, or choose a new --out")
         if resume and not resuming:
             raise StyleTransferError(f"--resume: {self.ckpt_path} does not exist")
+        self.content = CropSampler(config.content_dir, config.crop)
+        self.style = CropSampler(config.style_dir, config.crop)
+        self.gen = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
+        torch.manual_seed(config.seed * 1000 + self.rank)
+        self.step = 0
         if resuming:
             _, meta = ckpt.load(self.ckpt_path)
             self._check_resumable(meta["config"])
@@ -317,11 +317,11 @@ class Trainer:
 
     def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # scale/step/update are plain backward/step without fp16
         self.scaler.step(opt)
-        self.scaler.update()
 
     def _finish_step(self, losses: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
+        self.scaler.update()  # once per iteration, after every optimiser stepped
         self.step += 1
         result = {k: float(v.detach()) for k, v in losses.items()}
         result["lr"] = lr
