@@ -69,9 +69,20 @@ def test_output_keeps_size_even_when_not_a_multiple_of_8(nets):
 def test_alpha_zero_decodes_the_content_features(nets):
     enc, dec = nets
     content = torch.rand(1, 3, 48, 64)
-    with torch.no_grad():
-        expected = dec(enc(content, ["relu4_1"])["relu4_1"]).clamp(0, 1)
+    with torch.no_grad():  # the photo is mirrored by a 16 px margin all round, then cropped back
+        padded = torch.nn.functional.pad(content, (16, 16, 16, 16), mode="reflect")
+        expected = dec(enc(padded, ["relu4_1"])["relu4_1"]).clamp(0, 1)[..., 16:64, 16:80]
     torch.testing.assert_close(run(content, [torch.rand(1, 3, 32, 32)], nets, alpha=0.0), expected)
+
+
+@pytest.mark.parametrize("h,w,margin,expected", [(48, 64, 16, (80, 96)), (50, 61, 16, (88, 96)), (12, 40, 16, (16, 40))])
+def test_margin_and_padding_arithmetic(h, w, margin, expected):
+    from styletransfer.stylizers.fast import _with_margin
+
+    image = torch.rand(1, 3, h, w)
+    x, size, m = _with_margin(image, margin)
+    assert tuple(x.shape[-2:]) == expected and size == (h, w)
+    assert torch.equal(x[..., m: m + h, m: m + w], image)  # the picture sits inside the margin
 
 
 def test_style_weights_interpolate_and_one_hot_equals_single_style(nets):

@@ -60,6 +60,7 @@ TRANSFORMS = ("wct", "adain")
 ENCODER_HALO = 64  # px; relu4_1 sees ~68 px, and zero padding reaches ~34 px into a tile
 DECODER_HALO = 8  # feature px (= 64 image px at relu4_1); the decoder's receptive field is ~7 feature px
 STYLE_SIZE = 512  # styles are read at this longest side, as in AdaIN's training
+MARGIN = 16  # px of mirrored border around the photo (see _with_margin)
 
 
 @dataclass
@@ -229,6 +230,25 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def _with_margin(image: torch.Tensor, margin: int = MARGIN) -> tuple[torch.Tensor, tuple[int, int], int]:
+    """Mirror-pad ``image`` by ``margin`` px on every side, then to multiples of 8.
+
+    VGG's zero padding makes features at the image border unlike any inside it, and the
+    decoders turn that into a dark or bright frame (seen on every level); a mirrored margin moves
+    that frame outside the picture, where it is cropped. Returns (padded, (h, w), margin).
+
+    Shape:
+        - image: (1, 3, h, w)
+        - output: (1, 3, H, W), H = h + 2 margin rounded up to a multiple of 8; the picture is at
+          [margin: margin + h, margin: margin + w]
+    """
+    h, w = image.shape[-2:]
+    m = margin if min(h, w) > margin else 0
+    x = F.pad(image, (m, m, m, m), mode="reflect") if m else image
+    x, _ = _pad_to(x, 8)
+    return x, (h, w), m
 
 
 def _tiles(length: int, tile: int, halo: int, step: int = 1):
@@ -419,13 +439,13 @@ def stylize_fast(
     if opts.preserve_color == "histogram":
         styles = [match_color(s, content) for s in styles]
     tile = (opts.tile or 1024) // 8 * 8
-    x, (h, w) = _pad_to(content, 8)
+    x, (h, w), m = _with_margin(content)
     weights = opts.style_weights or [1.0] * len(styles)
     weights = [wt / sum(weights) for wt in weights]
     masks = None
     if opts.masks is not None:
-        masks = [F.pad(resize(m, (h, w)), (0, x.shape[-1] - w, 0, x.shape[-2] - h), mode="replicate")
-                 for m in opts.masks]
+        masks = [F.pad(resize(mk, (h, w)), (m, x.shape[-1] - w - m, m, x.shape[-2] - h - m), mode="replicate")
+                 for mk in opts.masks]
     for i, level in enumerate(levels):
         # channels_last: ~30% faster convolutions on x86 CPUs (measured: VGG19 to relu4_1 at 512^2,
         # 1.33 s -> 0.95 s); the decoder inherits the layout from its input.
@@ -437,7 +457,7 @@ def stylize_fast(
         del t
         if progress is not None:
             progress(i + 1, len(levels))
-    out = x[..., :h, :w]
+    out = x[..., m: m + h, m: m + w]
     if opts.preserve_color == "luminance":
         out = transfer_luminance(out, content)
     return out.cpu()
