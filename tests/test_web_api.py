@@ -240,22 +240,22 @@ def test_alpha_is_kept():
 
 def test_sync_stylize_returns_the_image():
     with client_for() as c:
-        r = c.post("/api/v1/stylize", files=files(image_bytes(96, 72)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(96, 72)), data={"style": "swirls"})
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "image/png" and len(r.headers["x-job-id"]) == 22
         assert decode(r.content).size == (96, 72)
         # tiny photos are enlarged to the 64 px minimum the stylizers need
-        r = c.post("/api/v1/stylize", files=files(image_bytes(24, 12)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(24, 12)), data={"style": "swirls"})
         assert decode(r.content).size == (64, 32)
-        r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirl", "format": "jpeg"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirls", "format": "jpeg"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl", "quality": "best"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls", "quality": "best"})
         assert r.status_code == 422 and "/api/v1/jobs" in r.text
 
 
 def test_job_ids_are_random_and_unique():
     with client_for() as c:
-        ids = {c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"}).json()["id"]
+        ids = {c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"}).json()["id"]
                for _ in range(6)}
         assert len(ids) == 6
         assert all(len(i) == 22 for i in ids)
@@ -266,7 +266,7 @@ def test_progress_and_eta_while_running():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub) as c:
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         job_id = r.json()["id"]
         assert stub.started.wait(5)
         time.sleep(0.05)
@@ -286,24 +286,24 @@ def test_queue_limit_answers_429_and_keeps_accepted_jobs():
     with client_for(stub, workers=1, max_queue=2) as c:
         accepted = []
         for _ in range(3):  # 1 running + 2 queued
-            r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+            r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
             assert r.status_code == 202
             accepted.append(r.json()["id"])
         assert stub.started.wait(5)
         queued = c.get(f"/api/v1/jobs/{accepted[2]}").json()
         assert queued["status"] == "queued" and queued["queue_position"] == 2 and queued["eta_seconds"] > 0
-        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 429
         assert int(r.headers["retry-after"]) >= 1
         assert "busy" in r.json()["detail"]
-        r = c.post("/api/v1/stylize", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 429
         gate.set()
         assert [wait_final(c, j)["status"] for j in accepted] == ["succeeded"] * 3
         stats = c.get("/api/v1/health").json()["queue"]
         assert stats["accepted"] == 3 and stats["rejected"] == 2 and stats["succeeded"] == 3
         # room again
-        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 202
 
 
@@ -311,8 +311,8 @@ def test_cancel_queued_and_running_jobs():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub, workers=1, max_queue=4) as c:
-        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
-        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
+        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
         r = c.delete(f"/api/v1/jobs/{queued}")
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
@@ -324,7 +324,7 @@ def test_cancel_queued_and_running_jobs():
         assert r.status_code == 409 and "cancelled" in r.json()["detail"]
         # cancelling a finished job changes nothing
         gate.set()
-        done = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        done = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert wait_final(c, done)["status"] == "succeeded"
         assert c.delete(f"/api/v1/jobs/{done}").json()["status"] == "succeeded"
         assert c.get(f"/api/v1/jobs/{done}/result").status_code == 200
@@ -336,9 +336,9 @@ def test_sync_refuses_what_it_cannot_finish_in_time():
     with client_for(stub, sync_timeout=2.0) as c:
         manager = c.app_state.manager
         manager.speed["fast"] = 100.0  # measured: 100 s per megapixel -> ~30 s per job here
-        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert manager.stats()["accepted"] == 1  # refused before it was queued
         gate.set()
@@ -350,7 +350,7 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=0.3) as c:
         c.app_state.manager.speed["fast"] = 0.01  # looks quick, then is not
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202, r.text
         job = r.json()
         assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["status"] == "running"
@@ -362,15 +362,15 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
 
 # --- bad input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("data, field, words", [
-    ({"style": "swirl", "colour": "1"}, "colour", "unknown option"),
-    ({"style": "swirl", "strength": "2"}, "strength", "less than or equal"),
-    ({"style": "swirl", "strength": "strong"}, "strength", "number"),
-    ({"style": "swirl", "quality": "ultra"}, "quality", "fast"),
-    ({"style": "swirl", "keep_colors": "maybe"}, "keep_colors", "luminance"),
-    ({"style": "swirl", "size": "10"}, "size", "greater than or equal"),
-    ({"style": "swirl", "size": "5000"}, "size", "at most"),
-    ({"style": "swirl", "format": "gif"}, "format", "png"),
-    ({"style": "swirl", "style_weights": "-1"}, "style_weights", ">= 0"),
+    ({"style": "swirls", "colour": "1"}, "colour", "unknown option"),
+    ({"style": "swirls", "strength": "2"}, "strength", "less than or equal"),
+    ({"style": "swirls", "strength": "strong"}, "strength", "number"),
+    ({"style": "swirls", "quality": "ultra"}, "quality", "fast"),
+    ({"style": "swirls", "keep_colors": "maybe"}, "keep_colors", "luminance"),
+    ({"style": "swirls", "size": "10"}, "size", "greater than or equal"),
+    ({"style": "swirls", "size": "5000"}, "size", "at most"),
+    ({"style": "swirls", "format": "gif"}, "format", "png"),
+    ({"style": "swirls", "style_weights": "-1"}, "style_weights", ">= 0"),
     ({"style": "picasso"}, "style", "unknown built-in style"),
     ({}, "style", "send a style"),
 ])
@@ -384,14 +384,14 @@ def test_bad_options_are_422(data, field, words):
 
 def test_missing_content_duplicate_option_and_unknown_file_field_are_422():
     with client_for() as c:
-        r = c.post("/api/v1/jobs", data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", data={"style": "swirls"})
         assert r.status_code == 422 and "content" in r.text
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "strength": ["0.1", "0.2"]})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "strength": ["0.1", "0.2"]})
         assert r.status_code == 422 and "more than once" in r.text
         r = c.post("/api/v1/jobs", files=files(image_bytes()) + [("mask", ("m.png", image_bytes(), "image/png"))],
-                   data={"style": "swirl"})
+                   data={"style": "swirls"})
         assert r.status_code == 422 and "unknown option 'mask'" in r.text
-        r = c.post("/api/v1/jobs", json={"content": "x", "style": "swirl"})
+        r = c.post("/api/v1/jobs", json={"content": "x", "style": "swirls"})
         assert r.status_code == 422
 
 
@@ -424,7 +424,7 @@ def test_bad_images(payload, status, words):
 def test_upload_byte_limit_is_413():
     with client_for(max_upload_bytes=50_000) as c:
         big = os.urandom(60_000)
-        r = c.post("/api/v1/jobs", files=files(big), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(big), data={"style": "swirls"})
         assert r.status_code == 413 and "too large" in r.json()["detail"]
 
         # without a Content-Length (chunked upload) the limit holds while streaming
@@ -437,27 +437,27 @@ def test_upload_byte_limit_is_413():
         r = c.post("/api/v1/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xx"})
         assert r.status_code == 413
         # still healthy afterwards
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202
 
 
 def test_failures_never_leak_a_traceback():
     stub = Stub(fail=RuntimeError("secret /etc/shadow details"))
     with client_for(stub) as c:
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         done = wait_final(c, job["id"])
         assert done["status"] == "failed"
         assert "internal error" in done["error"] and "secret" not in done["error"]
         r = c.get(f"/api/v1/jobs/{job['id']}/result")
         assert r.status_code == 409 and "secret" not in r.text
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
         assert r.json() == {"detail": "internal error while stylizing (logged on the server)"}
     stub = Stub(fail=StyleTransferError("style image is too small for this model"))
     with client_for(stub) as c:
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         assert wait_final(c, job["id"])["error"] == "style image is too small for this model"
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 400 and r.json()["detail"] == "style image is too small for this model"
 
 
@@ -466,7 +466,7 @@ def test_unexpected_server_error_is_a_plain_500(monkeypatch):
         def boom(*a, **k):
             raise KeyError("internal detail")
         monkeypatch.setattr(c.app_state.manager, "submit", boom)
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 500
         assert r.json() == {"detail": "internal server error"}
         assert c.get("/api/v1/health").status_code == 200
@@ -475,11 +475,11 @@ def test_unexpected_server_error_is_a_plain_500(monkeypatch):
 def test_unavailable_mode_is_503():
     with client_for(Stub(modes={"fast": False, "best": True})) as c:
         assert c.get("/api/v1/health").json()["default_quality"] == "best"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202 and r.json()["quality"] == "best"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "quality": "fast"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "quality": "fast"})
         assert r.status_code == 503 and "quality=best" in r.json()["detail"]
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 503
 
 
@@ -499,7 +499,7 @@ def test_unknown_ids_and_path_traversal_are_404(tmp_path):
         assert r.status_code == 404
         # results land inside the result folder, named by the job id only
         job = c.post("/api/v1/jobs", files=[("content", ("../../evil.png", image_bytes(), "image/png"))],
-                     data={"style": "swirl"}).json()
+                     data={"style": "swirls"}).json()
         wait_final(c, job["id"])
         assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{job['id']}.png"]
         assert not (tmp_path / "evil.png").exists()
@@ -508,7 +508,7 @@ def test_unknown_ids_and_path_traversal_are_404(tmp_path):
 def test_results_expire_after_ttl():
     with client_for(result_ttl=0.3) as c:
         manager = c.app_state.manager
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         wait_final(c, job["id"])
         path = manager.dir / f"{job['id']}.png"
         assert path.is_file()
@@ -527,16 +527,16 @@ def test_api_key():
     with client_for(api_key="s3cret") as c:
         assert c.get("/api/v1/health").json()["auth_required"] is True
         assert c.get("/api/v1/styles").status_code == 200  # public
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "wrong"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "s3cret"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}, headers={"X-API-Key": "s3cret"})
         assert r.status_code == 202
         job_id = r.json()["id"]
         assert c.get(f"/api/v1/jobs/{job_id}").status_code == 401
         assert c.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"},
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"},
                    headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 200
 
@@ -560,7 +560,7 @@ def test_cors():
         r = c.options("/api/v1/jobs", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
                                                "Access-Control-Request-Headers": "X-API-Key"})
         assert r.status_code == 200 and "POST" in r.headers["access-control-allow-methods"]
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "x": "1"},
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "x": "1"},
                    headers={"Origin": "https://app.example"})
         assert r.status_code == 422 and r.headers["access-control-allow-origin"] == "https://app.example"
     with client_for() as c:
