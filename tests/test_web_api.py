@@ -633,3 +633,150 @@ def test_python_m_serves_over_real_http(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
     assert proc.returncode == 0
+
+
+# --- issue 11: checks at submission, the demo style's name, estimates, sizes ------------------
+def test_a_strip_that_can_only_fail_is_refused_at_submission():
+    stub = Stub()
+    with client_for(stub) as c:
+        strip = image_bytes(3000, 20, color=(10, 200, 30))
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls"})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "content"] and "too narrow" in err["msg"] and "size=2400" in err["msg"], err
+        r = c.post("/api/v1/stylize", files=files(strip), data={"style": "swirls"})
+        assert r.status_code == 422
+        # at a size where its short side is 16 px it is fine
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "size": "2400"})
+        assert r.status_code == 202, r.text
+        assert (r.json()["width"], r.json()["height"]) == (2400, 16)
+        # a strip no size can save; a style strip
+        r = c.post("/api/v1/jobs", files=files(image_bytes(400, 8)), data={"style": "swirls", "size": "400"})
+        assert r.status_code == 422 and "crop" in r.text
+        r = c.post("/api/v1/jobs", files=files(image_bytes(), image_bytes(2000, 10)))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "style"]
+        assert wait_final(c, c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"])
+    assert len(stub.tasks) == 2  # only the two good requests ran
+
+
+def test_demo_style_is_swirls_and_the_old_name_still_works():
+    stub = Stub()
+    with client_for(stub) as c:
+        names = [s["name"] for s in c.get("/api/v1/styles").json()]
+        assert "swirls" in names and "swirl" not in names
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 202, r.text
+        assert wait_final(c, r.json()["id"])["options"]["style"] == ["swirls"]
+        assert torch.equal(stub.tasks[0].styles[0], stub.tasks[0].styles[0])
+        a, b = c.get("/api/v1/styles/swirl/thumbnail"), c.get("/api/v1/styles/swirls/thumbnail")
+        assert a.status_code == b.status_code == 200 and a.content == b.content
+    from styletransfer.demo import swirl_style
+    from styletransfer.web.styles import style_array
+
+    demo = (swirl_style(512)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(style_array("swirls").astype(np.float64) - demo).max() <= 1  # the CLI's picture
+
+
+def test_estimates_follow_the_photo_and_size():
+    with client_for() as c:
+        manager = c.app_state.manager
+        manager.speed.update(fast=2.0, best=10.0)
+        small = c.get("/api/v1/estimate", params={"width": 160, "height": 120, "size": 512, "quality": "fast"}).json()
+        assert (small["width"], small["height"]) == (160, 120)  # never enlarged
+        assert small["seconds"] == pytest.approx(2.0 * (160 * 120 / 1e6 + 0.25), abs=0.05)
+        big = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840}).json()
+        assert (big["width"], big["height"]) == (3840, 2880) and big["seconds"] > 10 * small["seconds"]
+        best = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840, "quality": "best"})
+        assert best.json()["width"] == 1024  # best's limit
+        assert c.get("/api/v1/estimate", params={"width": 0, "height": 10}).status_code == 422
+
+
+def test_size_limits_per_quality():
+    with client_for() as c:
+        health = c.get("/api/v1/health").json()
+        assert health["size_choices"] == {"fast": [512, 1024, 2048, 3840], "best": [512, 768, 1024]}
+        assert health["limits"]["max_fast_size"] == 3840 and health["limits"]["max_size"] == 1024
+        photo = image_bytes(400, 300)
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "3840", "quality": "fast"})
+        assert r.status_code == 202
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "2048", "quality": "best"})
+        assert r.status_code == 422 and "at most 1024 for quality=best" in r.text
+    with client_for(max_fast_size=1500, max_size=600, default_size=512) as c:
+        assert c.get("/api/v1/health").json()["size_choices"] == {"fast": [512, 1024], "best": [512]}
+
+
+@contextmanager
+def live_server(**settings):
+    """A real uvicorn server on a free loopback port (the TestClient never closes sockets)."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(workers=1, **settings), Stub())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _send_then_read(url: str, head: bytes, body_parts) -> tuple[OSError | None, bytes]:
+    """A plain HTTP/1.1 client that sends its whole request before reading the answer (as
+    Python's http.client/requests and many app clients do); returns (send error, answer)."""
+    import socket
+
+    host, port = url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        error = None
+        try:
+            sock.sendall(head)
+            for part in body_parts:
+                sock.sendall(part)
+        except OSError as exc:
+            error = exc
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return error, answer
+
+
+def test_over_limit_uploads_get_a_readable_413_over_real_http():
+    """Over the limit by Content-Length or while streaming a chunked body: the server reads
+    and drops the rest (up to 4x the limit), so the client finishes sending without a
+    connection reset and reads the 413 with its JSON; the server stays usable."""
+    import httpx
+
+    limit = 2 * 1024 * 1024  # the body (3.5x) is more than the sockets buffer, less than the drain limit
+    body = b"--xx\r\nContent-Disposition: form-data; name=\"content\"; filename=\"a.png\"\r\n\r\n" + \
+        os.urandom(int(3.5 * limit)) + b"\r\n--xx--\r\n"
+    pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    start = b"POST /api/v1/jobs HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=xx\r\n"
+    with live_server(max_upload_bytes=limit) as url:
+        for head, parts in [
+            (start + b"Content-Length: %d\r\n\r\n" % len(body), pieces),
+            (start + b"Transfer-Encoding: chunked\r\n\r\n",
+             [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]),
+        ]:
+            error, answer = _send_then_read(url, head, parts)
+            assert error is None, f"the client could not finish sending: {error!r}"
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line.startswith(b"HTTP/1.1 413"), answer[:200]
+            assert b'"detail":"upload too large' in rest
+        with httpx.Client(timeout=20) as client:
+            r = client.post(url + "/api/v1/jobs", content=body, headers={"content-type": "multipart/form-data; boundary=xx"})
+            assert r.status_code == 413 and "too large" in r.json()["detail"]
+            r = client.post(url + "/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
+            assert r.status_code == 202
