@@ -578,6 +578,10 @@ def test_serve_parser_defaults_and_validation(capsys):
                               "--cors-origin", "b", "--max-upload-mb", "2", "--result-ttl", "60"])
     s = settings_from_args(args)
     assert (s.workers, s.max_queue, s.cors_origins, s.max_upload_bytes, s.result_ttl) == (2, 5, ["a", "b"], 2 << 20, 60)
+    assert (s.max_size, s.max_fast_size) == (1024, 3840)
+    s = settings_from_args(parser.parse_args(["serve", "--max-fast-size", "2048", "--max-size", "768"]))
+    assert (s.max_size, s.max_fast_size, s.size_choices("fast"), s.size_choices("best")) == \
+        (768, 2048, [512, 1024, 2048], [512, 768])
     for bad in (["--workers", "0"], ["--port", "70000"], ["--result-ttl", "-1"], ["--queue-limit", "x"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["serve", *bad])
