@@ -88,6 +88,7 @@ class JobManager:
         self._threads: list[threading.Thread] = []
         # seconds per work unit, per quality (measured; see Engine.work_units)
         self.speed = default_seconds_per_unit()
+        self._measured: set[str] = set()  # qualities whose speed was measured (the prior is gone)
         self._work_units = getattr(engine, "work_units", pixel_work_units)
         self.counters = collections.Counter()
 
@@ -320,8 +321,7 @@ class JobManager:
             os.replace(tmp, path)
             job.result_path = path
             elapsed = time.time() - (job.started or time.time())
-            units = self.work_units(job.quality, job.height, job.width)
-            self.speed[job.quality] = log_blend(self.speed.get(job.quality, 0.0), elapsed / units, 0.3)
+            self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
             state = SUCCEEDED
         except JobCancelled:
             state = CANCELLED
@@ -334,6 +334,16 @@ class JobManager:
             error = "internal error while stylizing (logged on the server)"
         with self._cond:
             self._finish_locked(job, state, error)
+
+    def _record_speed(self, quality: str, seconds_per_unit: float) -> None:
+        """The first run of a quality replaces the prior (this machine may be much faster or
+        slower); later runs move the average a little (one odd run does not swing the ETAs)."""
+        with self._cond:
+            if quality in self._measured:
+                self.speed[quality] = log_blend(self.speed.get(quality, 0.0), seconds_per_unit, 0.3)
+            else:
+                self.speed[quality] = seconds_per_unit
+                self._measured.add(quality)
 
     def _janitor(self) -> None:
         interval = min(30.0, max(0.05, self.settings.result_ttl / 4))
