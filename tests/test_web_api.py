@@ -802,3 +802,39 @@ def test_health_estimates_of_the_real_engine_before_any_run():
         est = c.get("/api/v1/health").json()["estimated_seconds"]
         # a 512x384 result: one feed-forward pass vs the optimiser's whole schedule
         assert 1 < est["fast"] < 30 < est["best"] < 300
+
+
+def test_big_jpeg_with_exif_rotation_is_decoded_reduced_and_upright():
+    """A big camera JPEG is decoded at reduced scale (image.load_image's reduce_to) and still
+    turned upright by its EXIF orientation, as the CLI does."""
+    arr = np.zeros((1800, 2400, 3), np.uint8)
+    arr[:, :1200] = (220, 30, 30)  # left half red, right half blue, as stored
+    arr[:, 1200:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    with client_for(Stub()) as c:
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "size": "512", "strength": "0"})
+        done = wait_final(c, r.json()["id"])
+        assert (done["width"], done["height"]) == (384, 512)
+        img = np.asarray(decode(c.get(done["result_url"]).content), np.float64)
+    assert img.shape == (512, 384, 3)
+    assert img[:200, :, 0].mean() > 180 and img[:200, :, 2].mean() < 60  # red on top
+    assert img[-200:, :, 2].mean() > 180 and img[-200:, :, 0].mean() < 60  # blue below
+
+
+def test_jpeg_result_of_a_transparent_photo_is_on_white():
+    arr = np.zeros((40, 60, 4), np.uint8)
+    arr[..., :3] = (200, 20, 20)
+    arr[:, 30:, 3] = 255  # left half fully transparent
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, "PNG")
+    with client_for() as c:
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "strength": "0"})
+        done = wait_final(c, r.json()["id"])
+        png = decode(c.get(done["result_url"]).content)
+        jpeg = np.asarray(decode(c.get(done["result_url"], params={"format": "jpeg"}).content), np.float64)
+    assert png.mode == "RGBA" and np.asarray(png)[:, :25, 3].max() == 0
+    assert jpeg[:, :25].min() > 235  # the transparent half is white
+    assert abs(jpeg[:, 40:, 0].mean() - 200) < 10 and jpeg[:, 40:, 1].mean() < 40
