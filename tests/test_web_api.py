@@ -654,6 +654,9 @@ def test_a_strip_that_can_only_fail_is_refused_at_submission():
         r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "size": "2400"})
         assert r.status_code == 202, r.text
         assert (r.json()["width"], r.json()["height"]) == (2400, 16)
+        # best stops at 1024 px, where this strip is 1024x7: no size= that works, so crop it
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "quality": "best", "size": "1024"})
+        assert r.status_code == 422 and "crop" in r.text and "size=" not in r.text
         # a strip no size can save; a style strip
         r = c.post("/api/v1/jobs", files=files(image_bytes(400, 8)), data={"style": "swirls", "size": "400"})
         assert r.status_code == 422 and "crop" in r.text

@@ -55,10 +55,6 @@ class Settings:
         """Largest result side a client may ask for with this quality."""
         return self.max_fast_size if quality == "fast" else self.max_size
 
-    @property
-    def max_size_any(self) -> int:
-        return max(self.max_size, self.max_fast_size)
-
     def size_choices(self, quality: str) -> list[int]:
         """The result sides the page offers for a quality (within this server's limit)."""
         sizes = SIZE_CHOICES.get(quality, ())

@@ -202,7 +202,7 @@ async def submit(request: Request, sync: bool) -> tuple[Server, Job]:
         hint = f"; use quality={other}" if modes.get(other) and not sync else ""
         raise problem(503, f"the {quality} mode is not available on this server{hint}")
     size = check_size(parts.options, quality, settings)
-    check_images(parts, size, settings)
+    check_images(parts, quality, size, settings)
     task, public = await run_in_threadpool(build_task, parts, quality, size, settings)
     max_wait = 0.8 * settings.sync_timeout if sync else None  # sync: refuse (429) what would not finish in time
     job = server.manager.submit(task, public, max_wait=max_wait)

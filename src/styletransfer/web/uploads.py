@@ -264,10 +264,10 @@ def check_size(options: JobOptions, quality: str, settings: Settings) -> int:
     return size
 
 
-def check_images(parts: FormParts, size: int, settings: Settings) -> None:
+def check_images(parts: FormParts, quality: str, size: int, settings: Settings) -> None:
     """400/413 for unreadable or too big images, 422 for ones too narrow to stylize."""
     w, h = image_dimensions(parts.content, "content", settings.max_pixels)
-    check_shape("content", w, h, size, settings.max_size_any)
+    check_shape("content", w, h, size, settings.max_side(quality))
     for i, blob in enumerate(parts.styles):
         if isinstance(blob, bytes):
             what = "style" if len(parts.styles) == 1 else f"style {i + 1}"
