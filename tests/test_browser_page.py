@@ -7,7 +7,6 @@ Stylize and waits until the result image is shown and decoded. Screenshots are w
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import tempfile
