@@ -330,19 +330,35 @@ def test_cancel_queued_and_running_jobs():
         assert c.get(f"/api/v1/jobs/{done}/result").status_code == 200
 
 
-def test_sync_refuses_what_it_cannot_finish_in_time():
+def test_sync_refuses_what_the_queue_would_delay_past_its_limit():
     gate = threading.Event()
     stub = Stub(gate=gate)
-    with client_for(stub, sync_timeout=2.0) as c:
+    with client_for(stub, sync_timeout=60.0) as c:
         manager = c.app_state.manager
-        manager.speed["fast"] = 100.0  # measured: 100 s per megapixel -> ~30 s per job here
+        manager.speed["fast"] = 100.0  # 100 s per megapixel -> ~25 s per 40x30 job
         running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
+        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
+        # 25 s queued ahead + its own 25 s > 0.8 x 60 s: retrying later is the answer
         r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-        assert manager.stats()["accepted"] == 1  # refused before it was queued
+        assert manager.stats()["accepted"] == 2  # refused before it was queued
         gate.set()
-        assert wait_final(c, running)["status"] == "succeeded"
+        assert [wait_final(c, j)["status"] for j in (running, queued)] == ["succeeded"] * 2
+
+
+def test_sync_run_longer_than_its_limit_is_handed_back_at_once():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, sync_timeout=30.0) as c:
+        c.app_state.manager.speed["fast"] = 1000.0  # ~250 s for this photo: no point waiting 30 s
+        t0 = time.time()
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
+        assert r.status_code == 202 and time.time() - t0 < 5, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["eta_seconds"] > 30
+        gate.set()
+        assert wait_final(c, job["id"])["status"] == "succeeded"
 
 
 def test_sync_slower_than_its_limit_hands_back_the_job():

@@ -190,8 +190,9 @@ async def style_image(name: str):
 
 
 # --- jobs ------------------------------------------------------------------------------------
-async def submit(request: Request, sync: bool) -> tuple[Server, Job]:
-    """Parse and check a job request, decode its images and queue it."""
+async def submit(request: Request, sync: bool) -> tuple[Server, Job, bool]:
+    """Parse and check a job request, decode its images and queue it; the flag says the run
+    alone is expected to outlast the synchronous endpoint's wait."""
     server = server_of(request)
     settings = server.settings
     parts = await read_form(request, settings, sync)
@@ -204,17 +205,20 @@ async def submit(request: Request, sync: bool) -> tuple[Server, Job]:
     size = check_size(parts.options, quality, settings)
     check_images(parts, quality, size, settings)
     task, public = await run_in_threadpool(build_task, parts, quality, size, settings)
-    max_wait = 0.8 * settings.sync_timeout if sync else None  # sync: refuse (429) what would not finish in time
-    job = server.manager.submit(task, public, max_wait=max_wait)
+    # Sync: refuse (429) what the queue ahead would delay past the wait; a run that alone takes
+    # longer is accepted (waiting for a quieter server would not help) and handed back to poll.
+    max_wait = 0.8 * settings.sync_timeout if sync else None
+    too_long = sync and server.manager.estimate(quality, *task.size) > max_wait
+    job = server.manager.submit(task, public, max_wait=None if too_long else max_wait)
     server.manager.start()
-    return server, job
+    return server, job, too_long
 
 
 @router.post("/api/v1/jobs", tags=["jobs"], status_code=202, response_model=JobStatus,
              summary="Create a stylization job", dependencies=[Depends(require_key)],
              openapi_extra=form_schema(sync=False), responses=COMMON_ERRORS)
 async def create_job(request: Request):
-    server, job = await submit(request, sync=False)
+    server, job, _ = await submit(request, sync=False)
     body = server.status(job)
     return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
 
@@ -276,13 +280,22 @@ async def job_result(request: Request, job_id: str, format: Literal["png", "jpeg
     return await image_response(server, job, "jpeg" if format == "jpg" else format, download)
 
 
+def pending_response(server: Server, job: Job) -> JSONResponse:
+    """202 with the job's status: it goes on, the client polls ``Location``."""
+    body = server.status(job)
+    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
+
+
 @router.post("/api/v1/stylize", tags=["instant"], summary="Stylize in fast mode and return the image directly",
              dependencies=[Depends(require_key)], response_class=Response, openapi_extra=form_schema(sync=True),
-             responses={**IMAGE, 202: {"description": "took longer than the server's sync limit: the job goes on; "
-                                                      "poll the JSON status (Location header)"},
+             responses={**IMAGE, 202: {"description": "takes (or is expected to take) longer than the server's "
+                                                      "sync limit: the job goes on; poll the JSON status "
+                                                      "(Location header)"},
                         500: {"description": "the stylization failed"}, **COMMON_ERRORS})
 async def stylize_sync(request: Request):
-    server, job = await submit(request, sync=True)
+    server, job, too_long = await submit(request, sync=True)
+    if too_long:
+        return pending_response(server, job)
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
@@ -292,10 +305,8 @@ async def stylize_sync(request: Request):
     server.manager.add_done_callback(job, on_done)
     try:
         await asyncio.wait_for(asyncio.shield(done), server.settings.sync_timeout)
-    except asyncio.TimeoutError:
-        # Slower than expected: the job goes on; hand the client its status to poll.
-        body = server.status(job)
-        return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
+    except asyncio.TimeoutError:  # slower than expected
+        return pending_response(server, job)
     except asyncio.CancelledError:  # the client went away
         server.manager.cancel(job)
         raise
