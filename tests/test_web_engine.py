@@ -148,6 +148,36 @@ def test_manager_estimates_scale_with_the_result_size():
         manager.stop()
 
 
+def test_fast_mode_over_http_with_a_model_file(encoder, model_file):
+    """What `serve --fast-model FILE` does: fast is offered and the default, and the synchronous
+    endpoint answers the library's own fast result for the uploaded photo."""
+    pytest.importorskip("fastapi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from styletransfer.image import from_array
+    from styletransfer.web import create_app
+    from styletransfer.web.uploads import builtin_tensor
+
+    rng = np.random.default_rng(0)
+    photo = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    with TestClient(create_app(Settings(workers=1), engine)) as c:
+        health = c.get("/api/v1/health").json()
+        assert health["modes"] == {"fast": True, "best": True} and health["default_quality"] == "fast"
+        r = c.post("/api/v1/stylize", files={"content": ("p.png", buf.getvalue(), "image/png")},
+                   data={"style": "waves", "strength": "0.7"})
+        assert r.status_code == 200, r.text
+        got = np.asarray(Image.open(io.BytesIO(r.content)), np.float64)
+    expected = stylize_fast(from_array(photo), [builtin_tensor("waves")],
+                            FastOptions(alpha=0.7, model=str(model_file), device="cpu"), encoder=encoder)
+    expected = expected[0].permute(1, 2, 0).numpy() * 255
+    assert got.shape == (48, 64, 3) and np.abs(got - expected).max() <= 1.0
+    assert np.abs(got - photo).mean() > 5  # the decoder really ran
+
+
 # --- job manager -----------------------------------------------------------------------------
 class Gate:
     def __init__(self):
