@@ -177,4 +177,159 @@ def test_style_statistics_are_cached_by_content(nets):
     assert fast._style_stats(enc, style.clone()) is first  # same pixels: served from the cache
     other = fast._style_stats(enc, style * 0.5)
     assert other is not first and not torch.allclose(other[0], first[0])
-    assert len(fast._STATS_CACHE) == 2
+    assert len(fast._STATS_CACHE[enc]) == 2
+
+
+# ----- WCT, several levels, model files --------------------------------------------------------
+def _level_decoders(enc):
+    from styletransfer.encoders.vgg import layer_channels
+
+    torch.manual_seed(3)
+    decs = {}
+    for level in ("relu4_1", "relu2_1", "relu1_1"):
+        d = Decoder(layer_channels(level, enc.width_divisor), 0.125, level=level).eval()
+        with torch.no_grad():
+            d.net[-1].bias.fill_(0.5)
+        decs[level] = d
+    return decs
+
+
+def test_levels_run_deepest_first_and_each_changes_the_image(nets):
+    enc, _ = nets
+    decs = _level_decoders(enc)
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    seen = []
+    out = stylize_fast(content, [style], FastOptions(device="cpu"), encoder=enc, decoder=decs,
+                       progress=lambda done, total: seen.append((done, total)))
+    assert out.shape == content.shape and seen == [(1, 3), (2, 3), (3, 3)]
+    only_deep = stylize_fast(content, [style], FastOptions(device="cpu", levels=["relu4_1"]), encoder=enc, decoder=decs)
+    assert not torch.allclose(out, only_deep)
+    # the same levels asked in another order run in the same (deepest-first) order
+    shuffled = stylize_fast(content, [style], FastOptions(device="cpu", levels=["relu1_1", "relu4_1", "relu2_1"]),
+                            encoder=enc, decoder=decs)
+    torch.testing.assert_close(shuffled, out)
+
+
+def test_a_level_the_model_lacks_is_a_clear_error(nets):
+    enc, dec = nets
+    with pytest.raises(StyleTransferError, match="no decoder for relu3_1"):
+        run(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], nets, levels=["relu3_1"])
+
+
+@pytest.mark.parametrize("level", ["relu1_1", "relu2_1", "relu3_1"])
+def test_shallow_levels_tile_without_seams(nets, level):
+    # (whole multi-level runs are not compared: with random tiny networks, float noise of 1e-5
+    # is amplified by the per-level renormalisation; each level's tiling is exact instead)
+    from styletransfer.encoders.vgg import layer_channels
+
+    enc, _ = nets
+    dec = Decoder(layer_channels(level, enc.width_divisor), 0.125, level=level).eval()
+    x = torch.rand(1, 3, 200, 264)
+    with torch.no_grad():
+        whole = enc(x, [level])[level]
+        torch.testing.assert_close(encode_tiled(enc, x, 128, level), whole, atol=1e-4, rtol=1e-4)
+        decoded = decode_tiled(dec, whole, 128)
+        assert decoded.shape[-2:] == x.shape[-2:]
+        torch.testing.assert_close(decoded, dec(whole), atol=1e-4, rtol=1e-4)
+
+
+def test_wct_target_takes_the_style_covariance(nets):
+    from styletransfer.stylizers.fast import style_statistics
+
+    enc, _ = nets
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64) ** 3
+    with torch.no_grad():
+        f_c = enc(content, ["relu4_1"])["relu4_1"]
+        f_s = enc(style, ["relu4_1"])["relu4_1"]
+    t = target_features(f_c, [style_statistics(enc, style, "relu4_1", "wct")], [1.0], None, 1.0, "wct")
+
+    def cov(f):
+        x = f[0].reshape(f.shape[1], -1)
+        return torch.cov(x)
+
+    assert (cov(t) - cov(f_s)).abs().mean() < 0.05 * (cov(f_c) - cov(f_s)).abs().mean()
+
+
+def _write_model(path, dec, level, enc_meta=None):
+    from styletransfer import checkpoint as ckpt
+
+    meta = {"decoder": dec.config, "encoder": enc_meta or {"name": "vgg19", "layer": level,
+                                                        "normalization": "caffe", "pooling": "max", "width_divisor": 16}}
+    return ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()}, path, meta)
+
+
+def test_bundle_round_trip(nets, tmp_path):
+    from styletransfer.stylizers.fast import load_decoders, save_bundle
+
+    enc, _ = nets
+    decs = _level_decoders(enc)
+    files = [_write_model(tmp_path / f"{lv}.safetensors", d, lv) for lv, d in decs.items()]
+    bundle = save_bundle(files, tmp_path / "bundle.safetensors", half=False)
+    loaded, settings = load_decoders(str(bundle))
+    assert sorted(loaded) == sorted(decs) and settings["width_divisor"] == 16
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    a = stylize_fast(content, [style], FastOptions(device="cpu", model=str(bundle)), encoder=enc)
+    b = stylize_fast(content, [style], FastOptions(device="cpu"), encoder=enc, decoder=decs)
+    torch.testing.assert_close(a, b)
+    half = save_bundle(files, tmp_path / "half.safetensors")
+    assert half.stat().st_size < 0.6 * bundle.stat().st_size
+
+
+def test_bundle_refuses_models_of_different_encoders(nets, tmp_path):
+    from styletransfer.stylizers.fast import save_bundle
+
+    enc, _ = nets
+    decs = _level_decoders(enc)
+    a = _write_model(tmp_path / "a.safetensors", decs["relu4_1"], "relu4_1")
+    b = _write_model(tmp_path / "b.safetensors", decs["relu2_1"], "relu2_1",
+                     {"name": "vgg19", "normalization": "caffe", "pooling": "avg", "width_divisor": 16})
+    with pytest.raises(StyleTransferError, match="encoder"):
+        save_bundle([a, b], tmp_path / "bundle.safetensors")
+
+
+def test_a_rewritten_model_file_is_read_again(nets, tmp_path):
+    enc, _ = nets
+    decs = _level_decoders(enc)
+    path = tmp_path / "m.safetensors"
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    _write_model(path, decs["relu2_1"], "relu2_1")
+    first = stylize_fast(content, [style], FastOptions(device="cpu", model=str(path)), encoder=enc)
+    with torch.no_grad():
+        decs["relu2_1"].net[-1].bias.fill_(0.1)
+    _write_model(path, decs["relu2_1"], "relu2_1")
+    second = stylize_fast(content, [style], FastOptions(device="cpu", model=str(path)), encoder=enc)
+    assert not torch.allclose(first, second)
+
+
+def test_a_model_of_another_encoder_is_refused(nets, tmp_path):
+    enc, _ = nets
+    decs = _level_decoders(enc)
+    path = _write_model(tmp_path / "m.safetensors", decs["relu2_1"], "relu2_1",
+                        {"name": "vgg19", "normalization": "torchvision", "pooling": "max", "width_divisor": 16})
+    with pytest.raises(StyleTransferError, match="normalization"):
+        stylize_fast(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)],
+                     FastOptions(device="cpu", model=str(path)), encoder=enc)
+
+
+def test_style_cache_entries_die_with_their_encoder():
+    import gc
+
+    from styletransfer.stylizers import fast
+
+    fast._STATS_CACHE.clear()
+    enc = VGG19Encoder(width_divisor=16)
+    fast._style_stats(enc, torch.rand(1, 3, 32, 32))
+    assert len(fast._STATS_CACHE) == 1
+    del enc
+    gc.collect()
+    assert len(fast._STATS_CACHE) == 0  # a new encoder reusing the id() can never get these
+
+
+def test_importing_the_fast_stylizer_does_not_import_the_trainer():
+    import subprocess
+    import sys
+
+    code = ("import sys, styletransfer.stylizers.fast; "
+            "print('styletransfer.training' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -50,7 +50,7 @@ def test_decoder_shapes_mirror_encoder():
     dec = Decoder(in_channels=32, width=0.125, input_scale=2.0)
     assert dec(torch.rand(2, 32, 4, 6)).shape == (2, 3, 32, 48)
     full = Decoder()
-    assert full.net[1].in_channels == 512 and full.net[-1].out_channels == 3
+    assert full.net[0].in_channels == 512 and full.net[-1].out_channels == 3
     assert sum(p.numel() for p in full.parameters()) == 3_505_219  # the AdaIN paper's decoder
 
 
@@ -83,3 +83,34 @@ def test_hinge_values_hand_computed():
     # relu(1-0.5)=0.5, relu(1-2)=0 -> 0.25 ; relu(1-0.5)=0.5, relu(1+1)=2 -> 1.25
     assert d_loss(real, fake, "hinge").item() == pytest.approx(1.5)
     assert g_loss(fake, "hinge").item() == pytest.approx(-0.25)
+
+
+@pytest.mark.parametrize("level", ["relu4_1", "relu3_1", "relu2_1", "relu1_1"])
+def test_decoder_files_of_the_old_layout_load(level):
+    """Old files had a ReflectionPad2d module before each conv (net.1 was the first conv)."""
+    from torch import nn
+
+    from styletransfer.models.decoder import _legacy_conv_indices
+
+    torch.manual_seed(0)
+    dec = Decoder(in_channels=16, width=0.125, level=level)
+    old = _legacy_conv_indices(dec.net)
+    new = [i for i, m in enumerate(dec.net) if isinstance(m, nn.Conv2d)]
+    legacy = {k: v for k, v in dec.state_dict().items() if not k.startswith("net.")}
+    for o, n in zip(old, new):
+        for part in ("weight", "bias"):
+            legacy[f"net.{o}.{part}"] = dec.state_dict()[f"net.{n}.{part}"]
+    fresh = Decoder(in_channels=16, width=0.125, level=level)
+    fresh.load_state_dict(legacy)
+    x = torch.rand(1, 16, 4, 4)
+    torch.testing.assert_close(fresh(x), dec(x))
+
+
+def test_reflect_padded_conv_equals_pad_then_conv():
+    from torch import nn
+
+    conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
+    plain = nn.Conv2d(3, 4, 3)
+    plain.load_state_dict(conv.state_dict())
+    x = torch.rand(1, 3, 9, 7)
+    torch.testing.assert_close(conv(x), plain(nn.ReflectionPad2d(1)(x)))

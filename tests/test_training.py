@@ -159,3 +159,111 @@ def test_exported_model_loads_for_fast_stylization(dirs):
 def test_config_is_a_plain_dataclass():
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     assert {"gan_weight", "style_loss", "crop", "batch_size", "lr_decay"} <= names
+
+
+# ----- warm-up, init, identity, resume safety ---------------------------------------------------
+def test_kaiming_init_makes_the_output_depend_on_the_input():
+    from styletransfer.models import Decoder, kaiming_init
+
+    torch.manual_seed(0)
+    a, b = torch.relu(torch.randn(2, 1, 64, 6, 6)) * 2
+    default = Decoder(64, 0.25)
+    spread_default = (default(a) - default(b)).abs().mean()
+    k = kaiming_init(Decoder(64, 0.25))
+    spread_kaiming = (k(a) - k(b)).abs().mean()
+    assert spread_kaiming > 20 * spread_default
+    assert abs(float(k(a).detach().mean()) - 0.45) < 0.2  # starts near mid-grey
+
+
+def test_warmup_steps_train_reconstruction_then_adain(dirs):
+    trainer = Trainer(make_config(dirs, steps=4, warmup_steps=2), encoder=tiny_encoder())
+    trainer.fit(progress=False)
+    with open(dirs / "run" / "metrics.csv") as f:
+        rows = list(__import__("csv").DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["pixel"] and not rows[0]["style"]  # warm-up rows: reconstruction terms only
+    assert rows[3]["style"] and rows[3]["content"] and not rows[3]["pixel"]
+
+
+def test_reconstruction_training_lowers_the_pixel_loss(dirs):
+    trainer = Trainer(make_config(dirs, steps=40, warmup_steps=40, lr=3e-3, level="relu2_1"), encoder=tiny_encoder())
+    fixed = trainer._prep(trainer.content.sample(4, torch.Generator().manual_seed(5)))
+    with torch.no_grad():
+        before = trainer.reconstruction_losses(fixed)[0]["pixel"].item()
+    for _ in range(40):
+        trainer.train_step()
+    with torch.no_grad():
+        after = trainer.reconstruction_losses(fixed)[0]["pixel"].item()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_identity_loss_is_added_in_the_adain_phase(dirs):
+    trainer = Trainer(make_config(dirs, identity_weight=0.5), encoder=tiny_encoder())
+    log = trainer.train_step()
+    assert log["identity"] > 0
+    assert log["total"] == pytest.approx(log["content"] + 10.0 * log["style"] + 0.5 * log["identity"], rel=1e-5)
+
+
+def test_an_existing_run_is_not_resumed_without_asking(dirs):
+    Trainer(make_config(dirs, steps=2), encoder=tiny_encoder()).fit(progress=False)
+    with pytest.raises(StyleTransferError, match="--resume"):
+        Trainer(make_config(dirs, steps=4), encoder=tiny_encoder())
+    with pytest.raises(StyleTransferError, match="does not exist"):
+        Trainer(make_config(dirs, out="other"), encoder=tiny_encoder(), resume=True)
+
+
+@pytest.mark.parametrize("field,value", [("decoder_width", 0.25), ("level", "relu3_1")])
+def test_resume_refuses_a_different_architecture(dirs, field, value):
+    Trainer(make_config(dirs, steps=2), encoder=tiny_encoder()).fit(progress=False)
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(StyleTransferError, match=flag):
+        Trainer(make_config(dirs, steps=4, **{field: value}), encoder=tiny_encoder(), resume=True)
+
+
+def test_metrics_columns_do_not_shift_when_a_term_appears_on_resume(dirs):
+    import csv
+
+    Trainer(make_config(dirs, steps=2), encoder=tiny_encoder()).fit(progress=False)
+    Trainer(make_config(dirs, steps=4, tv_weight=0.1), encoder=tiny_encoder(), resume=True).fit(progress=False)
+    with open(dirs / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["tv"] == "" and float(rows[3]["tv"]) > 0
+    for r in rows:  # every cell under its own header: lr is the learning rate, not a loss
+        assert float(r["lr"]) == pytest.approx(1e-3, rel=0.01)
+
+
+def test_the_trainer_leaves_the_callers_encoder_alone(dirs):
+    enc = tiny_encoder()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    Trainer(make_config(dirs, channels_last=True), encoder=enc).train_step()
+    for k, v in enc.state_dict().items():
+        assert v.is_contiguous() and torch.equal(v, before[k])
+
+
+def test_amp_training_runs_on_the_tiny_encoder(dirs):
+    trainer = Trainer(make_config(dirs, amp=True, steps=2), encoder=tiny_encoder())
+    trainer.fit(progress=False)
+    assert trainer.step == 2
+
+
+def test_amp_dtype_choice(monkeypatch):
+    from styletransfer import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    assert dev.amp_dtype(torch.device("cpu")) is None  # emulated bf16 is 10-50x slower
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert dev.amp_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert dev.amp_dtype(torch.device("cuda")) == torch.float16  # the trainer then scales the loss
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dev.amp_dtype(torch.device("cuda")) == torch.bfloat16
+
+
+def test_a_level_decoder_model_loads_for_fast_stylization(dirs):
+    trainer = Trainer(make_config(dirs, level="relu2_1", warmup_steps=4), encoder=tiny_encoder())
+    trainer.fit(progress=False)
+    model = dirs / "run" / "model.safetensors"
+    out = stylize_fast(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)],
+                       FastOptions(model=str(model), device="cpu"), encoder=tiny_encoder())
+    assert out.shape == (1, 3, 40, 48)

