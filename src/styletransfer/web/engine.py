@@ -1,7 +1,7 @@
 """What a worker runs: a :class:`Task` (decoded images + options) -> a stylized image tensor.
 
 The server talks to an :class:`Engine`; :class:`LibraryEngine` calls the library's stylizers
-(fast AdaIN and the Gatys optimisation) with the networks and options it was given. Tests pass
+(the fast feed-forward decoder, WCT or AdaIN, and the Gatys optimisation) with the networks and options it was given. Tests pass
 it tiny networks; the load benchmark and some tests pass their own engine to
 :func:`styletransfer.web.create_app`.
 """
@@ -100,7 +100,7 @@ def default_seconds_per_unit() -> dict[str, float]:
 
 
 class LibraryEngine:
-    """The real stylizers: ``fast`` = AdaIN decoder (one pass), ``best`` = Gatys optimisation.
+    """The real stylizers: ``fast`` = feed-forward decoder (one pass; WCT or AdaIN per ``fast_options.transform``), ``best`` = Gatys optimisation.
 
     Args:
         device: where both run (``"auto"``, ``"cpu"``, ``"cuda"``...); overrides the options'.
