@@ -100,7 +100,8 @@ def default_seconds_per_unit() -> dict[str, float]:
 
 
 class LibraryEngine:
-    """The real stylizers: ``fast`` = feed-forward decoder (one pass; WCT or AdaIN per ``fast_options.transform``), ``best`` = Gatys optimisation.
+    """The real stylizers: ``fast`` = the feed-forward decoder (one pass; WCT or AdaIN as
+    ``fast_options.transform`` says), ``best`` = the Gatys optimisation.
 
     Args:
         device: where both run (``"auto"``, ``"cpu"``, ``"cuda"``...); overrides the options'.
