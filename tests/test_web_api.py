@@ -799,7 +799,8 @@ def test_over_limit_uploads_get_a_readable_413_over_real_http():
             assert status_line.startswith(b"HTTP/1.1 413"), answer[:200]
             assert b'"detail":"upload too large' in rest
         with httpx.Client(timeout=20) as client:
-            r = client.post(url + "/api/v1/jobs", content=body, headers={"content-type": "multipart/form-data; boundary=xx"})
+            r = client.post(url + "/api/v1/jobs", content=body,
+                            headers={"content-type": "multipart/form-data; boundary=xx"})
             assert r.status_code == 413 and "too large" in r.json()["detail"]
             r = client.post(url + "/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
             assert r.status_code == 202
@@ -834,7 +835,8 @@ def test_big_jpeg_with_exif_rotation_is_decoded_reduced_and_upright():
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
     with client_for(Stub()) as c:
-        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "size": "512", "strength": "0"})
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()),
+                   data={"style": "swirls", "size": "512", "strength": "0"})
         done = wait_final(c, r.json()["id"])
         assert (done["width"], done["height"]) == (384, 512)
         img = np.asarray(decode(c.get(done["result_url"]).content), np.float64)

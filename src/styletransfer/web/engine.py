@@ -1,9 +1,9 @@
 """What a worker runs: a :class:`Task` (decoded images + options) -> a stylized image tensor.
 
 The server talks to an :class:`Engine`; :class:`LibraryEngine` calls the library's stylizers
-(the fast feed-forward decoder, WCT or AdaIN, and the Gatys optimisation) with the networks and options it was given. Tests pass
-it tiny networks; the load benchmark and some tests pass their own engine to
-:func:`styletransfer.web.create_app`.
+(the fast feed-forward decoder, WCT or AdaIN, and the Gatys optimisation) with the networks
+and options it was given. Tests pass it tiny networks; the load benchmark and some tests pass
+their own engine to :func:`styletransfer.web.create_app`.
 """
 from __future__ import annotations
 

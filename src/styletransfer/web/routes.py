@@ -150,7 +150,8 @@ async def health(request: Request):
 
 @router.get("/api/v1/estimate", tags=["server"], response_model=Estimate,
             summary="Result size and run time for a photo of this size (before uploading it)")
-async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000), height: int = Query(..., ge=1, le=200_000),
+async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000),
+                   height: int = Query(..., ge=1, le=200_000),
                    size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast")):
     server = server_of(request)
     side = min(size or server.settings.default_size, server.settings.max_side(quality))

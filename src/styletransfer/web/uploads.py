@@ -242,7 +242,8 @@ async def read_form(request: Request, settings: Settings, sync: bool) -> FormPar
             name = builtin_styles.canonical(part)
             if name is None:
                 raise invalid("style", f"unknown built-in style {part!r}; choose one of "
-                                       f"{', '.join(builtin_styles.names())} or upload an image", kind="enum", value=part)
+                                       f"{', '.join(builtin_styles.names())} or upload an image",
+                              kind="enum", value=part)
             styles.append(name)
         if options.style_weights is not None and len(options.style_weights) != len(styles):
             raise invalid("style_weights", f"{len(options.style_weights)} weights for {len(styles)} styles")
