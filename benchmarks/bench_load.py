@@ -335,7 +335,7 @@ def main(argv=None) -> int:
             time.sleep(0.2)
         # Warm up (loads the model once) so the first clients do not measure start-up.
         httpx.post(base + "/api/v1/stylize", files={"content": ("w.png", _photo_png(args.image_size), "image/png")},
-                   data={"style": "swirl"}, timeout=120)
+                   data={"style": "swirls"}, timeout=120)
 
     print(f"load: {args.clients} clients, {args.duration:.0f} s, mode {args.mode}, engine: {engine_label}, "
           f"photo {args.image_size}px, server {base}", flush=True)

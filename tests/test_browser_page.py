@@ -7,7 +7,6 @@ Stylize and waits until the result image is shown and decoded. Screenshots are w
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import tempfile
@@ -75,6 +74,31 @@ def server_url():
     thread.join(10)
 
 
+def _format_seconds(s: float) -> str:
+    """The page's formatSeconds."""
+    s = max(0, round(s))
+    if s < 1:
+        return "less than a second"
+    if s < 60:
+        return f"{s} s"
+    m, r = divmod(s, 60)
+    return f"{m} min {r} s" if r else f"{m} min"
+
+
+def _estimate_text(url: str, width: int, height: int, size: int, quality: str) -> str:
+    import httpx
+
+    r = httpx.get(url + "/api/v1/estimate", params={"width": width, "height": height, "size": size, "quality": quality})
+    return "about " + _format_seconds(r.json()["seconds"])
+
+
+def _picture(path: Path, w: int, h: int) -> Path:
+    rng = np.random.default_rng(w + h)
+    arr = (np.linspace(0, 1, h)[:, None, None] * np.array([200, 120, 60]) + rng.integers(0, 50, (h, w, 3)))
+    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 @pytest.fixture()
 def photo(tmp_path) -> Path:
     """A small photo-like picture: sky gradient, sun, hills."""
@@ -124,6 +148,13 @@ def test_page_upload_stylize_shows_result(server_url, photo):
 
             page.set_input_files("#photo-input", str(photo))
             page.wait_for_selector("#original-img:not([hidden])")
+            # the photo is 240 px: no 512 px choice that would give a 240 px result anyway
+            assert page.locator("#size-choices label").all_inner_texts() == ["Full · 240 px"]
+            assert page.locator("#size-choices input:checked").get_attribute("value") == "240"
+            # the time estimates are for this photo at that size, not for a default one
+            for q in ("fast", "best"):
+                want = _estimate_text(server_url, 240, 180, 240, q)
+                page.wait_for_function(f"() => document.getElementById('q-{q}-time').textContent === {want!r}")
             tiles.nth(1).click()
             assert tiles.nth(1).get_attribute("aria-checked") == "true"
             page.fill("#strength", "80")
@@ -148,6 +179,10 @@ def test_page_upload_stylize_shows_result(server_url, photo):
             assert page.locator("#error").is_hidden()
             page.wait_for_selector("#recent-list .recent-item")
             assert page.locator("#recent-list .recent-item").count() == 1
+            # labelled by the photo (then the style and when)
+            assert page.inner_text("#recent-list .recent-item strong") == "landscape.jpg"
+            assert tiles.nth(1).inner_text() in page.inner_text("#recent-list .recent-item span")
+            assert page.get_attribute("#download", "download").startswith("landscape-")
             page.wait_for_timeout(400)  # let the fade-in finish for the screenshot
             shot = _screenshot_dir() / "styletransfer-page-desktop.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -160,6 +195,14 @@ def test_page_upload_stylize_shows_result(server_url, photo):
             phone.goto(server_url + "/", wait_until="networkidle")
             phone.wait_for_selector(".style-tile[data-style]")
             phone.set_input_files("#photo-input", str(photo))
+            phone.wait_for_selector("#original-img:not([hidden])")
+            # the previews stay in view while the user scrolls down to the Stylize button
+            for target in ("#style-grid", "#stylize"):
+                phone.locator(target).scroll_into_view_if_needed()
+                phone.wait_for_timeout(100)
+                box = phone.locator("#original-img").bounding_box()
+                assert box["y"] >= -1 and box["y"] + box["height"] <= 844 + 1, (target, box)
+            phone.screenshot(path=str(_screenshot_dir() / "styletransfer-page-phone-scrolled.png"))
             phone.click("#stylize")
             phone.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
             phone.wait_for_function("() => document.getElementById('result-img').naturalWidth > 0")
@@ -172,7 +215,7 @@ def test_page_upload_stylize_shows_result(server_url, photo):
     assert not errors, errors
 
 
-def test_page_reports_bad_upload(server_url, tmp_path):
+def test_page_refuses_a_text_file_at_once(server_url, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not a picture at all" * 10)
     with playwright_sync.sync_playwright() as p:
@@ -182,11 +225,64 @@ def test_page_reports_bad_upload(server_url, tmp_path):
             page.goto(server_url + "/", wait_until="networkidle")
             page.wait_for_selector(".style-tile[data-style]")
             page.set_input_files("#photo-input", str(bad))
-            page.click("#stylize")
-            page.wait_for_selector("#error:not([hidden])", timeout=10_000)
-            assert "not an image" in page.inner_text("#error")
-            assert page.locator("#result-img").is_hidden()
-            assert page.locator("#stylize").is_enabled()
+            page.wait_for_selector("#error:not([hidden])", timeout=5_000)  # before any Stylize click
+            assert "not an image" in page.inner_text("#error") and "notes.png" in page.inner_text("#error")
+            assert page.locator("#stylize").is_disabled()
+            assert page.locator("#original-img").is_hidden() and page.locator(".dz-chosen").is_hidden()
+            assert page.inner_text("#hint") == "Choose a photo to start."
+        finally:
+            browser.close()
+
+
+def test_portrait_photo_fits_its_preview(server_url, tmp_path):
+    portrait = _picture(tmp_path / "portrait.png", 76, 96)
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            for viewport in ({"width": 1280, "height": 900}, {"width": 390, "height": 844}):
+                page = browser.new_page(viewport=viewport)
+                page.goto(server_url + "/", wait_until="networkidle")
+                page.wait_for_selector(".style-tile[data-style]")
+                page.set_input_files("#photo-input", str(portrait))
+                page.wait_for_selector("#original-img:not([hidden])")
+                img = page.locator("#original-img").bounding_box()
+                frame = page.locator("#original-img").locator("xpath=..").bounding_box()
+                assert img["height"] <= frame["height"] + 0.5 and img["width"] <= frame["width"] + 0.5, (img, frame)
+                page.click("#stylize")
+                page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
+                page.wait_for_function("() => document.getElementById('result-img').naturalWidth > 0")
+                res = page.locator("#result-img").bounding_box()
+                assert res["height"] <= frame["height"] + 0.5, (res, frame)
+                page.screenshot(path=str(_screenshot_dir() / f"styletransfer-page-portrait-{viewport['width']}.png"))
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_size_choices_follow_quality_and_photo(server_url, tmp_path):
+    big = _picture(tmp_path / "big.jpg", 1200, 900)
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server_url + "/", wait_until="networkidle")
+            page.wait_for_selector(".style-tile[data-style]")
+            labels = lambda: page.locator("#size-choices label").all_inner_texts()  # noqa: E731
+            checked = lambda: page.locator("#size-choices input:checked").get_attribute("value")  # noqa: E731
+            assert page.is_checked("#q-fast")  # fast is the default quality
+            assert labels() == ["512 px", "1024 px", "2048 px", "3840 px"] and checked() == "1024"
+            page.click("label[for=q-best]")
+            assert labels() == ["512 px", "768 px", "1024 px"] and checked() == "512"
+            page.click("label[for=q-fast]")
+            page.set_input_files("#photo-input", str(big))
+            page.wait_for_selector("#original-img:not([hidden])")
+            assert labels() == ["512 px", "1024 px", "Full · 1200 px"] and checked() == "1024"
+            page.click("#size-choices label:has-text('Full')")
+            assert checked() == "1200"
+            want = _estimate_text(server_url, 1200, 900, 1200, "fast")
+            page.wait_for_function(f"() => document.getElementById('q-fast-time').textContent === {want!r}")
+            page.click("label[for=q-best]")
+            assert labels() == ["512 px", "768 px", "1024 px"] and checked() == "512"
         finally:
             browser.close()
 

@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx i
 from styletransfer.errors import StyleTransferError  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.config import API_KEY_ENV  # noqa: E402
-from styletransfer.web.engine import Task  # noqa: E402
+from styletransfer.web.engine import LibraryEngine, Task  # noqa: E402
 
 
 class Stub:
@@ -126,7 +126,7 @@ def test_health_styles_and_thumbnails():
         assert health["status"] == "ok" and health["modes"] == {"fast": True, "best": True}
         assert health["default_quality"] == "fast"
         assert health["queue"]["workers"] == 1
-        assert health["estimated_seconds"]["fast"] < health["estimated_seconds"]["best"]
+        assert health["estimated_seconds"]["fast"] > 0 and health["estimated_seconds"]["best"] > 0
         styles = c.get("/api/v1/styles").json()
         assert len(styles) >= 5
         assert len({s["name"] for s in styles}) == len(styles)
@@ -240,22 +240,22 @@ def test_alpha_is_kept():
 
 def test_sync_stylize_returns_the_image():
     with client_for() as c:
-        r = c.post("/api/v1/stylize", files=files(image_bytes(96, 72)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(96, 72)), data={"style": "swirls"})
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "image/png" and len(r.headers["x-job-id"]) == 22
         assert decode(r.content).size == (96, 72)
         # tiny photos are enlarged to the 64 px minimum the stylizers need
-        r = c.post("/api/v1/stylize", files=files(image_bytes(24, 12)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(24, 12)), data={"style": "swirls"})
         assert decode(r.content).size == (64, 32)
-        r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirl", "format": "jpeg"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirls", "format": "jpeg"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl", "quality": "best"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls", "quality": "best"})
         assert r.status_code == 422 and "/api/v1/jobs" in r.text
 
 
 def test_job_ids_are_random_and_unique():
     with client_for() as c:
-        ids = {c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"}).json()["id"]
+        ids = {c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"}).json()["id"]
                for _ in range(6)}
         assert len(ids) == 6
         assert all(len(i) == 22 for i in ids)
@@ -266,7 +266,7 @@ def test_progress_and_eta_while_running():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub) as c:
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         job_id = r.json()["id"]
         assert stub.started.wait(5)
         time.sleep(0.05)
@@ -286,24 +286,24 @@ def test_queue_limit_answers_429_and_keeps_accepted_jobs():
     with client_for(stub, workers=1, max_queue=2) as c:
         accepted = []
         for _ in range(3):  # 1 running + 2 queued
-            r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+            r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
             assert r.status_code == 202
             accepted.append(r.json()["id"])
         assert stub.started.wait(5)
         queued = c.get(f"/api/v1/jobs/{accepted[2]}").json()
         assert queued["status"] == "queued" and queued["queue_position"] == 2 and queued["eta_seconds"] > 0
-        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 429
         assert int(r.headers["retry-after"]) >= 1
         assert "busy" in r.json()["detail"]
-        r = c.post("/api/v1/stylize", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 429
         gate.set()
         assert [wait_final(c, j)["status"] for j in accepted] == ["succeeded"] * 3
         stats = c.get("/api/v1/health").json()["queue"]
         assert stats["accepted"] == 3 and stats["rejected"] == 2 and stats["succeeded"] == 3
         # room again
-        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes(16, 16)), data={"style": "swirls"})
         assert r.status_code == 202
 
 
@@ -311,8 +311,8 @@ def test_cancel_queued_and_running_jobs():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub, workers=1, max_queue=4) as c:
-        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
-        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
+        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
         r = c.delete(f"/api/v1/jobs/{queued}")
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
@@ -324,25 +324,41 @@ def test_cancel_queued_and_running_jobs():
         assert r.status_code == 409 and "cancelled" in r.json()["detail"]
         # cancelling a finished job changes nothing
         gate.set()
-        done = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        done = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert wait_final(c, done)["status"] == "succeeded"
         assert c.delete(f"/api/v1/jobs/{done}").json()["status"] == "succeeded"
         assert c.get(f"/api/v1/jobs/{done}/result").status_code == 200
 
 
-def test_sync_refuses_what_it_cannot_finish_in_time():
+def test_sync_refuses_what_the_queue_would_delay_past_its_limit():
     gate = threading.Event()
     stub = Stub(gate=gate)
-    with client_for(stub, sync_timeout=2.0) as c:
+    with client_for(stub, sync_timeout=60.0) as c:
         manager = c.app_state.manager
-        manager.speed["fast"] = 100.0  # measured: 100 s per megapixel -> ~30 s per job here
-        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()["id"]
+        manager.speed["fast"] = 100.0  # 100 s per megapixel -> ~25 s per 40x30 job
+        running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
+        # 25 s queued ahead + its own 25 s > 0.8 x 60 s: retrying later is the answer
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-        assert manager.stats()["accepted"] == 1  # refused before it was queued
+        assert manager.stats()["accepted"] == 2  # refused before it was queued
         gate.set()
-        assert wait_final(c, running)["status"] == "succeeded"
+        assert [wait_final(c, j)["status"] for j in (running, queued)] == ["succeeded"] * 2
+
+
+def test_sync_run_longer_than_its_limit_is_handed_back_at_once():
+    gate = threading.Event()
+    stub = Stub(gate=gate)
+    with client_for(stub, sync_timeout=30.0) as c:
+        c.app_state.manager.speed["fast"] = 1000.0  # ~250 s for this photo: no point waiting 30 s
+        t0 = time.time()
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
+        assert r.status_code == 202 and time.time() - t0 < 5, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["eta_seconds"] > 30
+        gate.set()
+        assert wait_final(c, job["id"])["status"] == "succeeded"
 
 
 def test_sync_slower_than_its_limit_hands_back_the_job():
@@ -350,7 +366,7 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=0.3) as c:
         c.app_state.manager.speed["fast"] = 0.01  # looks quick, then is not
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202, r.text
         job = r.json()
         assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["status"] == "running"
@@ -362,15 +378,15 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
 
 # --- bad input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("data, field, words", [
-    ({"style": "swirl", "colour": "1"}, "colour", "unknown option"),
-    ({"style": "swirl", "strength": "2"}, "strength", "less than or equal"),
-    ({"style": "swirl", "strength": "strong"}, "strength", "number"),
-    ({"style": "swirl", "quality": "ultra"}, "quality", "fast"),
-    ({"style": "swirl", "keep_colors": "maybe"}, "keep_colors", "luminance"),
-    ({"style": "swirl", "size": "10"}, "size", "greater than or equal"),
-    ({"style": "swirl", "size": "5000"}, "size", "at most"),
-    ({"style": "swirl", "format": "gif"}, "format", "png"),
-    ({"style": "swirl", "style_weights": "-1"}, "style_weights", ">= 0"),
+    ({"style": "swirls", "colour": "1"}, "colour", "unknown option"),
+    ({"style": "swirls", "strength": "2"}, "strength", "less than or equal"),
+    ({"style": "swirls", "strength": "strong"}, "strength", "number"),
+    ({"style": "swirls", "quality": "ultra"}, "quality", "fast"),
+    ({"style": "swirls", "keep_colors": "maybe"}, "keep_colors", "luminance"),
+    ({"style": "swirls", "size": "10"}, "size", "greater than or equal"),
+    ({"style": "swirls", "size": "5000"}, "size", "at most"),
+    ({"style": "swirls", "format": "gif"}, "format", "png"),
+    ({"style": "swirls", "style_weights": "-1"}, "style_weights", ">= 0"),
     ({"style": "picasso"}, "style", "unknown built-in style"),
     ({}, "style", "send a style"),
 ])
@@ -384,14 +400,14 @@ def test_bad_options_are_422(data, field, words):
 
 def test_missing_content_duplicate_option_and_unknown_file_field_are_422():
     with client_for() as c:
-        r = c.post("/api/v1/jobs", data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", data={"style": "swirls"})
         assert r.status_code == 422 and "content" in r.text
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "strength": ["0.1", "0.2"]})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "strength": ["0.1", "0.2"]})
         assert r.status_code == 422 and "more than once" in r.text
         r = c.post("/api/v1/jobs", files=files(image_bytes()) + [("mask", ("m.png", image_bytes(), "image/png"))],
-                   data={"style": "swirl"})
+                   data={"style": "swirls"})
         assert r.status_code == 422 and "unknown option 'mask'" in r.text
-        r = c.post("/api/v1/jobs", json={"content": "x", "style": "swirl"})
+        r = c.post("/api/v1/jobs", json={"content": "x", "style": "swirls"})
         assert r.status_code == 422
 
 
@@ -424,7 +440,7 @@ def test_bad_images(payload, status, words):
 def test_upload_byte_limit_is_413():
     with client_for(max_upload_bytes=50_000) as c:
         big = os.urandom(60_000)
-        r = c.post("/api/v1/jobs", files=files(big), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(big), data={"style": "swirls"})
         assert r.status_code == 413 and "too large" in r.json()["detail"]
 
         # without a Content-Length (chunked upload) the limit holds while streaming
@@ -437,27 +453,27 @@ def test_upload_byte_limit_is_413():
         r = c.post("/api/v1/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xx"})
         assert r.status_code == 413
         # still healthy afterwards
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202
 
 
 def test_failures_never_leak_a_traceback():
     stub = Stub(fail=RuntimeError("secret /etc/shadow details"))
     with client_for(stub) as c:
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         done = wait_final(c, job["id"])
         assert done["status"] == "failed"
         assert "internal error" in done["error"] and "secret" not in done["error"]
         r = c.get(f"/api/v1/jobs/{job['id']}/result")
         assert r.status_code == 409 and "secret" not in r.text
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
         assert r.json() == {"detail": "internal error while stylizing (logged on the server)"}
     stub = Stub(fail=StyleTransferError("style image is too small for this model"))
     with client_for(stub) as c:
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         assert wait_final(c, job["id"])["error"] == "style image is too small for this model"
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 400 and r.json()["detail"] == "style image is too small for this model"
 
 
@@ -466,7 +482,7 @@ def test_unexpected_server_error_is_a_plain_500(monkeypatch):
         def boom(*a, **k):
             raise KeyError("internal detail")
         monkeypatch.setattr(c.app_state.manager, "submit", boom)
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 500
         assert r.json() == {"detail": "internal server error"}
         assert c.get("/api/v1/health").status_code == 200
@@ -475,11 +491,11 @@ def test_unexpected_server_error_is_a_plain_500(monkeypatch):
 def test_unavailable_mode_is_503():
     with client_for(Stub(modes={"fast": False, "best": True})) as c:
         assert c.get("/api/v1/health").json()["default_quality"] == "best"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202 and r.json()["quality"] == "best"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "quality": "fast"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "quality": "fast"})
         assert r.status_code == 503 and "quality=best" in r.json()["detail"]
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 503
 
 
@@ -499,7 +515,7 @@ def test_unknown_ids_and_path_traversal_are_404(tmp_path):
         assert r.status_code == 404
         # results land inside the result folder, named by the job id only
         job = c.post("/api/v1/jobs", files=[("content", ("../../evil.png", image_bytes(), "image/png"))],
-                     data={"style": "swirl"}).json()
+                     data={"style": "swirls"}).json()
         wait_final(c, job["id"])
         assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{job['id']}.png"]
         assert not (tmp_path / "evil.png").exists()
@@ -508,7 +524,7 @@ def test_unknown_ids_and_path_traversal_are_404(tmp_path):
 def test_results_expire_after_ttl():
     with client_for(result_ttl=0.3) as c:
         manager = c.app_state.manager
-        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}).json()
+        job = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()
         wait_final(c, job["id"])
         path = manager.dir / f"{job['id']}.png"
         assert path.is_file()
@@ -527,16 +543,16 @@ def test_api_key():
     with client_for(api_key="s3cret") as c:
         assert c.get("/api/v1/health").json()["auth_required"] is True
         assert c.get("/api/v1/styles").status_code == 200  # public
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "wrong"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"}, headers={"X-API-Key": "s3cret"})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}, headers={"X-API-Key": "s3cret"})
         assert r.status_code == 202
         job_id = r.json()["id"]
         assert c.get(f"/api/v1/jobs/{job_id}").status_code == 401
         assert c.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirl"},
+        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"},
                    headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 200
 
@@ -560,7 +576,7 @@ def test_cors():
         r = c.options("/api/v1/jobs", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
                                                "Access-Control-Request-Headers": "X-API-Key"})
         assert r.status_code == 200 and "POST" in r.headers["access-control-allow-methods"]
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl", "x": "1"},
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "x": "1"},
                    headers={"Origin": "https://app.example"})
         assert r.status_code == 422 and r.headers["access-control-allow-origin"] == "https://app.example"
     with client_for() as c:
@@ -578,6 +594,10 @@ def test_serve_parser_defaults_and_validation(capsys):
                               "--cors-origin", "b", "--max-upload-mb", "2", "--result-ttl", "60"])
     s = settings_from_args(args)
     assert (s.workers, s.max_queue, s.cors_origins, s.max_upload_bytes, s.result_ttl) == (2, 5, ["a", "b"], 2 << 20, 60)
+    assert (s.max_size, s.max_fast_size) == (1024, 3840)
+    s = settings_from_args(parser.parse_args(["serve", "--max-fast-size", "2048", "--max-size", "768"]))
+    assert (s.max_size, s.max_fast_size, s.size_choices("fast"), s.size_choices("best")) == \
+        (768, 2048, [512, 1024, 2048], [512, 768])
     for bad in (["--workers", "0"], ["--port", "70000"], ["--result-ttl", "-1"], ["--queue-limit", "x"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["serve", *bad])
@@ -633,3 +653,209 @@ def test_python_m_serves_over_real_http(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
     assert proc.returncode == 0
+
+
+# --- issue 11: checks at submission, the demo style's name, estimates, sizes ------------------
+def test_a_strip_that_can_only_fail_is_refused_at_submission():
+    stub = Stub()
+    with client_for(stub) as c:
+        strip = image_bytes(3000, 20, color=(10, 200, 30))
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls"})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "content"] and "too narrow" in err["msg"] and "size=2400" in err["msg"], err
+        r = c.post("/api/v1/stylize", files=files(strip), data={"style": "swirls"})
+        assert r.status_code == 422
+        # at a size where its short side is 16 px it is fine
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "size": "2400"})
+        assert r.status_code == 202, r.text
+        assert (r.json()["width"], r.json()["height"]) == (2400, 16)
+        # best stops at 1024 px, where this strip is 1024x7: no size= that works, so crop it
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "quality": "best", "size": "1024"})
+        assert r.status_code == 422 and "crop" in r.text and "size=" not in r.text
+        # a strip no size can save; a style strip
+        r = c.post("/api/v1/jobs", files=files(image_bytes(400, 8)), data={"style": "swirls", "size": "400"})
+        assert r.status_code == 422 and "crop" in r.text
+        r = c.post("/api/v1/jobs", files=files(image_bytes(), image_bytes(2000, 10)))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "style"]
+        assert wait_final(c, c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"])
+    assert len(stub.tasks) == 2  # only the two good requests ran
+
+
+def test_demo_style_is_swirls_and_the_old_name_still_works():
+    stub = Stub()
+    with client_for(stub) as c:
+        names = [s["name"] for s in c.get("/api/v1/styles").json()]
+        assert "swirls" in names and "swirl" not in names
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirl"})
+        assert r.status_code == 202, r.text
+        assert wait_final(c, r.json()["id"])["options"]["style"] == ["swirls"]
+        assert torch.equal(stub.tasks[0].styles[0], stub.tasks[0].styles[0])
+        a, b = c.get("/api/v1/styles/swirl/thumbnail"), c.get("/api/v1/styles/swirls/thumbnail")
+        assert a.status_code == b.status_code == 200 and a.content == b.content
+    from styletransfer.demo import swirl_style
+    from styletransfer.web.styles import style_array
+
+    demo = (swirl_style(512)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(style_array("swirls").astype(np.float64) - demo).max() <= 1  # the CLI's picture
+
+
+def test_estimates_follow_the_photo_and_size():
+    with client_for() as c:
+        manager = c.app_state.manager
+        manager.speed.update(fast=2.0, best=10.0)
+        small = c.get("/api/v1/estimate", params={"width": 160, "height": 120, "size": 512, "quality": "fast"}).json()
+        assert (small["width"], small["height"]) == (160, 120)  # never enlarged
+        assert small["seconds"] == pytest.approx(2.0 * (160 * 120 / 1e6 + 0.25), abs=0.05)
+        big = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840}).json()
+        assert (big["width"], big["height"]) == (3840, 2880) and big["seconds"] > 10 * small["seconds"]
+        best = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840, "quality": "best"})
+        assert best.json()["width"] == 1024  # best's limit
+        assert c.get("/api/v1/estimate", params={"width": 0, "height": 10}).status_code == 422
+
+
+def test_size_limits_per_quality():
+    with client_for() as c:
+        health = c.get("/api/v1/health").json()
+        assert health["size_choices"] == {"fast": [512, 1024, 2048, 3840], "best": [512, 768, 1024]}
+        assert health["limits"]["max_fast_size"] == 3840 and health["limits"]["max_size"] == 1024
+        photo = image_bytes(400, 300)
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "3840", "quality": "fast"})
+        assert r.status_code == 202
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "2048", "quality": "best"})
+        assert r.status_code == 422 and "at most 1024 for quality=best" in r.text
+    with client_for(max_fast_size=1500, max_size=600, default_size=512) as c:
+        assert c.get("/api/v1/health").json()["size_choices"] == {"fast": [512, 1024], "best": [512]}
+
+
+@contextmanager
+def live_server(**settings):
+    """A real uvicorn server on a free loopback port (the TestClient never closes sockets)."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(workers=1, **settings), Stub())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _send_then_read(url: str, head: bytes, body_parts) -> tuple[OSError | None, bytes]:
+    """A plain HTTP/1.1 client that sends its whole request before reading the answer (as
+    Python's http.client/requests and many app clients do); returns (send error, answer)."""
+    import socket
+
+    host, port = url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        error = None
+        try:
+            sock.sendall(head)
+            for part in body_parts:
+                sock.sendall(part)
+        except OSError as exc:
+            error = exc
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return error, answer
+
+
+def test_over_limit_uploads_get_a_readable_413_over_real_http():
+    """Over the limit by Content-Length or while streaming a chunked body: the server reads
+    and drops the rest (up to 4x the limit), so the client finishes sending without a
+    connection reset and reads the 413 with its JSON; the server stays usable."""
+    import httpx
+
+    limit = 2 * 1024 * 1024  # the body (3.5x) is more than the sockets buffer, less than the drain limit
+    body = b"--xx\r\nContent-Disposition: form-data; name=\"content\"; filename=\"a.png\"\r\n\r\n" + \
+        os.urandom(int(3.5 * limit)) + b"\r\n--xx--\r\n"
+    pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    start = b"POST /api/v1/jobs HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=xx\r\n"
+    with live_server(max_upload_bytes=limit) as url:
+        for head, parts in [
+            (start + b"Content-Length: %d\r\n\r\n" % len(body), pieces),
+            (start + b"Transfer-Encoding: chunked\r\n\r\n",
+             [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]),
+        ]:
+            error, answer = _send_then_read(url, head, parts)
+            assert error is None, f"the client could not finish sending: {error!r}"
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line.startswith(b"HTTP/1.1 413"), answer[:200]
+            assert b'"detail":"upload too large' in rest
+        with httpx.Client(timeout=20) as client:
+            r = client.post(url + "/api/v1/jobs", content=body,
+                            headers={"content-type": "multipart/form-data; boundary=xx"})
+            assert r.status_code == 413 and "too large" in r.json()["detail"]
+            r = client.post(url + "/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
+            assert r.status_code == 202
+
+
+def test_the_first_measured_run_replaces_the_speed_prior():
+    with client_for() as c:
+        manager = c.app_state.manager
+        prior = manager.speed["fast"]
+        wait_final(c, c.post("/api/v1/jobs", files=files(image_bytes(64, 48)), data={"style": "swirls"}).json()["id"])
+        first = manager.speed["fast"]
+        assert first < prior / 20  # the stub takes milliseconds: the prior is gone, not averaged in
+        health = c.get("/api/v1/health").json()
+        assert health["estimated_seconds"]["fast"] < 1
+
+
+def test_health_estimates_of_the_real_engine_before_any_run():
+    with client_for(LibraryEngine()) as c:  # nothing is loaded until a job runs
+        est = c.get("/api/v1/health").json()["estimated_seconds"]
+        # a 512x384 result: one feed-forward pass vs the optimiser's whole schedule
+        assert 1 < est["fast"] < 30 < est["best"] < 300
+
+
+def test_big_jpeg_with_exif_rotation_is_decoded_reduced_and_upright():
+    """A big camera JPEG is decoded at reduced scale (image.load_image's reduce_to) and still
+    turned upright by its EXIF orientation, as the CLI does."""
+    arr = np.zeros((1800, 2400, 3), np.uint8)
+    arr[:, :1200] = (220, 30, 30)  # left half red, right half blue, as stored
+    arr[:, 1200:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    with client_for(Stub()) as c:
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()),
+                   data={"style": "swirls", "size": "512", "strength": "0"})
+        done = wait_final(c, r.json()["id"])
+        assert (done["width"], done["height"]) == (384, 512)
+        img = np.asarray(decode(c.get(done["result_url"]).content), np.float64)
+    assert img.shape == (512, 384, 3)
+    assert img[:200, :, 0].mean() > 180 and img[:200, :, 2].mean() < 60  # red on top
+    assert img[-200:, :, 2].mean() > 180 and img[-200:, :, 0].mean() < 60  # blue below
+
+
+def test_jpeg_result_of_a_transparent_photo_is_on_white():
+    arr = np.zeros((40, 60, 4), np.uint8)
+    arr[..., :3] = (200, 20, 20)
+    arr[:, 30:, 3] = 255  # left half fully transparent
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, "PNG")
+    with client_for() as c:
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "strength": "0"})
+        done = wait_final(c, r.json()["id"])
+        png = decode(c.get(done["result_url"]).content)
+        jpeg = np.asarray(decode(c.get(done["result_url"], params={"format": "jpeg"}).content), np.float64)
+    assert png.mode == "RGBA" and np.asarray(png)[:, :25, 3].max() == 0
+    assert jpeg[:, :25].min() > 235  # the transparent half is white
+    assert abs(jpeg[:, 40:, 0].mean() - 200) < 10 and jpeg[:, 40:, 1].mean() < 40

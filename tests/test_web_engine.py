@@ -1,6 +1,6 @@
-"""The web engine's adapters onto the library stylizers, the job manager on its own, and the
-built-in styles. The stylizers are replaced by recording fakes here (their own tests live
-elsewhere), except one slow end-to-end run of the real optimisation stylizer over HTTP.
+"""The web engine on the library's real stylizers with tiny stand-in networks (a VGG19 at 1/16
+width and a small decoder written to a model file, as the trainer exports it), the job manager
+on its own, and the built-in styles; one slow end-to-end run with the real VGG19 over HTTP.
 """
 from __future__ import annotations
 
@@ -14,95 +14,168 @@ import pytest
 import torch
 from PIL import Image
 
+from styletransfer import checkpoint
+from styletransfer.encoders.vgg import VGG19Encoder
 from styletransfer.errors import StyleTransferError
+from styletransfer.models import Decoder
+from styletransfer.stylizers.fast import FastOptions, stylize_fast
+from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
 from styletransfer.web import styles as builtin
 from styletransfer.web.config import Settings
-from styletransfer.web.engine import JobCancelled, LibraryEngine, Task
+from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, schedule_work_units
 from styletransfer.web.jobs import JOB_ID_RE, JobManager, QueueFull
 
 
 def _task(**kw) -> Task:
-    base = dict(content=torch.rand(1, 3, 32, 48), styles=[torch.rand(1, 3, 40, 40)])
+    gen = torch.Generator().manual_seed(0)
+    base = dict(content=torch.rand(1, 3, 32, 48, generator=gen), styles=[torch.rand(1, 3, 40, 40, generator=gen)])
     base.update(kw)
     return Task(**base)
 
 
-# --- adapters --------------------------------------------------------------------------------
-def test_best_mode_maps_options_and_reports_progress(monkeypatch):
-    from styletransfer.stylizers import optimize
+@pytest.fixture(scope="module")
+def encoder() -> VGG19Encoder:
+    torch.manual_seed(0)
+    return VGG19Encoder(width_divisor=16).eval().requires_grad_(False)
 
-    calls = {}
 
-    def fake(content, styles, options, callback=None, encoder=None):
-        calls["options"] = options
-        for step in range(1, 5):
-            callback(step, 4, 1.0 / step)
-        return torch.full_like(content, 0.25)
+@pytest.fixture()
+def model_file(tmp_path):
+    """A tiny relu4_1 decoder saved as ``styletransfer train`` exports one."""
+    torch.manual_seed(1)
+    dec = Decoder(in_channels=32, width=0.125)
+    path = tmp_path / "model.safetensors"
+    checkpoint.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()}, path, {"decoder": dec.config})
+    return path
 
-    monkeypatch.setattr(optimize, "stylize_optimize", fake)
-    engine = LibraryEngine(device="cpu", best_overrides={"steps": 7, "not_an_option": 1})
+
+# --- the engine on the real stylizers --------------------------------------------------------
+def test_best_mode_runs_the_optimiser_with_the_task_options(encoder, content_image, style_image):
+    # the tiny random encoder's style term is huge: at this weight content and style compete
+    base = OptimizeOptions(steps=[8], early_stop_tol=0, style_weight=1e-7)
+    engine = LibraryEngine(device="cpu", encoder=encoder, best_options=base)
+    task = Task(content=content_image, styles=[style_image], quality="best", strength=0.5, keep_colors="histogram",
+                seed=3, style_weights=[1.0])
     seen: list[float] = []
-    out = engine.run(_task(quality="best", strength=0.5, keep_colors="histogram", seed=3,
-                           style_weights=[1.0]), seen.append)
-    assert torch.equal(out, torch.full((1, 3, 32, 48), 0.25))
-    opts = calls["options"]
-    default_weight = optimize.OptimizeOptions().style_weight
-    assert opts.style_weight == pytest.approx(default_weight * 0.1)  # strength 0.5 -> 1/10
-    assert (opts.preserve_color, opts.seed, opts.steps, opts.device, opts.style_weights) == ("histogram", 3, 7, "cpu", [1.0])
-    assert seen[0] == 0.0 and seen[-1] == 1.0 and 0.5 in seen and seen == sorted(seen)
+    out = engine.run(task, seen.append)
+    # strength 0.5 -> a tenth of the style weight; the other task options go through as they are
+    expected = stylize_optimize(content_image, [style_image], OptimizeOptions(
+        steps=[8], early_stop_tol=0, style_weight=1e-8, preserve_color="histogram", seed=3, style_weights=[1.0],
+        device="cpu"), encoder=encoder)
+    assert out.shape == content_image.shape
+    assert torch.allclose(out, expected, atol=1e-5)
+    full = engine.run(Task(content=content_image, styles=[style_image], quality="best", keep_colors="histogram",
+                           seed=3), lambda f: None)
+    assert (full - out).abs().max() > 1e-2  # strength really changed the run
+    assert (out - content_image).abs().max() > 1e-2  # and it is not just the photo
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 8
 
 
-def test_best_mode_cancels_through_the_callback(monkeypatch):
-    from styletransfer.stylizers import optimize
-
-    steps_run = []
-
-    def fake(content, styles, options, callback=None, encoder=None):
-        for step in range(1, 101):
-            steps_run.append(step)
-            callback(step, 100, 0.0)
-        return content
-
-    monkeypatch.setattr(optimize, "stylize_optimize", fake)
+def test_best_mode_cancels_through_the_progress_callback(encoder):
+    engine = LibraryEngine(device="cpu", encoder=encoder, best_options=OptimizeOptions(steps=40, early_stop_tol=0))
+    calls = []
 
     def progress(fraction):
+        calls.append(fraction)
         if fraction >= 0.1:
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        LibraryEngine().run(_task(quality="best"), progress)
-    assert len(steps_run) == 10
+        engine.run(_task(quality="best"), progress)
+    assert 0.1 <= calls[-1] < 0.2  # stopped at the first step past 10 %, not at the end
 
 
-def test_fast_mode_maps_options(monkeypatch):
+def test_fast_mode_with_a_decoder_file(encoder, model_file):
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    assert engine.modes() == {"fast": True, "best": True}
+    task = _task(styles=[torch.rand(1, 3, 24, 24), torch.rand(1, 3, 40, 32)], style_weights=[2.0, 1.0],
+                 strength=0.3, keep_colors="luminance")
+    seen: list[float] = []
+    out = engine.run(task, seen.append)
+    expected = stylize_fast(task.content, task.styles, FastOptions(
+        alpha=0.3, style_weights=[2.0, 1.0], preserve_color="luminance", model=str(model_file), device="cpu"),
+        encoder=encoder)
+    assert out.shape == (1, 3, 32, 48) and torch.equal(out, expected)
+    assert seen == [0.0, 1.0]
+    other = engine.run(_task(styles=task.styles, style_weights=[2.0, 1.0], strength=1.0), lambda f: None)
+    assert (other - out).abs().max() > 1e-4  # strength is the AdaIN alpha
+
+
+def test_fast_mode_passes_its_base_options_through(encoder, model_file):
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_options=FastOptions(tile=128, model=str(model_file)))
+    task = _task(content=torch.rand(1, 3, 200, 136))
+    out = engine.run(task, lambda f: None)
+    expected = stylize_fast(task.content, task.styles, FastOptions(tile=128, model=str(model_file), device="cpu"),
+                            encoder=encoder)
+    assert torch.equal(out, expected)
+
+
+def test_fast_mode_unavailable_without_a_model(encoder, tmp_path, monkeypatch):
     from styletransfer.stylizers import fast
 
-    calls = {}
-
-    def fake(content, styles, options=None, encoder=None, decoder=None):
-        calls["options"], calls["n"] = options, len(styles)
-        return torch.zeros_like(content)
-
-    monkeypatch.setattr(fast, "stylize_fast", fake)
-    monkeypatch.setattr(fast, "default_model_available", lambda: True)
-    engine = LibraryEngine(device="cpu")
-    assert engine.modes()["fast"] is True
-    seen: list[float] = []
-    engine.run(_task(styles=[torch.rand(1, 3, 8, 8)] * 2, style_weights=[2.0, 1.0], strength=0.3,
-                     keep_colors="luminance"), seen.append)
-    o = calls["options"]
-    assert (o.alpha, o.style_weights, o.preserve_color, o.device, calls["n"]) == (0.3, [2.0, 1.0], "luminance", "cpu", 2)
-    assert seen[-1] == 1.0
     monkeypatch.setattr(fast, "default_model_available", lambda: False)
+    assert LibraryEngine(encoder=encoder).modes() == {"fast": False, "best": True}
+    engine = LibraryEngine(encoder=encoder, fast_model=tmp_path / "missing.safetensors")
     assert engine.modes()["fast"] is False
     with pytest.raises(StyleTransferError, match="not available"):
-        engine.run(_task(), seen.append)
+        engine.run(_task(), lambda f: None)
+    monkeypatch.setattr(fast, "default_model_available", lambda: True)
+    assert LibraryEngine(encoder=encoder).modes()["fast"] is True  # the built-in model counts
 
 
 def test_strength_zero_returns_the_photo():
     task = _task(strength=0.0)
     out = LibraryEngine().run(task, lambda f: None)
     assert torch.equal(out, task.content) and out is not task.content
+
+
+def test_work_units_follow_the_optimiser_schedule():
+    engine = LibraryEngine(best_options=OptimizeOptions(max_work=None))
+    # 120x160: one scale of 100 steps; 512^2 uncapped: 100 steps at 256^2, 25 at 512^2
+    assert engine.work_units("best", 120, 160) == pytest.approx(100 * 120 * 160 / 1e6 + 0.25)
+    assert engine.work_units("best", 512, 512) == pytest.approx((100 * 256 ** 2 + 25 * 512 ** 2) / 1e6 + 0.25)
+    assert schedule_work_units(512, 512, OptimizeOptions()) < engine.work_units("best", 512, 512)  # the 9 cap
+    assert engine.work_units("fast", 1000, 2000) == pytest.approx(2.25)
+
+
+def test_manager_estimates_scale_with_the_result_size():
+    manager = JobManager(LibraryEngine(), Settings(workers=1))
+    try:
+        small, big = manager.estimate("best", 120, 160), manager.estimate("best", 768, 1024)
+        assert 10 < small < 60 and big > 3 * small  # a thumbnail is not a 1024 px painting
+        assert manager.estimate("fast", 2160, 3840) > 10 * manager.estimate("fast", 384, 512)
+    finally:
+        manager.stop()
+
+
+def test_fast_mode_over_http_with_a_model_file(encoder, model_file):
+    """What `serve --fast-model FILE` does: fast is offered and the default, and the synchronous
+    endpoint answers the library's own fast result for the uploaded photo."""
+    pytest.importorskip("fastapi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from styletransfer.image import from_array
+    from styletransfer.web import create_app
+    from styletransfer.web.uploads import builtin_tensor
+
+    rng = np.random.default_rng(0)
+    photo = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    with TestClient(create_app(Settings(workers=1), engine)) as c:
+        health = c.get("/api/v1/health").json()
+        assert health["modes"] == {"fast": True, "best": True} and health["default_quality"] == "fast"
+        r = c.post("/api/v1/stylize", files={"content": ("p.png", buf.getvalue(), "image/png")},
+                   data={"style": "waves", "strength": "0.7"})
+        assert r.status_code == 200, r.text
+        got = np.asarray(Image.open(io.BytesIO(r.content)), np.float64)
+    expected = stylize_fast(from_array(photo), [builtin_tensor("waves")],
+                            FastOptions(alpha=0.7, model=str(model_file), device="cpu"), encoder=encoder)
+    expected = expected[0].permute(1, 2, 0).numpy() * 255
+    assert got.shape == (48, 64, 3) and np.abs(got - expected).max() <= 1.0
+    assert np.abs(got - photo).mean() > 5  # the decoder really ran
 
 
 # --- job manager -----------------------------------------------------------------------------
@@ -180,9 +253,7 @@ def test_real_best_mode_over_http():
         from fastapi.testclient import TestClient
     from styletransfer.web import create_app
 
-    engine = LibraryEngine(device="cpu", best_overrides={"steps": 2, "min_steps": 1})
-    if not engine.modes()["best"]:
-        pytest.skip("optimisation stylizer not installed")
+    engine = LibraryEngine(device="cpu", best_options=OptimizeOptions(steps=2, min_steps=1))
     photo = np.zeros((64, 64, 3), np.uint8)
     photo[:, :32] = (200, 60, 40)
     photo[:, 32:] = (40, 90, 200)
@@ -203,10 +274,9 @@ def test_real_best_mode_over_http():
         img = np.asarray(Image.open(io.BytesIO(c.get(body["result_url"]).content)), np.float64)
     # The server's result is the stylizer's own output for the same inputs and options.
     from styletransfer.image import from_array
-    from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
-    from styletransfer.web.app import _builtin_tensor
+    from styletransfer.web.uploads import builtin_tensor
 
-    expected = stylize_optimize(from_array(photo), [_builtin_tensor("waves")],
+    expected = stylize_optimize(from_array(photo), [builtin_tensor("waves")],
                                 OptimizeOptions(steps=2, min_steps=1, device="cpu"))
     expected = expected[0].permute(1, 2, 0).numpy() * 255
     assert img.shape == (64, 64, 3)

@@ -52,7 +52,9 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
                    help=f"largest input image in pixels, width x height (default {d.max_pixels:,})")
     p.add_argument("--max-size", type=positive_int, default=d.max_size,
-                   help=f"largest result side a client may ask for (default {d.max_size})")
+                   help=f"largest result side a client may ask for with quality=best (default {d.max_size})")
+    p.add_argument("--max-fast-size", type=positive_int, default=d.max_fast_size,
+                   help=f"largest result side a client may ask for with quality=fast (default {d.max_fast_size})")
     p.add_argument("--default-size", type=positive_int, default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
     p.add_argument("--sync-timeout", type=positive_float, default=d.sync_timeout,
@@ -87,6 +89,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         max_size=args.max_size,
+        max_fast_size=args.max_fast_size,
         default_size=min(args.default_size, args.max_size),
         result_ttl=args.result_ttl,
         result_dir=args.result_dir,

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, field
 
 API_KEY_ENV = "STYLETRANSFER_API_KEY"
+# Result sides the page offers: fast runs in seconds up to 4K; best takes minutes per megapixel.
+SIZE_CHOICES = {"fast": (512, 1024, 2048, 3840), "best": (512, 768, 1024)}
 
 
 def default_workers() -> int:
@@ -21,7 +23,9 @@ class Settings:
         max_queue: jobs waiting beyond the running ones; more are refused with 429.
         max_upload_bytes: largest request body (all files together); more is refused with 413.
         max_pixels: largest decoded image (width x height) accepted; more is refused with 413.
-        max_size: largest output side a client may ask for (``size`` option).
+        max_size: largest output side a client may ask for (``size`` option) with quality=best
+            (the optimisation: minutes per megapixel).
+        max_fast_size: the same for quality=fast (one feed-forward pass, done in tiles: 4K is fine).
         default_size: output side when the client does not ask.
         max_styles: how many style images one job may blend.
         result_ttl: seconds a finished job (and its result file) is kept.
@@ -37,6 +41,7 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_size: int = 1024
+    max_fast_size: int = 3840
     default_size: int = 512
     max_styles: int = 4
     result_ttl: float = 3600.0
@@ -45,6 +50,15 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     sync_timeout: float = 120.0
     torch_threads: int | None = None
+
+    def max_side(self, quality: str) -> int:
+        """Largest result side a client may ask for with this quality."""
+        return self.max_fast_size if quality == "fast" else self.max_size
+
+    def size_choices(self, quality: str) -> list[int]:
+        """The result sides the page offers for a quality (within this server's limit)."""
+        sizes = SIZE_CHOICES.get(quality, ())
+        return [s for s in sizes if s <= self.max_side(quality)] or [self.max_side(quality)]
 
     def validate(self) -> None:
         if self.workers < 1:
@@ -57,6 +71,8 @@ class Settings:
             raise ValueError(f"pixel limit must be at least 4096, got {self.max_pixels}")
         if not 64 <= self.default_size <= self.max_size:
             raise ValueError(f"default size {self.default_size} must be between 64 and max size {self.max_size}")
+        if self.max_fast_size < 64:
+            raise ValueError(f"max fast size must be at least 64, got {self.max_fast_size}")
         if self.result_ttl <= 0:
             raise ValueError(f"result TTL must be positive, got {self.result_ttl}")
         if self.sync_timeout <= 0:

@@ -1,12 +1,13 @@
 """What a worker runs: a :class:`Task` (decoded images + options) -> a stylized image tensor.
 
-The server talks to an :class:`Engine`; the default one calls the library's stylizers (fast
-AdaIN and the Gatys optimisation). Tests and the load benchmark pass their own engine to
-:func:`styletransfer.web.create_app` so they need no model weights.
+The server talks to an :class:`Engine`; :class:`LibraryEngine` calls the library's stylizers
+(the fast feed-forward decoder, WCT or AdaIN, and the Gatys optimisation) with the networks
+and options it was given. Tests pass it tiny networks; the load benchmark and some tests pass
+their own engine to :func:`styletransfer.web.create_app`.
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,8 +15,11 @@ from typing import Callable, Protocol
 
 import torch
 
+from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
-from ..image import match_color, resize, transfer_luminance
+from ..models import Decoder
+from ..stylizers import fast
+from ..stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule, stylize_optimize
 
 # progress(fraction in [0, 1]); raises JobCancelled when the job was cancelled.
 Progress = Callable[[float], None]
@@ -42,50 +46,98 @@ class Task:
     def pixels(self) -> int:
         return int(self.content.shape[-2] * self.content.shape[-1])
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the result."""
+        return int(self.content.shape[-2]), int(self.content.shape[-1])
+
 
 class Engine(Protocol):
-    """Runs tasks. ``modes`` maps each quality to whether it can run here."""
+    """Runs tasks. ``modes`` maps each quality to whether it can run here.
+
+    An engine may also define ``work_units(quality, height, width) -> float`` (the cost of a
+    result of that size, in the units its speed is measured in); without it the cost is
+    :func:`pixel_work_units`.
+    """
 
     def modes(self) -> dict[str, bool]: ...
 
     def run(self, task: Task, progress: Progress) -> torch.Tensor: ...
 
 
-def _fast_module():
-    try:
-        from ..stylizers import fast
-    except ImportError:
-        return None
-    return fast
+# Fixed work per job: encoding the style (512^2) and the set-up cost about as much as a
+# quarter-megapixel photo (or a quarter megapixel-step), so small photos do not skew the rate.
+FIXED_UNITS = 0.25
 
 
-def _optimize_module():
-    try:
-        from ..stylizers import optimize
-    except ImportError:
-        return None
-    return optimize
+def pixel_work_units(quality: str, height: int, width: int) -> float:
+    """A result's cost in megapixels (plus the fixed part): what one feed-forward pass costs."""
+    return height * width / 1e6 + FIXED_UNITS
+
+
+def schedule_work_units(height: int, width: int, options: OptimizeOptions) -> float:
+    """An optimisation's cost in megapixel-steps: the sum of steps x pixels over its scales
+    (the schedule :func:`~styletransfer.stylizers.optimize.stylize_optimize` will run).
+
+    >>> from styletransfer.stylizers.optimize import OptimizeOptions
+    >>> round(schedule_work_units(512, 512, OptimizeOptions()), 2)  # 68 steps at 256^2, 17 at 512^2
+    9.16
+    >>> round(schedule_work_units(120, 160, OptimizeOptions()), 2)  # one scale of 100 steps
+    2.17
+    """
+    sizes = scale_sizes(height, width, options)
+    pixels = [h * w for h, w in sizes]
+    steps = step_schedule(len(sizes), options, pixels)
+    return sum(s * p for s, p in zip(steps, pixels)) / 1e6 + FIXED_UNITS
+
+
+def default_seconds_per_unit() -> dict[str, float]:
+    """Priors for ETAs until the server has measured a run of its own (the first run replaces
+    them). Measured on a 2-core AMD EPYC (AVX2) with the other core busy, one torch thread:
+    fast 14-43 s per megapixel (0.2-3 MP, VGG19 to relu4_1 + a full-width decoder; bigger
+    images cost more per pixel), best ~15 s per megapixel-step (512^2: 134 s for 9.2)."""
+    return {"fast": 25.0, "best": 15.0}
 
 
 class LibraryEngine:
-    """The real stylizers: ``fast`` = AdaIN decoder (one pass), ``best`` = Gatys optimisation."""
+    """The real stylizers: ``fast`` = the feed-forward decoder (one pass; WCT or AdaIN as
+    ``fast_options.transform`` says), ``best`` = the Gatys optimisation.
 
-    def __init__(self, device: str = "auto", best_overrides: dict | None = None, fast_model: str | None = None):
-        """``best_overrides``: OptimizeOptions fields for the best mode (e.g. ``{"steps": 100}``);
-        ``fast_model``: a decoder ``model.safetensors`` to use instead of the built-in one."""
+    Args:
+        device: where both run (``"auto"``, ``"cpu"``, ``"cuda"``...); overrides the options'.
+        encoder: the VGG19 encoder; ``None`` = the pretrained one (tests pass a tiny one).
+        decoder: the fast mode's decoder; ``None`` = ``fast_options.model`` or the built-in one.
+        fast_model: a decoder ``model.safetensors`` (same as ``fast_options.model``).
+        fast_options: base options of the fast mode; each task sets ``alpha``,
+            ``style_weights`` and ``preserve_color`` on a copy.
+        best_options: base options of the best mode; each task sets ``style_weights``,
+            ``preserve_color``, ``seed`` and scales ``style_weight`` by its strength.
+    """
+
+    def __init__(self, device: str = "auto", *, encoder: VGG19Encoder | None = None,
+                 decoder: Decoder | None = None, fast_model: str | os.PathLike | None = None,
+                 fast_options: fast.FastOptions | None = None, best_options: OptimizeOptions | None = None):
         self.device = device
-        self.best_overrides = dict(best_overrides or {})
-        self.fast_model = str(fast_model) if fast_model else None
+        self.encoder = encoder
+        self.decoder = decoder
+        self.fast_options = dataclasses.replace(fast_options or fast.FastOptions(), device=device)
+        if fast_model is not None:
+            self.fast_options.model = str(fast_model)
+        self.best_options = dataclasses.replace(best_options or OptimizeOptions(), device=device)
 
     def modes(self) -> dict[str, bool]:
-        fast = _fast_module()
-        if fast is not None and self.fast_model:
-            fast_ok = os.path.isfile(self.fast_model)
+        if self.decoder is not None:
+            fast_ok = True
+        elif self.fast_options.model:
+            fast_ok = os.path.isfile(self.fast_options.model)
         else:
-            fast_ok = bool(fast is not None and getattr(fast, "default_model_available", lambda: False)())
-        opt = _optimize_module()
-        best_ok = opt is not None and hasattr(opt, "stylize_optimize")
-        return {"fast": fast_ok, "best": best_ok}
+            fast_ok = fast.default_model_available()
+        return {"fast": fast_ok, "best": True}
+
+    def work_units(self, quality: str, height: int, width: int) -> float:
+        if quality == "best":
+            return schedule_work_units(height, width, self.best_options)
+        return pixel_work_units(quality, height, width)
 
     def run(self, task: Task, progress: Progress) -> torch.Tensor:
         progress(0.0)
@@ -97,82 +149,30 @@ class LibraryEngine:
         return self._run_best(task, progress)
 
     def _run_fast(self, task: Task, progress: Progress) -> torch.Tensor:
-        fast = _fast_module()
-        if fast is None or not self.modes()["fast"]:
-            raise StyleTransferError("the instant mode is not available on this server (no fast model); use quality=best")
-        opts = fast.FastOptions(alpha=float(task.strength), style_weights=task.style_weights,
-                                preserve_color=task.keep_colors, device=self.device, model=self.fast_model)
+        if not self.modes()["fast"]:
+            raise StyleTransferError("the fast mode is not available on this server (no fast model); use quality=best")
+        options = dataclasses.replace(self.fast_options, alpha=float(task.strength),
+                                      style_weights=task.style_weights, preserve_color=task.keep_colors)
         with torch.inference_mode():
-            out = fast.stylize_fast(task.content, task.styles, opts)
+            out = fast.stylize_fast(task.content, task.styles, options, encoder=self.encoder, decoder=self.decoder)
         progress(1.0)
         return out
 
     def _run_best(self, task: Task, progress: Progress) -> torch.Tensor:
-        opt = _optimize_module()
-        if opt is None or not hasattr(opt, "stylize_optimize"):
-            raise StyleTransferError("the best-quality mode is not available on this server")
-        options_cls = opt.OptimizeOptions
-        names = set(getattr(options_cls, "__dataclass_fields__", {}))
-        kwargs: dict = {k: v for k, v in self.best_overrides.items() if k in names}
+        base = self.best_options
+        # Strength: scale the style weight on a log scale (1 -> as configured, 0.5 -> 1/10,
+        # 0 -> the photo), since a linear scale barely moves the optimum.
+        options = dataclasses.replace(
+            base, style_weight=base.style_weight * 10.0 ** (2.0 * (task.strength - 1.0)),
+            style_weights=task.style_weights, preserve_color=task.keep_colors,
+            seed=task.seed if task.seed is not None else base.seed)
 
         def callback(step: int, total: int, loss: float) -> None:
             progress(min(1.0, step / max(1, total)))  # raises JobCancelled to stop the run
 
-        if task.style_weights is not None:
-            kwargs["style_weights"] = list(task.style_weights)
-        if task.seed is not None and "seed" in names:
-            kwargs["seed"] = task.seed
-        if "device" in names:
-            kwargs["device"] = self.device
-        # Strength: scale the style weight on a log scale (1 -> default, 0.5 -> 1/10, 0 -> the
-        # photo), since a linear scale barely moves the optimum.
-        if task.strength < 1.0 and "style_weight" in names:
-            base = kwargs.get("style_weight", options_cls.__dataclass_fields__["style_weight"].default)
-            kwargs["style_weight"] = float(base) * 10.0 ** (2.0 * (task.strength - 1.0))
-        keep = task.keep_colors
-        if keep and "preserve_color" in names:
-            kwargs["preserve_color"] = keep
-            keep = None
-        options = options_cls(**kwargs)
-        if "callback" in inspect.signature(opt.stylize_optimize).parameters:
-            out = opt.stylize_optimize(task.content, task.styles, options, callback=callback)
-        else:
-            out = opt.stylize_optimize(task.content, task.styles, options)
-        if isinstance(out, tuple):
-            out = out[0]
-        if keep == "luminance":
-            out = transfer_luminance(out, task.content)
-        elif keep == "histogram":
-            out = match_color(out, task.content)
+        out = stylize_optimize(task.content, task.styles, options, callback=callback, encoder=self.encoder)
         progress(1.0)
         return out
-
-
-def strength_blend(content: torch.Tensor, stylized: torch.Tensor, strength: float) -> torch.Tensor:
-    """Pixel blend (used by stub engines); the real engines map strength to their own knobs."""
-    stylized = resize(stylized, content.shape[-2:])
-    return (strength * stylized + (1.0 - strength) * content).clamp(0, 1)
-
-
-# Fixed work per job in "megapixel equivalents": encoding the style (512^2) and the set-up cost
-# about as much as a quarter-megapixel photo, so small photos do not skew the measured rate.
-FIXED_MPX = 0.25
-
-
-def work_units(task: Task) -> float:
-    """A task's work in megapixel equivalents (photo pixels plus the fixed part)."""
-    return task.pixels / 1e6 + FIXED_MPX
-
-
-def estimate_seconds(task: Task, seconds_per_mpx: dict[str, float]) -> float:
-    """Rough run time of a task from the measured speed of earlier runs (or a prior)."""
-    rate = seconds_per_mpx.get(task.quality, default_seconds_per_mpx()[task.quality])
-    return max(0.05, rate * work_units(task))
-
-
-def default_seconds_per_mpx() -> dict[str, float]:
-    """Priors for ETAs before anything was measured (2-core CPU figures, deliberately pessimistic)."""
-    return {"fast": 4.0, "best": 240.0}
 
 
 def log_blend(a: float, b: float, weight: float) -> float:

@@ -30,8 +30,7 @@ import torch
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
-from .engine import (Engine, JobCancelled, Task, default_seconds_per_mpx, estimate_seconds, log_blend,
-                     work_units)
+from .engine import Engine, JobCancelled, Task, default_seconds_per_unit, log_blend, pixel_work_units
 
 log = logging.getLogger("styletransfer.web")
 
@@ -87,7 +86,10 @@ class JobManager:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.speed = default_seconds_per_mpx()  # seconds per megapixel, per quality (measured)
+        # seconds per work unit, per quality (measured; see Engine.work_units)
+        self.speed = default_seconds_per_unit()
+        self._measured: set[str] = set()  # qualities whose speed was measured (the prior is gone)
+        self._work_units = getattr(engine, "work_units", pixel_work_units)
         self.counters = collections.Counter()
 
     # --- life cycle --------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class JobManager:
             raise QueueFull(5)
         h, w = int(task.content.shape[-2]), int(task.content.shape[-1])
         job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=w, height=h,
-                  options=options, estimate=estimate_seconds(task, self.speed))
+                  options=options, estimate=self.estimate(task.quality, h, w))
         with self._cond:
             full = len(self._waiting) + self._running >= self.settings.workers + self.settings.max_queue
             if not full and max_wait is not None:
@@ -137,6 +139,15 @@ class JobManager:
             self.counters["accepted"] += 1
             self._cond.notify()
         return job
+
+    def work_units(self, quality: str, height: int, width: int) -> float:
+        """The engine's cost of a ``height`` x ``width`` result of this quality."""
+        return float(self._work_units(quality, height, width))
+
+    def estimate(self, quality: str, height: int, width: int) -> float:
+        """Seconds one run of this size takes, from the measured speed of earlier runs (or a prior)."""
+        rate = self.speed.get(quality) or default_seconds_per_unit().get(quality, 1.0)
+        return max(0.05, rate * self.work_units(quality, height, width))
 
     def get(self, job_id: str) -> Job | None:
         if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
@@ -310,7 +321,7 @@ class JobManager:
             os.replace(tmp, path)
             job.result_path = path
             elapsed = time.time() - (job.started or time.time())
-            self.speed[job.quality] = log_blend(self.speed.get(job.quality, 0.0), elapsed / work_units(task), 0.3)
+            self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
             state = SUCCEEDED
         except JobCancelled:
             state = CANCELLED
@@ -323,6 +334,16 @@ class JobManager:
             error = "internal error while stylizing (logged on the server)"
         with self._cond:
             self._finish_locked(job, state, error)
+
+    def _record_speed(self, quality: str, seconds_per_unit: float) -> None:
+        """The first run of a quality replaces the prior (this machine may be much faster or
+        slower); later runs move the average a little (one odd run does not swing the ETAs)."""
+        with self._cond:
+            if quality in self._measured:
+                self.speed[quality] = log_blend(self.speed.get(quality, 0.0), seconds_per_unit, 0.3)
+            else:
+                self.speed[quality] = seconds_per_unit
+                self._measured.add(quality)
 
     def _janitor(self) -> None:
         interval = min(30.0, max(0.05, self.settings.result_ttl / 4))

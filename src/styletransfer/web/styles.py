@@ -1,8 +1,9 @@
 """Built-in styles of the web page: scikit-image's bundled pictures and patterns made here.
 
 Nothing is downloaded and no picture is committed: each style is generated (deterministically)
-the first time it is asked for and cached in memory with its thumbnail. "swirl" is the CLI
-demo's style (:func:`styletransfer.demo.swirl_style`), shared rather than duplicated.
+the first time it is asked for and cached in memory with its thumbnail. "swirls" is the CLI
+demo's style (:func:`styletransfer.demo.swirl_style`), shared rather than duplicated; its old
+web name "swirl" is still accepted (:data:`ALIASES`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 SIDE = 512
 THUMB = 192
@@ -56,31 +57,10 @@ def _grid(side: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_swirl(side: int = SIDE) -> np.ndarray:
-    """Night swirls: the CLI demo's brushwork style (LIC strokes) when present, else a simpler one."""
-    try:
-        from ..demo import swirl_style
-    except ImportError:
-        return make_rings(side)
-    rgb = swirl_style(side)[0].permute(1, 2, 0).numpy()
-    return _to_uint8(rgb)
+    """Night swirls: the CLI demo's brushwork style (LIC strokes of a night-sky painting)."""
+    from ..demo import swirl_style
 
-
-def make_rings(side: int = SIDE) -> np.ndarray:
-    """Night swirls: vortices of deep blue and gold with a brush-stroke grain."""
-    rng = np.random.default_rng(7)
-    y, x = _grid(side)
-    angle = np.zeros_like(x)
-    for cy, cx, strength in [(0.3, 0.3, 9.0), (0.65, 0.7, -7.0), (0.25, 0.8, 5.0), (0.8, 0.2, -6.0)]:
-        r = np.hypot(y - cy, x - cx)
-        angle += strength * np.exp(-r * 6.0)
-    warp = _fbm(rng, side) * 2.0
-    field = np.sin(18.0 * (x * np.cos(angle) + y * np.sin(angle)) + warp * 3.0)
-    grain = _noise(rng, side, 160) * 0.5 + _noise(rng, side, 48) * 0.5
-    v = np.clip(0.5 + 0.35 * field + 0.3 * (grain - 0.5), 0, 1)
-    rgb = _palette(v, [(0.0, (8, 18, 60)), (0.35, (30, 70, 150)), (0.55, (80, 140, 200)),
-                       (0.75, (230, 200, 90)), (1.0, (255, 240, 170))])
-    img = Image.fromarray(_to_uint8(rgb)).filter(ImageFilter.UnsharpMask(2, 120, 2))
-    return np.asarray(img)
+    return _to_uint8(swirl_style(side)[0].permute(1, 2, 0).numpy())
 
 
 def make_stained_glass(side: int = SIDE) -> np.ndarray:
@@ -175,7 +155,8 @@ class BuiltinStyle:
 
 
 STYLES: dict[str, BuiltinStyle] = {s.name: s for s in [
-    BuiltinStyle("swirl", "Night swirl", "Swirling blue and gold brush strokes", make_swirl),
+    BuiltinStyle("swirls", "Night swirls", "Swirling blue and gold brush strokes (the CLI demo's style)",
+                 make_swirl),
     BuiltinStyle("stained-glass", "Stained glass", "Jewel-coloured cells in dark lead", make_stained_glass),
     BuiltinStyle("waves", "Great wave", "Layered blue swells with foam crests", make_waves),
     BuiltinStyle("halftone", "Pop halftone", "Bold comic-book ink dots", make_halftone),
@@ -185,8 +166,18 @@ STYLES: dict[str, BuiltinStyle] = {s.name: s for s in [
 ]}
 
 
+# Old names still accepted by the API (not listed).
+ALIASES = {"swirl": "swirls"}
+
+
 def names() -> list[str]:
     return list(STYLES)
+
+
+def canonical(name: str) -> str | None:
+    """The built-in style's name for ``name`` (an alias gives its new name); ``None`` if unknown."""
+    name = ALIASES.get(name, name)
+    return name if name in STYLES else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,7 +7,8 @@
   const RECENT_KEY = "styletransfer.recent.v1";
   const KEY_KEY = "styletransfer.apikey";
   const MAX_RECENT = 12;
-  const UPLOAD_SIDE = 2048; // photos are reduced to this side in the browser before upload
+  const DEFAULT_SIZES = { fast: 1024, best: 512 }; // the size first offered for each quality
+  const FULL = 1e9; // a remembered "Full size" choice
 
   const state = {
     health: null,
@@ -15,6 +16,11 @@
     photo: null,          // Blob to upload
     photoName: "",
     photoUrl: null,
+    photoW: 0,            // size of the photo as uploaded (0 = the browser cannot decode it)
+    photoH: 0,
+    sizes: {},            // quality -> the size the user chose (FULL = the photo's own)
+    estimateSeq: 0,
+    run: null,            // {photoName, styleTitle} of the job being run
     style: null,          // {kind: "builtin", name, title} | {kind: "upload", blob, title}
     job: null,            // current job id
     polling: null,
@@ -85,25 +91,41 @@
     if (show) $("api-key").focus();
   }
 
-  // Reduce a big photo in the browser (faster upload on phones); keeps PNG for transparency.
+  // The first bytes of the image formats the server reads (for files this browser cannot show).
+  function looksLikeImage(b) {
+    const at = (offset, text) => [...text].every((c, k) => b[offset + k] === c.charCodeAt(0));
+    return (b[0] === 0x89 && at(1, "PNG")) || (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) || at(0, "GIF8") ||
+      (at(0, "RIFF") && at(8, "WEBP")) || at(0, "BM") || (at(0, "II") && b[2] === 42 && b[3] === 0) ||
+      (at(0, "MM") && b[2] === 0 && b[3] === 42) || at(4, "ftyp");
+  }
+
+  // Decode a chosen file: {blob, width, height} reduced to ``side`` (EXIF orientation applied;
+  // PNG kept for transparency), {blob, width: 0, height: 0} for an image format this browser
+  // cannot show (the server reads it), or null when it is not an image at all.
   async function prepareImage(file, side) {
-    if (!window.createImageBitmap) return file;
-    let bitmap;
+    let bitmap = null;
     try {
       bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
     } catch (_) {
-      return file; // a format the browser cannot decode: let the server answer
+      const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+      return looksLikeImage(head) ? { blob: file, width: 0, height: 0 } : null;
     }
     const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
-    if (scale >= 1 && file.size < 4 * 1024 * 1024) { bitmap.close && bitmap.close(); return file; }
     const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
+    if (scale >= 1 && file.size < 4 * 1024 * 1024) { bitmap.close && bitmap.close(); return { blob: file, width: w, height: h }; }
     const canvas = document.createElement("canvas");
     canvas.width = w; canvas.height = h;
     canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
     bitmap.close && bitmap.close();
     const type = file.type === "image/png" ? "image/png" : "image/jpeg";
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, 0.92));
-    return blob || file;
+    return { blob: blob || file, width: w, height: h };
+  }
+
+  // Photos are reduced in the browser to the largest size the server offers.
+  function uploadSide() {
+    const choices = state.health && state.health.size_choices;
+    return choices ? Math.max(...Object.values(choices).flat()) : 2048;
   }
 
   function thumbnailDataUrl(src, side = 240) {
@@ -139,18 +161,76 @@
     $("q-best").disabled = !best;
     const q = h.default_quality === "best" || !fast ? "q-best" : "q-fast";
     $(q).checked = true;
-    pill.textContent = fast ? "Instant mode ready" : best ? "Best quality only" : "No stylizer available";
+    pill.textContent = fast ? "Fast mode ready" : best ? "Best quality only" : "No stylizer available";
     pill.className = "pill " + (fast || best ? "ok" : "bad");
-    for (const size of [512, 768, 1024]) {
-      const input = $(`s-${size}`);
-      if (size > h.limits.max_size) { input.disabled = true; if (input.checked) $("s-512").checked = true; }
-    }
     if (h.auth_required && !apiKey()) showKeyBar(true);
-    const est = h.estimated_seconds || {};
-    if (est.fast) $("q-fast-time").textContent = `about ${formatSeconds(est.fast)}`;
-    if (est.best) $("q-best-time").textContent = `about ${formatSeconds(est.best)}`;
-    if (!fast) $("q-fast-time").textContent = "not on this server";
-    if (!best) $("q-best-time").textContent = "not on this server";
+    renderSizes();
+  }
+
+  // --- result sizes and time estimates -------------------------------------------------------
+  // The sizes offered for a quality: the server's choices under the photo's own side, then
+  // "Full" (the photo's side) when the photo is smaller than the largest choice.
+  function sizeChoices(quality) {
+    const h = state.health;
+    const list = (h && h.size_choices && h.size_choices[quality]) || [512, 768, 1024];
+    const long = Math.max(state.photoW, state.photoH);
+    if (!long || long > list[list.length - 1]) return list.map((v) => ({ value: v, label: `${v} px` }));
+    const out = list.filter((v) => v < long).map((v) => ({ value: v, label: `${v} px` }));
+    const minSide = (h && h.limits.min_size) || 64;
+    out.push({ value: Math.max(long, minSide), label: `Full · ${long} px`, full: true });
+    return out;
+  }
+
+  // The choice for a quality: the largest not above what the user chose (or the default).
+  function pickSize(quality) {
+    const choices = sizeChoices(quality);
+    const want = state.sizes[quality] || DEFAULT_SIZES[quality] || 512;
+    let pick = choices[0];
+    for (const c of choices) if (c.value <= want) pick = c;
+    return pick;
+  }
+
+  function renderSizes() {
+    const quality = selectedValue("quality") || "fast";
+    const box = $("size-choices");
+    const pick = pickSize(quality);
+    box.textContent = "";
+    for (const c of sizeChoices(quality)) {
+      const input = document.createElement("input");
+      input.type = "radio";
+      input.name = "size";
+      input.id = `s-${c.value}`;
+      input.value = String(c.value);
+      input.checked = c === pick || c.value === pick.value;
+      input.addEventListener("change", () => { state.sizes[quality] = c.full ? FULL : c.value; updateEstimates(); });
+      const label = document.createElement("label");
+      label.htmlFor = input.id;
+      label.textContent = c.label;
+      box.append(input, label);
+    }
+    updateEstimates();
+  }
+
+  // "about N s" under each quality: for the chosen photo and size once there is a photo (the
+  // server's measured speed, GET /estimate), else the server's figure for a default-size photo.
+  async function updateEstimates() {
+    const h = state.health;
+    if (!h) return;
+    const seq = ++state.estimateSeq;
+    for (const q of ["fast", "best"]) {
+      const el = $(`q-${q}-time`);
+      if (!h.modes[q]) { el.textContent = "not on this server"; continue; }
+      let seconds = (h.estimated_seconds || {})[q];
+      if (state.photoW) {
+        const params = new URLSearchParams({ width: state.photoW, height: state.photoH, size: pickSize(q).value, quality: q });
+        try {
+          seconds = (await (await api(`/estimate?${params}`)).json()).seconds;
+        } catch (_) { continue; }
+      }
+      if (seq !== state.estimateSeq) return; // a newer photo or size is being estimated
+      if (seconds != null) el.textContent = `about ${formatSeconds(seconds)}`;
+      el.dataset.seconds = seconds;
+    }
   }
 
   async function loadStyles() {
@@ -196,44 +276,52 @@
   async function setPhoto(file) {
     showError("");
     if (!file) return;
-    if (file.type && !file.type.startsWith("image/")) {
-      showError(`“${file.name}” is not an image.`);
+    const name = file.name || "photo";
+    const prepared = await prepareImage(file, uploadSide());
+    if (!prepared) {
+      showError(`“${name}” is not an image (or not one this page can read): choose a JPEG, PNG or WebP photo.`);
       return;
     }
-    const blob = await prepareImage(file, UPLOAD_SIDE);
+    const { blob, width, height } = prepared;
     const limit = state.health ? state.health.limits.max_upload_bytes : Infinity;
     if (blob.size > limit) {
       showError(`This photo is ${formatBytes(blob.size)}; the server accepts up to ${formatBytes(limit)}.`);
       return;
     }
     state.photo = blob;
-    state.photoName = file.name || "photo";
+    state.photoName = name;
+    state.photoW = width;
+    state.photoH = height;
     if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
     state.photoUrl = URL.createObjectURL(blob);
-    $("photo-thumb").src = state.photoUrl;
-    $("photo-name").textContent = state.photoName;
-    $("photo-info").textContent = formatBytes(file.size);
-    const probe = new Image();
-    probe.onload = () => { $("photo-info").textContent = `${probe.naturalWidth} × ${probe.naturalHeight} · ${formatBytes(file.size)}`; };
-    probe.src = state.photoUrl;
+    $("photo-name").textContent = name;
+    $("photo-info").textContent = width ? `${width} × ${height} · ${formatBytes(blob.size)}` : formatBytes(blob.size);
     document.querySelector(".dz-empty").hidden = true;
     document.querySelector(".dz-chosen").hidden = false;
     const original = $("original-img");
-    original.src = state.photoUrl;
-    original.hidden = false;
-    $("original-ph").hidden = true;
+    $("photo-thumb").hidden = !width;
+    original.hidden = !width;
+    $("original-ph").hidden = !!width;
+    $("original-ph").textContent = width ? "Your photo" : "No preview of this format in this browser; the server will read it.";
+    if (width) {
+      $("photo-thumb").src = state.photoUrl;
+      original.src = state.photoUrl;
+    }
+    document.querySelector(".layout").classList.add("has-photo");
     clearResult();
+    renderSizes();
     updateButton();
   }
 
   async function setOwnStyle(file) {
     showError("");
     if (!file) return;
-    if (file.type && !file.type.startsWith("image/")) {
-      showError(`“${file.name}” is not an image.`);
+    const prepared = await prepareImage(file, 1024);
+    if (!prepared) {
+      showError(`“${file.name || "style"}” is not an image (or not one this page can read).`);
       return;
     }
-    const blob = await prepareImage(file, 1024);
+    const blob = prepared.blob;
     const thumb = $("own-style-thumb");
     thumb.src = URL.createObjectURL(blob);
     thumb.hidden = false;
@@ -289,6 +377,7 @@
     clearResult();
     setBusy(true);
     const quality = selectedValue("quality");
+    state.run = { photoName: state.photoName, styleTitle: state.style.title };
     setProgress(true, "Uploading…", 1, "");
     if (window.matchMedia("(max-width: 900px)").matches) document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
     const form = new FormData();
@@ -298,7 +387,7 @@
     form.append("strength", String(Number($("strength").value) / 100));
     form.append("keep_colors", $("keep-colors").checked ? "true" : "false");
     if (quality) form.append("quality", quality);
-    form.append("size", selectedValue("size") || "512");
+    form.append("size", selectedValue("size") || String(pickSize(quality || "fast").value));
     const started = Date.now();
     let job;
     for (let attempt = 0; ; attempt++) {
@@ -391,14 +480,16 @@
     img.hidden = false;
     img.dataset.jobId = job.id;
     $("result-ph").hidden = true;
-    $("result-caption").textContent = `· ${state.style ? state.style.title : ""}`;
+    $("result-caption").textContent = `· ${state.run ? state.run.styleTitle : ""}`;
     setDownloads(job.id, url);
     finish(job, null);
     setHint("Done! Try another style or strength.");
   }
 
   function setDownloads(jobId, url) {
-    const base = (state.style && state.style.title ? state.style.title : "stylized").toLowerCase().replace(/[^a-z0-9]+/g, "-");
+    const run = state.run || {};
+    const slug = (text) => (text || "").toLowerCase().replace(/\.[a-z0-9]+$/, "").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+    const base = [slug(run.photoName), slug(run.styleTitle)].filter(Boolean).join("-") || "stylized";
     const png = $("download");
     png.href = url;
     png.download = `${base}-${jobId.slice(0, 6)}.png`;
@@ -450,7 +541,8 @@
     const [thumb, original] = await Promise.all([thumbnailDataUrl(resultUrl, 360), thumbnailDataUrl(state.photoUrl, 360)]);
     if (!thumb) return;
     const list = loadRecent().filter((r) => r.id !== job.id);
-    list.unshift({ id: job.id, thumb, original, style: state.style ? state.style.title : "", at: Date.now(),
+    const run = state.run || {};
+    list.unshift({ id: job.id, thumb, original, photo: run.photoName || "", style: run.styleTitle || "", at: Date.now(),
                    expires: job.expires_at ? job.expires_at * 1000 : null, size: `${job.width}×${job.height}` });
     saveRecent(list.slice(0, MAX_RECENT));
     renderRecent();
@@ -467,14 +559,17 @@
       const button = document.createElement("button");
       button.type = "button";
       button.className = "recent-item";
-      button.title = `${item.style} · ${new Date(item.at).toLocaleString()}`;
+      const photo = item.photo || "Photo";
+      button.title = `${photo} in ${item.style} · ${new Date(item.at).toLocaleString()}`;
       const img = document.createElement("img");
       img.src = item.thumb;
-      img.alt = `Result with ${item.style}`;
+      img.alt = `${photo} in ${item.style}`;
       const caption = document.createElement("span");
       const strong = document.createElement("strong");
-      strong.textContent = item.style;
-      caption.append(strong, timeAgo(item.at));
+      strong.textContent = photo;
+      const style = document.createElement("span");
+      style.textContent = item.style;
+      caption.append(strong, style, timeAgo(item.at));
       button.append(img, caption);
       button.addEventListener("click", () => openRecent(item));
       li.append(button);
@@ -502,6 +597,7 @@
     img.hidden = false;
     $("result-ph").hidden = true;
     $("result-caption").textContent = `· ${item.style}`;
+    state.run = { photoName: item.photo, styleTitle: item.style };
     if (item.original) {
       $("original-img").src = item.original;
       $("original-img").hidden = false;
@@ -541,6 +637,7 @@
     });
     const strength = $("strength");
     strength.addEventListener("input", () => { $("strength-value").textContent = `${strength.value}%`; updateButton(); });
+    document.querySelectorAll('input[name="quality"]').forEach((input) => input.addEventListener("change", renderSizes));
     $("stylize").addEventListener("click", stylize);
     $("cancel").addEventListener("click", cancel);
     $("clear-recent").addEventListener("click", () => { localStorage.removeItem(RECENT_KEY); renderRecent(); });

@@ -1,0 +1,132 @@
+"""The API's data shapes: the options of a stylization, a job's status, a style, and the
+multipart form as OpenAPI describes it."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MIN_SIDE = 64  # results are at least this long (tiny photos are enlarged)
+FORM_FIELDS = {"content", "style"}
+
+
+class JobOptions(BaseModel):
+    """Options of a stylization (multipart form fields besides ``content`` and ``style``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality: Literal["fast", "best"] | None = Field(
+        None, description="fast = feed-forward model (seconds, up to 4K); best = optimisation (minutes). "
+                          "Default: fast when the server has the model, else best.")
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = the photo unchanged, 1 = full style")
+    keep_colors: Literal["off", "luminance", "histogram"] = Field(
+        "off", description="keep the photo's colours: luminance (exact colours) or histogram; "
+                           "true = luminance")
+    size: int | None = Field(None, ge=MIN_SIDE, description="longest side of the result in pixels "
+                                                            "(never more than the photo's own)")
+    format: Literal["png", "jpeg"] = Field("png", description="format of the result")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (best quality)")
+    style_weights: list[float] | None = Field(
+        None, description="comma-separated blend weights, one per style (e.g. 0.7,0.3)")
+
+    @field_validator("keep_colors", mode="before")
+    @classmethod
+    def _bool_colors(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return "luminance" if v else "off"
+        if isinstance(v, str):
+            low = v.strip().lower()
+            if low in ("true", "on", "yes", "1"):
+                return "luminance"
+            if low in ("false", "off", "no", "0", "", "none"):
+                return "off"
+            return low
+        return v
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _jpg(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        return "jpeg" if v.lower() in ("jpg", "jpeg") else v.lower()
+
+    @field_validator("style_weights", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p for p in (s.strip() for s in v.split(",")) if p]
+        return v
+
+    @field_validator("style_weights")
+    @classmethod
+    def _weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (any(w < 0 for w in v) or sum(v) <= 0):
+            raise ValueError("style weights must be >= 0 and not all zero")
+        return v
+
+
+class JobStatus(BaseModel):
+    """A job as the API reports it."""
+
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: float = Field(description="0..1")
+    percent: int
+    eta_seconds: float | None = Field(description="estimated seconds until the result is ready")
+    elapsed_seconds: float | None
+    queue_position: int | None
+    quality: str
+    width: int
+    height: int
+    options: dict
+    error: str | None
+    created_at: float
+    finished_at: float | None
+    expires_at: float | None = Field(description="when the result will be deleted (unix time)")
+    result_url: str | None = None
+    status_url: str
+
+
+class StyleInfo(BaseModel):
+    name: str
+    title: str
+    description: str
+    thumbnail_url: str
+    image_url: str
+
+
+class Estimate(BaseModel):
+    """What a photo of a given size becomes in one quality, and how long it takes here."""
+
+    width: int = Field(description="width of the result")
+    height: int = Field(description="height of the result")
+    seconds: float = Field(description="estimated run time on this server (measured speed, or a prior)")
+
+
+def form_schema(sync: bool) -> dict:
+    """OpenAPI ``requestBody`` of the multipart form of ``POST /jobs`` (``sync``: ``/stylize``)."""
+    props: dict[str, Any] = {
+        "content": {"type": "string", "format": "binary", "description": "the photo (PNG, JPEG, WebP...)"},
+        "style": {"type": "array", "items": {"type": "string"},
+                  "description": "one or more styles: an uploaded image file, or a built-in style name "
+                                 "(see GET /api/v1/styles); repeat the field to blend several"},
+    }
+    for name, prop in JobOptions.model_json_schema()["properties"].items():
+        if sync and name == "quality":
+            continue
+        prop = dict(prop)
+        if name == "style_weights":
+            prop = {"type": "string", "description": prop.get("description", "")}
+        props[name] = prop
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["content", "style"], "properties": props}}}}}
+
+
+def friendly(error: dict) -> dict:
+    """A pydantic error -> FastAPI's 422 shape, with a plain message for unknown options."""
+    out = {k: v for k, v in error.items() if k in ("type", "msg", "input")}
+    out["loc"] = ("body", *error["loc"])
+    if error.get("type") == "extra_forbidden":
+        known = ", ".join(sorted([*FORM_FIELDS, *JobOptions.model_fields]))
+        out["msg"] = f"unknown option {error['loc'][0]!r}; known fields: {known}"
+    return out
