@@ -344,3 +344,18 @@ def test_importing_the_fast_stylizer_does_not_import_the_trainer():
             "print('styletransfer.training' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("transform", ["wct", "adain"])
+def test_blended_affine_map_equals_blending_the_transformed_features(transform):
+    from styletransfer.models.wct import wct_style_stats
+    from styletransfer.stylizers.fast import transform_features
+
+    torch.manual_seed(0)
+    f_c = torch.rand(1, 6, 9, 11) * 5
+    styles = [torch.rand(1, 6, 8, 8) * 3 + 1, torch.rand(1, 6, 8, 8) ** 2]
+    stats = [mean_std(s) if transform == "adain" else wct_style_stats(s) for s in styles]
+    got = target_features(f_c, stats, [0.3, 0.7], None, 0.6, transform)
+    expected = 0.6 * (0.3 * transform_features(f_c, stats[0], transform)
+                      + 0.7 * transform_features(f_c, stats[1], transform)) + 0.4 * f_c
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

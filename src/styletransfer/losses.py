@@ -67,10 +67,8 @@ def gram_style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.
 def mean_std(features: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel-wise mean and standard deviation over positions, each (N, C, 1, 1)."""
     _check_features(features)
-    f = features.float()
-    mean = f.mean(dim=(2, 3), keepdim=True)
-    std = (f.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
-    return mean, std
+    var, mean = torch.var_mean(features.float(), dim=(2, 3), keepdim=True, unbiased=False)  # one pass
+    return mean, (var + eps).sqrt()
 
 
 def mean_std_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -29,10 +29,23 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torc
     return ((content.float() - c_mean) / c_std * s_std + s_mean).to(content.dtype)
 
 
+def adain_affine(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor,
+                 eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdaIN as a per-channel affine map: ``AdaIN(x) = scale * x + shift`` with
+    ``scale = sigma(y) / sigma(x)`` and ``shift = mu(y) - scale * mu(x)``, each (N, C, 1, 1).
+
+    Being affine, the maps of several styles (and alpha) blend into one before touching the
+    features: one pass over a big feature map instead of one per style.
+    """
+    c_mean, c_std = mean_std(content, eps)
+    scale = s_std / c_std
+    return scale, s_mean - scale * c_mean
+
+
 def adain_stats(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """AdaIN with given target statistics (N, C, 1, 1): used to blend several styles."""
-    c_mean, c_std = mean_std(content, eps)
-    return ((content.float() - c_mean) / c_std * s_std + s_mean).to(content.dtype)
+    scale, shift = adain_affine(content, s_mean, s_std, eps)
+    return torch.addcmul(shift, content.float(), scale).to(content.dtype)
 
 
 class AdaIN(nn.Module):

@@ -50,9 +50,9 @@ from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
 from ..image import fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
-from ..models import Decoder, adain_stats
+from ..models import Decoder, adain_affine
 from ..models.decoder import LEVEL_STRIDE, LEVELS
-from ..models.wct import wct, wct_style_stats
+from ..models.wct import apply_affine, wct_affine, wct_style_stats
 
 BUILTIN_MODEL = "fast_model.safetensors"
 LAYER = "relu4_1"
@@ -351,11 +351,24 @@ def _style_stats(encoder: VGG19Encoder, style: torch.Tensor) -> tuple[torch.Tens
     return style_statistics(encoder, style, LAYER, "adain")
 
 
+def affine_map(f_c: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], transform: str
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One style's transform of content features as an affine map ``(A, b)``: for AdaIN a
+    per-channel scale and shift, each (1, C, 1, 1); for WCT a (C, C) matrix and a (C, 1) shift."""
+    if transform == "adain":
+        return adain_affine(f_c, *stats)
+    return wct_affine(f_c, *stats)
+
+
+def _apply(f_c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.ndim == 4:  # per-channel (AdaIN)
+        return torch.addcmul(b, f_c.float(), a).to(f_c.dtype)
+    return apply_affine(f_c, a, b).to(f_c.dtype)
+
+
 def transform_features(f_c: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], transform: str) -> torch.Tensor:
     """One style's transform of content features: AdaIN or WCT with precomputed style statistics."""
-    if transform == "adain":
-        return adain_stats(f_c, *stats)
-    return wct(f_c, *stats).to(f_c.dtype)
+    return _apply(f_c, *affine_map(f_c, stats, transform))
 
 
 def target_features(
@@ -366,15 +379,20 @@ def target_features(
 
     With masks, each position gets ``sum_k m_k(p) T_k(p) / sum_k m_k(p)`` (positions no mask
     covers keep the content features); without, ``sum_k w_k T_k`` (Huang & Belongie, sec. 7;
-    Li et al., sec. 4).
+    Li et al., sec. 4). Without masks every ``T_k`` is affine, so the blend of the styles and
+    alpha is itself one affine map, ``alpha * sum_k w_k (A_k f + b_k) + (1 - alpha) f``, applied in
+    a single pass over the features.
     """
     if masks is None:
-        t = sum(w * transform_features(f_c, st, transform) for w, st in zip(weights, stats))
-    else:
-        ms = [resize(m.float().to(f_c.device), f_c.shape[-2:]).clamp(0, 1) for m in masks]
-        total = sum(ms)
-        t = sum(m * transform_features(f_c, st, transform) for m, st in zip(ms, stats))
-        t = torch.where(total > 1e-6, t / total.clamp_min(1e-6), f_c)
+        maps = [affine_map(f_c, st, transform) for st in stats]
+        a = sum(w * m[0] for w, m in zip(weights, maps)) * alpha
+        b = sum(w * m[1] for w, m in zip(weights, maps)) * alpha
+        identity = torch.ones_like(a) if a.ndim == 4 else torch.eye(a.shape[0], device=a.device)
+        return _apply(f_c, a + (1.0 - alpha) * identity, b)
+    ms = [resize(m.float().to(f_c.device), f_c.shape[-2:]).clamp(0, 1) for m in masks]
+    total = sum(ms)
+    t = sum(m * transform_features(f_c, st, transform) for m, st in zip(ms, stats))
+    t = torch.where(total > 1e-6, t / total.clamp_min(1e-6), f_c)
     return alpha * t + (1.0 - alpha) * f_c
 
 
