@@ -45,7 +45,7 @@ log = logging.getLogger("styletransfer.web")
 STYLE_SIDE = 512  # style images are reduced to this longest side (the statistics do not need more)
 MIN_SIDE = 64
 STATIC_DIR = Path(str(importlib_resources.files("styletransfer.web").joinpath("static")))
-PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
@@ -482,6 +482,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    from .ondevice import mount_ondevice  # the page's on-device mode: model + onnxruntime-web files
+    mount_ondevice(app, engine)
 
     @app.get("/api/v1/health", tags=["server"], summary="Server status, modes, limits and queue")
     async def health():
