@@ -559,3 +559,56 @@ def stylize_onnx(content: torch.Tensor, styles: list[torch.Tensor], options: Any
     """:func:`styletransfer.stylizers.fast.stylize_fast` on onnxruntime (model from ``options.model``)."""
     model = getattr(options, "model", None) if options is not None else None
     return OnnxStylizer(model)(content, styles, options)
+
+
+# --- WCT without an eigendecomposition (ONNX has none) ------------------------------------------
+def newton_schulz_sqrt(a: torch.Tensor, iters: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A^(1/2)`` and ``A^(-1/2)`` of a symmetric positive definite (C, C) matrix with matmuls
+    only: the coupled Newton-Schulz iteration (Higham, "Functions of Matrices", 2008, eq. 6.35)::
+
+        Y_0 = A / ||A||_F,  Z_0 = I,  T_k = (3 I - Z_k Y_k) / 2,  Y_k+1 = Y_k T_k,  Z_k+1 = T_k Z_k
+        A^(1/2) ~ Y_n sqrt(||A||_F),  A^(-1/2) ~ Z_n / sqrt(||A||_F)
+
+    An eigenvalue l of ``A / ||A||_F`` converges once about ``log(1/l) / log(1.5)`` iterations
+    have passed, so the smallest eigenvalues (the noisiest directions of a covariance) are
+    whitened least: ``eps`` in :func:`wct_newton_schulz` bounds how small they are.
+    """
+    norm = a.norm()
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    y, z = a / norm, eye
+    for _ in range(iters):
+        t = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ t, t @ z
+    return y * norm.sqrt(), z / norm.sqrt()
+
+
+def _centred_cov(f: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = f.flatten(2)[0]  # (C, N)
+    mean = x.mean(1, keepdim=True)
+    x = x - mean
+    cov = x @ x.T / (x.shape[1] - 1) + eps * torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+    return x, mean, cov
+
+
+def wct_newton_schulz(f_c: torch.Tensor, f_s: torch.Tensor, iters: int = 30, eps: float = 1e-2) -> torch.Tensor:
+    """Whitening and colouring transform (Li et al., "Universal Style Transfer via Feature
+    Transforms", NeurIPS 2017) with matrix square roots by Newton-Schulz, so it can live in an
+    ONNX graph: ``t = C_s^(1/2) C_c^(-1/2) (f_c - mu_c) + mu_s``, covariances over positions."""
+    x, _, cov_c = _centred_cov(f_c.double(), eps)
+    _, mean_s, cov_s = _centred_cov(f_s.double(), eps)
+    _, inv_sqrt_c = newton_schulz_sqrt(cov_c, iters)
+    sqrt_s, _ = newton_schulz_sqrt(cov_s, iters)
+    t = sqrt_s @ (inv_sqrt_c @ x) + mean_s
+    return t.reshape(f_c.shape).to(f_c.dtype)
+
+
+def wct_eigh(f_c: torch.Tensor, f_s: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """The same transform with an eigendecomposition (the reference for the error)."""
+    def powers(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        vals, vecs = torch.linalg.eigh(cov)
+        return vecs @ torch.diag(vals.sqrt()) @ vecs.T, vecs @ torch.diag(vals.rsqrt()) @ vecs.T
+
+    x, _, cov_c = _centred_cov(f_c.double(), eps)
+    _, mean_s, cov_s = _centred_cov(f_s.double(), eps)
+    t = powers(cov_s)[0] @ (powers(cov_c)[1] @ x) + mean_s
+    return t.reshape(f_c.shape).to(f_c.dtype)
