@@ -31,7 +31,7 @@ if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
 
 from styletransfer import export  # noqa: E402
-from styletransfer.image import from_array  # noqa: E402
+from styletransfer.image import from_array, transfer_luminance  # noqa: E402
 from styletransfer.models import Decoder  # noqa: E402
 from styletransfer.models.decoder import kaiming_init  # noqa: E402
 from styletransfer.stylizers import fast  # noqa: E402
@@ -103,6 +103,7 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
         with playwright_sync.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120000)  # a busy 2-core machine
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("request", lambda r: uploads.append(r.url) if r.method != "GET" else None)
@@ -113,15 +114,21 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
             name = page.get_attribute(".style-tile[data-style][aria-checked=true]", "data-style")
             page.click("label[for=q-device]")
             page.click("#stylize")
-            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=60000)
+            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
             page.wait_for_selector("#result-img:not([hidden])")
             rgba = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
                 return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
             size = page.evaluate("() => [window.StyletransferOnDevice.last.width, window.StyletransferOnDevice.last.height]")
             meta = page.text_content("#result-meta")
             _screenshot(page, "ondevice-result.png")
-            # a second run reuses the downloaded model (Cache Storage) and the style's statistics
             cached = page.evaluate("async () => (await caches.open('styletransfer-ondevice-v1')).keys().then(k => k.length)")
+            # a second run, keeping the photo's colours (reuses the model and the style's statistics)
+            page.evaluate("() => { window.StyletransferOnDevice.last = null; }")
+            page.click(".switch:has(#keep-colors)")
+            page.click("#stylize")
+            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
+            rgba_keep = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
+                return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
             browser.close()
     finally:
         server.should_exit = True
@@ -140,6 +147,10 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
     diff = np.abs(got - ref)
     print(f"on-device vs PyTorch: mean abs {diff.mean():.4f}, max {diff.max():.4f}")
     assert diff.mean() < 0.005, diff.mean()  # measured 0.0010 (8-bit canvas, JPEG decoders)
+    keep = np.array(rgba_keep, np.float32).reshape(72, 96, 4)[..., :3] / 255
+    ref_keep = transfer_luminance(torch.from_numpy(ref).permute(2, 0, 1)[None], content)[0].permute(1, 2, 0).numpy()
+    assert np.abs(keep - ref).mean() > 0.02  # the colours did change
+    assert np.abs(keep - ref_keep).mean() < 0.005, np.abs(keep - ref_keep).mean()
 
 
 def test_page_says_when_on_device_is_unavailable(monkeypatch):
@@ -149,6 +160,7 @@ def test_page_says_when_on_device_is_unavailable(monkeypatch):
         with playwright_sync.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page()
+            page.set_default_timeout(120000)
             page.goto(url + "/", wait_until="networkidle")
             page.wait_for_selector("#ondevice-note:not([hidden])", timeout=10000)
             note = page.text_content("#ondevice-note")

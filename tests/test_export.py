@@ -205,6 +205,7 @@ def test_example_is_the_model_cards_and_needs_no_styletransfer(exported):
     text = EXAMPLE.read_text()
     assert text == export.EXAMPLE
     assert text in (exported / "MODEL_CARD.md").read_text()
+    assert text in (ROOT / "docs" / "onnx.md").read_text()
     imported = {a.name.split(".")[0] for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Import)
                 for a in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom)}
