@@ -108,7 +108,7 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("request", lambda r: uploads.append(r.url) if r.method != "GET" else None)
             page.goto(url + "/", wait_until="networkidle")
-            page.wait_for_selector("#q-device:not([disabled])", timeout=20000)
+            page.wait_for_selector("#q-device:not([disabled])", timeout=120000)
             page.set_input_files("#photo-input", str(photo))
             page.wait_for_selector(".style-tile[data-style][aria-checked=true]")
             name = page.get_attribute(".style-tile[data-style][aria-checked=true]", "data-style")
@@ -162,7 +162,7 @@ def test_page_says_when_on_device_is_unavailable(monkeypatch):
             page = browser.new_page()
             page.set_default_timeout(120000)
             page.goto(url + "/", wait_until="networkidle")
-            page.wait_for_selector("#ondevice-note:not([hidden])", timeout=10000)
+            page.wait_for_selector("#ondevice-note:not([hidden])", timeout=120000)
             note = page.text_content("#ondevice-note")
             assert page.is_disabled("#q-device")
             assert page.text_content("#q-device-time") == "unavailable here"
