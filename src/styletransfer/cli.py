@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- train --
     _add_train_parser(sub)
+    from .export import add_export_parser  # -- export (ONNX for apps) --
+    add_export_parser(sub)
 
     # -- serve (owned by the web part) --
     try:

@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_exception_handler(Exception, internal_error)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    from .ondevice import mount_ondevice  # the page's on-device mode: model + onnxruntime-web files
+    mount_ondevice(app, engine)
     return app
 
 

@@ -28,7 +28,7 @@ from .uploads import build_task, check_images, check_size, output_size, problem,
 log = logging.getLogger("styletransfer.web")
 
 STATIC_DIR = Path(str(importlib_resources.files("styletransfer.web").joinpath("static")))
-PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 

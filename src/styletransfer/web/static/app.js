@@ -378,6 +378,7 @@
     setBusy(true);
     const quality = selectedValue("quality");
     state.run = { photoName: state.photoName, styleTitle: state.style.title };
+    if (quality === "device") { await stylizeOnDevice(); return; } // ondevice.js: nothing is uploaded
     setProgress(true, "Uploading…", 1, "");
     if (window.matchMedia("(max-width: 900px)").matches) document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
     const form = new FormData();
@@ -409,6 +410,33 @@
     }
     state.job = job.id;
     poll(job, started, quality);
+  }
+
+  async function stylizeOnDevice() {
+    const started = Date.now();
+    try {
+      const builtin = state.style.kind === "builtin";
+      const out = await window.StyletransferOnDevice.stylize({
+        photo: state.photo, style: builtin ? `${API}/styles/${state.style.name}/image` : state.style.blob,
+        styleKey: builtin ? state.style.name : null, strength: Number($("strength").value) / 100,
+        keepColors: $("keep-colors").checked, size: Number(selectedValue("size") || 512),
+      }, (text, percent) => setProgress(true, text, percent, ""));
+      if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+      state.resultUrl = URL.createObjectURL(out.blob);
+      const img = $("result-img");
+      img.onload = null;
+      img.src = state.resultUrl;
+      img.hidden = false;
+      $("result-ph").hidden = true;
+      $("result-caption").textContent = `· ${state.style.title} · on this device`;
+      $("result-meta").textContent = `${out.width} × ${out.height} · ${((Date.now() - started) / 1000).toFixed(1)} s in this browser (${out.backend})`;
+      Object.assign($("download"), { href: state.resultUrl, download: "stylized-on-device.png", hidden: false });
+      setHint("Done in your browser: the photo never left your device.");
+    } catch (err) {
+      showError(err.message || String(err));
+    }
+    setProgress(false);
+    setBusy(false);
   }
 
   function describe(job) {

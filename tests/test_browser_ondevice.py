@@ -1,0 +1,173 @@
+"""The page's on-device mode in real headless Chromium: onnxruntime-web (from npm) runs the ONNX
+export of a tiny stand-in model in the browser, and the canvas must match PyTorch's output of the
+same model on the same photo and built-in style. Also: the page says so when the mode is
+unavailable. Screenshots go to ``$STYLETRANSFER_SCREENSHOT_DIR`` (default: the temp folder)."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("fastapi")
+pytest.importorskip("onnx")
+uvicorn = pytest.importorskip("uvicorn")
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
+
+from styletransfer import export  # noqa: E402
+from styletransfer.image import from_array, transfer_luminance  # noqa: E402
+from styletransfer.models import Decoder  # noqa: E402
+from styletransfer.models.decoder import kaiming_init  # noqa: E402
+from styletransfer.stylizers import fast  # noqa: E402
+from styletransfer.web import Settings, create_app, ondevice, styles  # noqa: E402
+
+
+class NoServerStylizer:
+    """The server's own modes are off: everything on the page below happens in the browser."""
+
+    def modes(self):
+        return {"fast": False, "best": False}
+
+    def run(self, task, progress):  # pragma: no cover - never called
+        raise AssertionError("the on-device mode must not call the server's stylizer")
+
+
+def _serve(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def nets(tiny_encoder):
+    torch.manual_seed(7)
+    f = tiny_encoder(torch.rand(1, 3, 64, 64), ["relu4_1"])["relu4_1"]
+    dec = kaiming_init(Decoder(in_channels=32, width=0.125, input_scale=float(f.std())), last_gain=0.3,
+                       last_bias=0.5).eval().requires_grad_(False)
+    return tiny_encoder, dec
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    """A 96x72 landscape-like picture (smaller than any size the page asks: never resized)."""
+    h, w = 72, 96
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.35 + 0.4 * y / h, 0.55 + 0.2 * np.sin(x / 9), 0.95 - 0.3 * y / h], -1)
+    img[(x - 70) ** 2 + (y - 20) ** 2 < 100] = (1.0, 0.85, 0.3)
+    path = tmp_path / "landscape.png"
+    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _screenshot(page, name):
+    d = Path(os.environ.get("STYLETRANSFER_SCREENSHOT_DIR", tempfile.gettempdir()))
+    d.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(d / name), full_page=True)
+
+
+def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
+    if ondevice.find_ort_dir() is None:
+        pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
+    encoder, decoder = nets
+    folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoder).folder
+    monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
+    server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
+    errors: list[str] = []
+    uploads: list[str] = []
+    try:
+        with playwright_sync.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120000)  # a busy 2-core machine
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("request", lambda r: uploads.append(r.url) if r.method != "GET" else None)
+            page.goto(url + "/", wait_until="networkidle")
+            page.wait_for_selector("#q-device:not([disabled])", timeout=120000)
+            page.set_input_files("#photo-input", str(photo))
+            page.wait_for_selector(".style-tile[data-style][aria-checked=true]")
+            name = page.get_attribute(".style-tile[data-style][aria-checked=true]", "data-style")
+            page.click("label[for=q-device]")
+            page.click("#stylize")
+            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
+            page.wait_for_selector("#result-img:not([hidden])")
+            rgba = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
+                return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
+            size = page.evaluate("() => [window.StyletransferOnDevice.last.width, window.StyletransferOnDevice.last.height]")
+            meta = page.text_content("#result-meta")
+            _screenshot(page, "ondevice-result.png")
+            cached = page.evaluate("async () => (await caches.open('styletransfer-ondevice-v1')).keys().then(k => k.length)")
+            # a second run, keeping the photo's colours (reuses the model and the style's statistics)
+            page.evaluate("() => { window.StyletransferOnDevice.last = null; }")
+            page.click(".switch:has(#keep-colors)")
+            page.click("#stylize")
+            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
+            rgba_keep = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
+                return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not errors, errors
+    assert uploads == []  # nothing was posted: the photo never left the browser
+    assert "this browser" in meta
+    assert cached == 2
+    assert size == [96, 72]
+    got = np.array(rgba, np.float32).reshape(72, 96, 4)[..., :3] / 255
+    content = from_array(np.asarray(Image.open(photo).convert("RGB")))
+    style = from_array(np.asarray(Image.open(io.BytesIO(styles.image_jpeg(name))).convert("RGB")))
+    ref = fast.stylize_fast(content, [style], fast.FastOptions(device="cpu"), encoder=encoder, decoder=decoder)
+    ref = ref[0].permute(1, 2, 0).numpy()
+    assert ref.std() > 0.03  # the stand-in model's output depends on its input
+    diff = np.abs(got - ref)
+    print(f"on-device vs PyTorch: mean abs {diff.mean():.4f}, max {diff.max():.4f}")
+    assert diff.mean() < 0.005, diff.mean()  # measured 0.0010 (8-bit canvas, JPEG decoders)
+    keep = np.array(rgba_keep, np.float32).reshape(72, 96, 4)[..., :3] / 255
+    ref_keep = transfer_luminance(torch.from_numpy(ref).permute(2, 0, 1)[None], content)[0].permute(1, 2, 0).numpy()
+    assert np.abs(keep - ref).mean() > 0.02  # the colours did change
+    assert np.abs(keep - ref_keep).mean() < 0.005, np.abs(keep - ref_keep).mean()
+
+
+def test_page_says_when_on_device_is_unavailable(monkeypatch):
+    monkeypatch.setattr(ondevice, "find_ort_dir", lambda: None)
+    server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
+    try:
+        with playwright_sync.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page()
+            page.set_default_timeout(120000)
+            page.goto(url + "/", wait_until="networkidle")
+            page.wait_for_selector("#ondevice-note:not([hidden])", timeout=120000)
+            note = page.text_content("#ondevice-note")
+            assert page.is_disabled("#q-device")
+            assert page.text_content("#q-device-time") == "unavailable here"
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert "On-device mode is unavailable: onnxruntime-web is not installed" in note

@@ -1,0 +1,252 @@
+"""ONNX export (tiny stand-in networks): onnxruntime must give PyTorch's numbers, for two image
+sizes through one file, in fp16 too; the onnxruntime backend equals stylize_fast; the CLI's
+bad inputs end in one-line errors; the onnxruntime-only example script works."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styletransfer import checkpoint as ckpt
+from styletransfer import cli, export
+from styletransfer.models import Decoder
+from styletransfer.models.decoder import kaiming_init
+from styletransfer.stylizers import fast
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "onnx_stylize.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(tiny_encoder) -> Decoder:
+    """A random decoder whose output varies with its input (input scaled to unit features,
+    larger last gain), so comparisons mean something."""
+    torch.manual_seed(7)
+    f = tiny_encoder(torch.rand(1, 3, 64, 64), ["relu4_1"])["relu4_1"]
+    dec = Decoder(in_channels=32, width=0.125, input_scale=float(f.std()))
+    return kaiming_init(dec, last_gain=0.3, last_bias=0.5).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_encoder, tiny_decoder) -> Path:
+    out = tmp_path_factory.mktemp("export") / "tiny-onnx"
+    export.export_onnx(out, encoder=tiny_encoder, decoder=tiny_decoder)
+    return out
+
+
+def _sessions(folder: Path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return (ort.InferenceSession(str(folder / "style_encoder.onnx"), opts, providers=["CPUExecutionProvider"]),
+            ort.InferenceSession(str(folder / "stylizer.onnx"), opts, providers=["CPUExecutionProvider"]))
+
+
+def _run(folder: Path, content: torch.Tensor, style: torch.Tensor, alpha: float) -> np.ndarray:
+    enc, sty = _sessions(folder)
+    stats = enc.run(None, {"style": style.numpy()})[0]
+    return sty.run(None, {"content": content.numpy(), "statistics": stats,
+                          "alpha": np.array([alpha], np.float32)})[0]
+
+
+def test_export_writes_the_documented_files(exported):
+    names = sorted(p.name for p in exported.iterdir())
+    assert names == ["MODEL_CARD.md", "model.json", "style_encoder.onnx", "stylizer.onnx"]
+    manifest = json.loads((exported / "model.json").read_text())
+    assert manifest["channels"] == 32 and manifest["opset"] == export.DEFAULT_OPSET
+    for name, info in manifest["files"].items():
+        assert (exported / name).stat().st_size == info["bytes"]
+    enc, sty = _sessions(exported)
+    assert [i.name for i in enc.get_inputs()] == ["style"]
+    assert [i.name for i in sty.get_inputs()] == ["content", "statistics", "alpha"]
+    assert sty.get_inputs()[0].shape[2:] == ["height", "width"]  # dynamic H and W
+    card = (exported / "MODEL_CARD.md").read_text()
+    assert "Licence" in card and "VGG19" in card and "onnxruntime" in card
+    assert not list(exported.parent.glob(".*tmp"))  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("hw", [(48, 64), (37, 53)])  # two sizes (one not a multiple of 8), one file
+def test_onnxruntime_matches_pytorch(exported, tiny_encoder, tiny_decoder, content_image, style_image, hw):
+    content = torch.nn.functional.interpolate(content_image, size=hw, mode="bilinear")
+    ours = _run(exported, content, style_image, 0.8)
+    ref = fast.stylize_fast(content, [style_image], fast.FastOptions(alpha=0.8, device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_decoder).numpy()
+    assert ours.shape == ref.shape == (1, 3, *hw)
+    assert ref.std() > 0.05  # the stand-in decoder's output does depend on its input
+    assert np.abs(ours - ref).max() < 1e-4
+
+
+def test_style_statistics_and_blending(exported, tiny_encoder, tiny_decoder, content_image, style_image,
+                                       second_style):
+    enc, sty = _sessions(exported)
+    stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
+    assert stats.shape == (2, 2, 32)
+    mean, std = fast._style_stats(tiny_encoder, style_image)
+    assert np.abs(stats[0, 0] - mean.flatten().numpy()).max() < 1e-4
+    assert np.abs(stats[0, 1] - std.flatten().numpy()).max() < 1e-4
+    # blending statistics linearly == the library's weighted blend of AdaIN targets
+    blend = (0.7 * stats[0] + 0.3 * stats[1])[None]
+    ours = sty.run(None, {"content": content_image.numpy(), "statistics": blend,
+                          "alpha": np.array([1.0], np.float32)})[0]
+    ref = fast.stylize_fast(content_image, [style_image, second_style],
+                            fast.FastOptions(style_weights=[0.7, 0.3], device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_decoder).numpy()
+    assert np.abs(ours - ref).max() < 1e-4
+
+
+def test_fp16_weights_halve_the_file(tmp_path, exported, tiny_encoder, tiny_decoder, content_image, style_image):
+    half = export.export_onnx(tmp_path / "half", encoder=tiny_encoder, decoder=tiny_decoder, fp16=True)
+    for name in export.FILES:
+        ratio = half.files[name] / (exported / name).stat().st_size
+        assert 0.45 < ratio < 0.65, (name, ratio)  # tiny nets: the graph itself weighs a little
+    full = _run(exported, content_image, style_image, 1.0)
+    ours = _run(half.folder, content_image, style_image, 1.0)
+    assert np.abs(ours - full).max() < 2e-2
+    assert np.abs(ours - full).mean() < 2e-3
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+def test_other_opsets(tmp_path, tiny_encoder, tiny_decoder, content_image, style_image, opset, exported):
+    out = export.export_onnx(tmp_path / "o", encoder=tiny_encoder, decoder=tiny_decoder, opset=opset).folder
+    assert json.loads((out / "model.json").read_text())["opset"] == opset
+    assert np.abs(_run(out, content_image, style_image, 1.0) - _run(exported, content_image, style_image, 1.0)).max() < 1e-4
+
+
+def test_onnxruntime_backend_equals_stylize_fast(tmp_path, monkeypatch, tiny_encoder, tiny_decoder, style_image,
+                                                 second_style):
+    monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
+    content = torch.rand(1, 3, 200, 264)
+    mask = torch.zeros(1, 1, 200, 264)
+    mask[..., :, :120] = 1
+    runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)
+    for opts in (fast.FastOptions(alpha=0.6, tile=128),  # tiles: encoder and decoder in pieces
+                 fast.FastOptions(masks=[mask, 1 - mask], preserve_color="luminance")):
+        styles = [style_image] if opts.masks is None else [style_image, second_style]
+        ours = runner(content, styles, opts)
+        ref = fast.stylize_fast(content, styles, opts, encoder=tiny_encoder, decoder=tiny_decoder)
+        assert ours.shape == ref.shape == (1, 3, 200, 264)
+        assert (ours - ref).abs().max() < 1e-4
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # exported once, reused
+
+
+# --- the command line ---------------------------------------------------------------------------
+def _cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code, err, needle, expected_code=1):
+    assert code == expected_code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("styletransfer: error: "), err
+    assert needle in lines[0], err
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_decoder, tiny_encoder, monkeypatch) -> Path:
+    """A decoder model file as the trainer writes it; the CLI gets the tiny encoder."""
+    import styletransfer.encoders
+
+    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: tiny_encoder)
+    sd = {f"decoder.{k}": v for k, v in tiny_decoder.state_dict().items()}
+    return ckpt.atomic_save(sd, tmp_path / "model.safetensors", {"decoder": tiny_decoder.config})
+
+
+def test_cli_export_and_force(model_file, tmp_path, capsys):
+    out = tmp_path / "app-model"
+    code, stdout, err = _cli(["export", "-o", out, "--model", model_file, "--fp16"], capsys)
+    assert code == 0, err
+    assert "stylizer.onnx" in stdout and (out / "stylizer.onnx").is_file()
+    assert json.loads((out / "model.json").read_text())["fp16_weights"] is True
+    before = (out / "stylizer.onnx").read_bytes()
+    code, _, err = _cli(["export", "-o", out, "--model", model_file], capsys)
+    _one_line_error(code, err, "already exists (pass --force")
+    assert (out / "stylizer.onnx").read_bytes() == before  # untouched
+    code, _, err = _cli(["export", "-o", out, "--model", model_file, "--force"], capsys)
+    assert code == 0, err
+    assert (out / "stylizer.onnx").stat().st_size > 1.5 * len(before)  # now float32
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cli_bad_inputs(model_file, tmp_path, capsys, monkeypatch):
+    code, _, err = _cli(["export", "-o", tmp_path / "a", "--model", tmp_path / "missing.safetensors"], capsys)
+    _one_line_error(code, err, "no such file")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model")
+    code, _, err = _cli(["export", "-o", tmp_path / "a", "--model", junk], capsys)
+    _one_line_error(code, err, "not a valid safetensors file")
+    code, _, err = _cli(["export", "-o", tmp_path / "a", "--model", model_file, "--opset", "9"], capsys)
+    _one_line_error(code, err, "unsupported ONNX opset 9", expected_code=2)
+    code, _, err = _cli(["export", "-o", tmp_path / "a.onnx", "--model", model_file], capsys)
+    _one_line_error(code, err, "the export is a folder")
+    code, _, err = _cli(["export", "-o", tmp_path / "no" / "such" / "x", "--model", model_file], capsys)
+    _one_line_error(code, err, "does not exist")
+    # /sys refuses new folders even to root, so this fails on any machine
+    code, _, err = _cli(["export", "-o", "/sys/styletransfer-export-test", "--model", model_file], capsys)
+    _one_line_error(code, err, "cannot write")
+    monkeypatch.setattr(fast, "default_model_available", lambda: False)
+    code, _, err = _cli(["export", "-o", tmp_path / "b"], capsys)
+    _one_line_error(code, err, "no built-in fast model")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# --- the onnxruntime-only example ---------------------------------------------------------------
+def test_example_is_the_model_cards_and_needs_no_styletransfer(exported):
+    text = EXAMPLE.read_text()
+    assert text == export.EXAMPLE
+    assert text in (exported / "MODEL_CARD.md").read_text()
+    assert text in (ROOT / "docs" / "onnx.md").read_text()
+    imported = {a.name.split(".")[0] for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Import)
+                for a in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"sys", "numpy", "onnxruntime", "PIL"}
+    assert len(text.splitlines()) <= 25
+
+
+def test_example_script_stylizes(exported, tmp_path, tiny_encoder, tiny_decoder):
+    rng = np.random.default_rng(3)
+    photo = (np.kron(rng.random((6, 8, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)  # 48x64 blocks
+    style = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(style).save(tmp_path / "style.png")
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, str(EXAMPLE), str(exported), str(tmp_path / "photo.png"),
+                           str(tmp_path / "style.png"), str(out), "0.9"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = np.asarray(Image.open(out), np.float32) / 255
+    to_t = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
+    ref = fast.stylize_fast(to_t(photo), [to_t(style)], fast.FastOptions(alpha=0.9, device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_decoder)[0].permute(1, 2, 0).numpy()
+    assert got.shape == ref.shape == (48, 64, 3)
+    assert np.abs(got - ref).max() <= 1.5 / 255
+
+
+# --- WCT with Newton-Schulz (matmuls only) ------------------------------------------------------
+def test_newton_schulz_wct_matches_eigh(tiny_encoder, content_image, style_image, tmp_path):
+    f_c = tiny_encoder(torch.nn.functional.interpolate(content_image, size=(128, 128)), ["relu4_1"])["relu4_1"]
+    f_s = tiny_encoder(torch.nn.functional.interpolate(style_image, size=(128, 128)), ["relu4_1"])["relu4_1"]
+    ref = export.wct_eigh(f_c, f_s)
+    err = lambda t: float((t - ref).norm() / ref.norm())  # noqa: E731
+    assert err(export.wct_newton_schulz(f_c, f_s, iters=30)) < 1e-6
+    assert err(export.wct_newton_schulz(f_c, f_s, iters=3)) > 1e-3  # the iterations do the work
+
+    class Sqrt(torch.nn.Module):  # the iteration exports to ONNX (MatMul, Mul, Sub) and runs there
+        def forward(self, a):
+            return export.newton_schulz_sqrt(a, 30)
+
+    x = torch.randn(16, 64)
+    a = x @ x.T / 64 + 0.1 * torch.eye(16)
+    export._torch_export(Sqrt(), (a,), tmp_path / "ns.onnx", ["a"], ["sqrt", "inv_sqrt"], {}, export.DEFAULT_OPSET)
+    sqrt, inv_sqrt = ort.InferenceSession(str(tmp_path / "ns.onnx")).run(None, {"a": a.numpy()})
+    assert np.abs(sqrt @ sqrt - a.numpy()).max() < 1e-4
+    assert np.abs(inv_sqrt @ a.numpy() @ inv_sqrt - np.eye(16)).max() < 1e-4

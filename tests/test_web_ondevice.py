@@ -1,0 +1,92 @@
+"""The server side of the on-device mode: /ondevice/status, the model files, onnxruntime-web."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("onnx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from styletransfer import checkpoint as ckpt  # noqa: E402
+from styletransfer import export  # noqa: E402
+from styletransfer.models import Decoder  # noqa: E402
+from styletransfer.stylizers import fast  # noqa: E402
+from styletransfer.web import Settings, create_app, ondevice  # noqa: E402
+
+
+class Stub:
+    def __init__(self, fast_model=None):
+        self.fast_model = fast_model
+
+    def modes(self):
+        return {"fast": False, "best": False}
+
+    def run(self, task, progress):  # pragma: no cover
+        raise AssertionError
+
+
+@pytest.fixture
+def fake_ort(tmp_path, monkeypatch):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ondevice.ORT_FILES:
+        (dist / name).write_text("export const env = {};\n")
+    (dist / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm")
+    monkeypatch.setenv(ondevice.ORT_ENV, str(dist))
+    return dist
+
+
+def _client(engine):
+    return TestClient(create_app(Settings(workers=1), engine))
+
+
+def test_status_explains_what_is_missing(tmp_path, monkeypatch, fake_ort):
+    monkeypatch.delenv(ondevice.MODEL_ENV, raising=False)
+    monkeypatch.setattr(fast, "default_model_available", lambda: False)
+    body = _client(Stub()).get("/ondevice/status").json()
+    assert body["available"] is False and "no fast model" in body["reason"]
+    monkeypatch.setattr(ondevice, "find_ort_dir", lambda: None)
+    body = _client(Stub()).get("/ondevice/status").json()
+    assert body["available"] is False and "onnxruntime-web is not installed" in body["reason"]
+
+
+def test_serves_the_exported_model_and_onnxruntime_web(tmp_path, monkeypatch, fake_ort, tiny_encoder):
+    folder = export.export_onnx(tmp_path / "m", encoder=tiny_encoder, decoder=Decoder(32, 0.125)).folder
+    monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
+    client = _client(Stub())
+    body = client.get("/ondevice/status").json()
+    assert body["available"] is True, body
+    r = client.get(body["model"]["stylizer"])
+    assert r.status_code == 200 and r.content == (folder / "stylizer.onnx").read_bytes()
+    assert "immutable" in r.headers["cache-control"]
+    assert body["model"]["bytes"] == sum(f["bytes"] for f in json.loads((folder / "model.json").read_text())["files"].values())
+    assert client.get("/ondevice/model/0123456789abcdef/stylizer.onnx").status_code == 404  # an old version
+    assert client.get(body["model"]["stylizer"].replace("stylizer.onnx", "MODEL_CARD.md")).status_code == 404
+    r = client.get("/ondevice/ort/" + body["ort"]["wasm"])
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+    assert client.get("/ondevice/ort/ort-wasm-simd-threaded.wasm").headers["content-type"] == "application/wasm"
+    assert "'wasm-unsafe-eval'" in client.get("/").headers["content-security-policy"]
+
+
+def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, tiny_encoder):
+    import styletransfer.encoders
+
+    monkeypatch.delenv(ondevice.MODEL_ENV, raising=False)
+    monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: tiny_encoder)
+    dec = Decoder(32, 0.125)
+    model = ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()}, tmp_path / "model.safetensors",
+                             {"decoder": dec.config})
+    client = _client(Stub(str(model)))
+    body = client.get("/ondevice/status").json()
+    assert body["available"] is True, body
+    exported = list((tmp_path / "cache" / "onnx").glob("app-*-fp16"))
+    assert len(exported) == 1
+    assert json.loads((exported[0] / "model.json").read_text())["fp16_weights"] is True
+    assert client.get(body["model"]["style_encoder"]).status_code == 200
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"junk")
+    body = _client(Stub(str(broken))).get("/ondevice/status").json()
+    assert body["available"] is False and "could not prepare" in body["reason"]
