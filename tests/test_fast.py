@@ -149,7 +149,8 @@ def test_inputs_are_not_modified(nets):
 @pytest.mark.parametrize("kw,match", [
     (dict(alpha=1.5), "alpha"), (dict(style_weights=[1.0, 2.0]), "weights"),
     (dict(style_weights=[0.0]), "not all zero"), (dict(masks=[]), "mask"),
-    (dict(preserve_color="rgb"), "preserve_color"), (dict(tile=16), "tile"),
+    (dict(preserve_color="rgb"), "preserve_color"), (dict(tile=16), "tile"), (dict(backend="tf"), "backend"),
+    (dict(transform="gatys"), "transform"), (dict(levels=["relu5_1"]), "levels"),
 ])
 def test_bad_options(nets, kw, match):
     with pytest.raises(StyleTransferError, match=match):

@@ -12,7 +12,7 @@ statistics (Huang & Belongie, 2017: AdaIN only needs the style's channel mean an
     t = alpha * (std_s * (f - mu(f)) / sigma(f) + mu_s) + (1 - alpha) * f
     image = clamp(crop(Decoder(t)), 0, 1)
 
-H and W are dynamic (any size >= 16; the graph pads to a multiple of 8 by reflection and crops
+H and W are dynamic (any size >= 17; the graph mirrors a 16 px margin, pads to a multiple of 8 and crops
 back). Statistics blend linearly: ``sum_k w_k stats_k`` gives exactly the weighted blend of the
 AdaIN targets that ``--style-weights`` computes, so an app mixes cached styles without the
 encoder. ``fp16=True`` stores the weights in half precision (half the file) and casts them to
@@ -48,9 +48,8 @@ from .errors import StyleTransferError
 DEFAULT_OPSET = 17
 OPSETS = range(13, 21)  # what the TorchScript exporter of torch 2.x writes and onnxruntime reads
 FORMAT_VERSION = 1
-LAYER = "relu4_1"
-STYLE_SIZE = 512  # longest side styles are encoded at (as in training and stylize_fast)
-MIN_SIDE = 16
+from .stylizers.fast import LAYER, MARGIN, STYLE_SIZE  # noqa: E402 - the same pipeline constants
+MIN_SIDE = 17  # the 16 px mirrored margin needs more than 16 px
 FILES = ("style_encoder.onnx", "stylizer.onnx")
 MANIFEST = "model.json"
 CARD = "MODEL_CARD.md"
@@ -95,12 +94,13 @@ class StylizerGraph(nn.Module):
 
     def forward(self, content: torch.Tensor, statistics: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]
-        f = self.encoder(_pad8(content), [LAYER])[LAYER]
+        m = MARGIN  # the mirrored margin of stylize_fast: keeps VGG's border frame out of the picture
+        f = self.encoder(_pad8(F.pad(content, (m, m, m, m), mode="reflect")), [LAYER])[LAYER]
         mean, std = _mean_std(f)
         s_mean, s_std = statistics[:, 0, :, None, None], statistics[:, 1, :, None, None]
         t = (f - mean) / std * s_std + s_mean
         t = alpha * t + (1.0 - alpha) * f
-        return self.decoder(t)[..., :h, :w].clamp(0.0, 1.0)
+        return self.decoder(t)[..., m: m + h, m: m + w].clamp(0.0, 1.0)
 
 
 class EncoderGraph(nn.Module):

@@ -31,6 +31,7 @@ tiles and only the centres are kept. Peak memory is set by the tile size, not th
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
 import os
@@ -80,6 +81,8 @@ class FastOptions:
         tile: tile side in pixels; ``None`` = automatic (whole image up to 1024^2 pixels).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         model: path of a model file (one decoder or a bundle); ``None`` = the built-in model.
+        backend: ``"torch"``, or ``"onnxruntime"`` (the networks exported to ONNX and run by
+            onnxruntime on the CPU; relu4_1 only, so one level: see ``styletransfer.export``).
     """
 
     alpha: float = 1.0
@@ -91,6 +94,7 @@ class FastOptions:
     tile: int | None = None
     device: str = "auto"
     model: str | None = None
+    backend: str = "torch"
 
     def validate(self, n_styles: int) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -110,6 +114,8 @@ class FastOptions:
             raise StyleTransferError(f"{len(self.masks)} mask(s) for {n_styles} style(s): give one per style")
         if self.preserve_color not in (None, "luminance", "histogram"):
             raise StyleTransferError(f"preserve_color must be luminance or histogram, got {self.preserve_color!r}")
+        if self.backend not in ("torch", "onnxruntime"):
+            raise StyleTransferError(f"backend must be torch or onnxruntime, got {self.backend!r}")
         if self.tile is not None and self.tile < 128:
             raise StyleTransferError(f"tile must be at least 128 px, got {self.tile}")
 
@@ -397,9 +403,14 @@ def target_features(
 
 
 def _as_decoders(decoder: Decoder | Mapping[str, Decoder]) -> dict[str, Decoder]:
-    if isinstance(decoder, Decoder):
-        return {getattr(decoder, "level", LAYER): decoder}
-    return dict(decoder)
+    if isinstance(decoder, Mapping):
+        return dict(decoder)
+    return {getattr(decoder, "level", LAYER): decoder}  # a Decoder, or a stand-in (onnxruntime)
+
+
+def _device_of(module) -> torch.device:
+    param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
+    return param.device if param is not None else torch.device("cpu")
 
 
 def plan_levels(available: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
@@ -441,11 +452,15 @@ def stylize_fast(
     if not styles:
         raise StyleTransferError("at least one style image is needed")
     opts.validate(len(styles))
+    if opts.backend == "onnxruntime" and encoder is None and decoder is None:
+        from ..export import OnnxStylizer  # runs the networks in onnxruntime, then comes back here
+
+        return OnnxStylizer(opts.model)(content, styles, dataclasses.replace(opts, backend="torch"))
     if encoder is None:
         device = resolve_device(opts.device)
         encoder = vgg19(device=device)
     else:
-        device = next(encoder.parameters()).device
+        device = _device_of(encoder)
     if decoder is None:
         decoders, settings = load_decoders(opts.model, str(device))
         check_encoder(encoder, settings, str(opts.model or "the built-in model"))
