@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- train --
     _add_train_parser(sub)
+    from .video_cli import add_video_parser  # -- video --
+    add_video_parser(sub)
 
     # -- serve (owned by the web part) --
     try:
