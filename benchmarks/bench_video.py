@@ -15,9 +15,10 @@ For each clip every frame is stylized once with the fast method (per-frame = ``S
 Measures (mean over frames):
 - ``E_warp`` (Lai et al. 2018): mean over non-occluded pixels of ||O_t - warp(O_{t-1})||^2, RGB in
   [0, 1], with the true flow; ``|d|``: the same with the mean absolute difference per channel;
-- ``style``: AdaIN style distance sum_l MSE(mean) + MSE(std) of VGG19 relu1_1..relu4_1 between
-  the frame and the style (lower = closer to the style);
-- ``content``: MSE of relu4_1 features between the frame and the input frame.
+- ``style``, ``content``: the two parts of the project's common measure (``common_measure`` of
+  ``benchmarks/bench_optimize.py``, the optimisation's own objective: Gram style loss at
+  relu1_1..relu5_1 against the style at the frame's area, content MSE at relu4_2 against the
+  input frame; lower = closer). The input frames' row shows how far an unstylized frame is.
 
 Then frames/s of the whole ``stylize_video`` (decode, stylize, flow, blend, encode) at 512 px.
 
@@ -39,14 +40,16 @@ import torch.nn.functional as F
 
 from styletransfer.encoders import vgg19
 from styletransfer.image import fit_size, from_array, load_image, resize, save_image
-from styletransfer.losses import content_loss, mean_std_loss
+from styletransfer.stylizers.optimize import OptimizeOptions
 from styletransfer.stylizers.fast import (
     FastOptions, _pad_to, _style_stats, decode_tiled, encode_tiled, load_decoder, stylize_fast, target_features,
 )
 from styletransfer.video import FlowEstimator, TemporalBlender, VideoOptions, stylize_video, warp, warping_error
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_optimize import common_measure  # noqa: E402  the project's content + style measure
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 # ----- clips with known motion -------------------------------------------------------------------
@@ -148,8 +151,8 @@ def per_frame(frames, style, enc, dec) -> list[np.ndarray]:
     return [_np(stylize_fast(_t(f), [style], opts, encoder=enc, decoder=dec)) for f in frames]
 
 
-def output_blend(frames, stylized, beta: float) -> list[np.ndarray]:
-    blender = TemporalBlender(beta)
+def output_blend(frames, stylized, beta: float, cubic: bool = True) -> list[np.ndarray]:
+    blender = TemporalBlender(beta, cubic=cubic)
     return [blender(f, s) for f, s in zip(frames, stylized)]
 
 
@@ -182,18 +185,17 @@ def feature_blend(frames, style, enc, dec, beta: float) -> list[np.ndarray]:
 
 # ----- measures ----------------------------------------------------------------------------------
 
-def measures(outputs, frames, flows, masks, style_feats, vgg) -> dict[str, float]:
+def measures(outputs, frames, flows, masks, style, every: int = 1) -> dict[str, float]:
     ew = [warping_error(outputs[t], outputs[t - 1], flows[t], masks[t]) for t in range(1, len(outputs))]
     ad = []
     for t in range(1, len(outputs)):
         d = np.abs(outputs[t] - warp(outputs[t - 1], flows[t])).mean(-1)
         ad.append(float((d * masks[t]).sum() / masks[t].sum()))
     st, ct = [], []
-    with torch.no_grad():
-        for o, f in zip(outputs, frames):
-            fo = vgg(_t(o), list(STYLE_LAYERS))
-            st.append(sum(float(mean_std_loss(fo[k], style_feats[k])) for k in STYLE_LAYERS))
-            ct.append(float(content_loss(fo["relu4_1"], vgg(_t(f), ["relu4_1"])["relu4_1"])))
+    for o, f in list(zip(outputs, frames))[1::every]:  # the first frame is per-frame in every variant
+        _, c, s = common_measure(_t(o), _t(f), style, OptimizeOptions())
+        st.append(s)
+        ct.append(c)
     return {"ewarp": float(np.mean(ew)), "absdiff": float(np.mean(ad)), "style": float(np.mean(st)),
             "content": float(np.mean(ct))}
 
@@ -247,6 +249,9 @@ def main() -> None:
     p.add_argument("--speed-size", type=int, default=512)
     p.add_argument("--speed-frames", type=int, default=6, help="0 = skip the speed part")
     p.add_argument("--save", help="folder for a few frames of each variant (PNG)")
+    p.add_argument("--cache", help="folder to keep the per-frame stylizations in (re-runs only blend)")
+    p.add_argument("--measure-every", type=int, default=3, help="style/content measure on every N-th frame")
+    p.add_argument("--linear", action="store_true", help="also blend with bilinear warps (default bicubic)")
     args = p.parse_args()
     import platform
 
@@ -256,9 +261,6 @@ def main() -> None:
     enc = vgg19(device="cpu")
     dec = load_decoder(args.model, "cpu")
     style = load_image(args.style).rgb
-    s512 = resize(style, fit_size(*style.shape[-2:], size=512))
-    with torch.no_grad():
-        style_feats = enc(s512, list(STYLE_LAYERS))
     w, h = args.size, args.size * 3 // 4
     content_dir = DATA / "examples" / "content"
     photos = {"pan": "golden_gate.jpg", "zoom": "tubingen.jpg", "rotation": "sailboat.jpg", "object": "newyork.jpg"}
@@ -269,17 +271,26 @@ def main() -> None:
             frames, flows, masks = object_clip(photo, _photo(content_dir / "flowers.jpg", h), h, w, args.frames)
         else:
             frames, flows, masks = affine_clip(photo, h, w, args.frames, clip)
+        cache = Path(args.cache) / f"{clip}_{w}_{args.frames}_{Path(args.style).stem}.npy" if args.cache else None
         t0 = time.perf_counter()
-        base = per_frame(frames, style, enc, dec)
+        if cache is not None and cache.exists():
+            base = list(np.load(cache))
+        else:
+            base = per_frame(frames, style, enc, dec)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache, np.stack(base))
         sec = (time.perf_counter() - t0) / len(frames)
         variants = {"input": frames, "per-frame": base}
         for b in args.blends:
             variants[f"output {b:g}"] = output_blend(frames, base, b)
+            if args.linear:
+                variants[f"linear {b:g}"] = output_blend(frames, base, b, cubic=False)
         if args.feature_blend > 0:
             variants[f"feat {args.feature_blend:g}"] = feature_blend(frames, style, enc, dec, args.feature_blend)
         ref = None
         for name, outs in variants.items():
-            m = measures(outs, frames, flows, masks, style_feats, enc)
+            m = measures(outs, frames, flows, masks, style, args.measure_every)
             if name == "per-frame":
                 ref = m
             rel = (f"{m['ewarp'] / ref['ewarp'] - 1:+7.0%} {m['style'] / ref['style'] - 1:+7.1%}"

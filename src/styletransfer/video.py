@@ -132,15 +132,17 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warp: ``out(x) = image(x + flow(x))`` (bilinear; outside the frame: border copy).
+def warp(image: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray:
+    """Backward warp: ``out(x) = image(x + flow(x))`` (outside the frame: border copy).
 
-    ``image`` (H, W, C) or (H, W) float32, ``flow`` (H, W, 2) in pixels (x, y).
+    ``image`` (H, W, C) or (H, W) float32, ``flow`` (H, W, 2) in pixels (x, y). Bilinear, or
+    bicubic with ``cubic`` (a recursive warp blurs less: bilinear at half-pixel shifts halves the
+    finest detail every frame).
     """
     _, cv2 = _import_media()
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -191,8 +193,8 @@ class TemporalBlender:
     Holds only the previous input and output frames. ``reset()`` starts over (e.g. at a cut).
     """
 
-    def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None) -> None:
-        self.blend = blend
+    def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None, cubic: bool = True) -> None:
+        self.blend, self.cubic = blend, cubic
         self.flow = flow or FlowEstimator()
         self.reset()
 
@@ -205,7 +207,7 @@ class TemporalBlender:
         out = stylized
         if self._prev_in is not None and self._prev_in.shape == frame.shape and self.blend > 0:
             backward, valid = self.flow(frame, self._prev_in)
-            warped = warp(self._prev_out, backward)
+            warped = warp(self._prev_out, backward, self.cubic)
             out = stylized + (self.blend * valid)[..., None] * (warped - stylized)
         self._prev_in, self._prev_out = frame, out
         return out
@@ -458,18 +460,15 @@ def _transcode(av, container, in_path: Path, tmp: Path, out_path: Path, opts: Vi
                              "a_next": 0, "pending": [], "video_done": False, "audio_done": ain is None}
     try:
         streams = [vin] + ([ain] if ain is not None else [])
-        try:
-            for packet in container.demux(*streams):
-                for frame in packet.decode():
-                    if packet.stream is vin:
-                        _video_frame(av, frame, vin, rate, start, end, opts, out, ain, state,
-                                     stylizer, blender, from_array, callback, total)
-                    else:
-                        _audio_frame(av, frame, start, end, out, state)
-                if state["video_done"] and state["audio_done"]:
-                    break
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{in_path}: cannot decode frame {state['frames'] + 1}: {exc.strerror or exc}") from None
+        for packet, frames in _decoded(av, container, streams, in_path, state):
+            for frame in frames:
+                if packet.stream is vin:
+                    _video_frame(av, frame, vin, rate, start, end, opts, out, ain, state,
+                                 stylizer, blender, from_array, callback, total)
+                else:
+                    _audio_frame(av, frame, start, end, out, state)
+            if state["video_done"] and state["audio_done"]:
+                break
         if state["frames"] == 0:
             where = f" after --start {opts.start:g} s" if opts.start > 0 else ""
             raise VideoError(f"{in_path}: no video frames{where}")
@@ -482,6 +481,25 @@ def _transcode(av, container, in_path: Path, tmp: Path, out_path: Path, opts: Vi
     vout = state["vout"]
     return VideoResult(out_path, state["frames"], float(rate), vout.width, vout.height,
                        state["aout"] is not None, 0.0)
+
+
+def _decoded(av, container, streams, in_path: Path, state: dict):
+    """(packet, its decoded frames) in file order; FFmpeg's read/decode errors become one line.
+
+    Only reading and decoding are guarded: an encoding or writing error (disk full) keeps its own
+    message.
+    """
+    packets = container.demux(*streams)
+    while True:
+        try:
+            packet = next(packets)
+            frames = packet.decode()
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{in_path}: cannot decode frame {state['frames'] + 1}: "
+                             f"{exc.strerror or exc}") from None
+        yield packet, frames
 
 
 def _setup_output(av, out, vin, ain, rate: Fraction, width: int, height: int, rotation: int,
@@ -547,8 +565,10 @@ def _audio_frame(av, frame, start, end, out, state) -> None:
     if t >= end:
         state["audio_done"] = True
         return
-    if state["vout"] is None:
+    if state["vout"] is None:  # until the first video frame fixes the time origin
         state["pending"].append((frame, t))
+        if len(state["pending"]) > 1000:  # ~20 s of audio before any video: keep memory bounded
+            state["pending"].pop(0)
         return
     _write_audio(av, frame, t, end, out, state)
 
