@@ -1,8 +1,9 @@
 """Benchmark of ``styletransfer video``: temporal consistency (per-frame vs temporal) and speed.
 
 Clips with *known* motion are made from the photos in ``../shared/data/examples/content/``:
-pan, zoom, rotation (an affine camera over a photo) and a moving object (a disc cut from a
-second photo sliding over a slowly panning first one). Their true flow and occlusions are
+pan, zoom, rotation (an affine camera over a photo), a moving object (a disc cut from a
+second photo sliding over a slowly panning first one) and "shaky" (a hand-held camera's random
+walk of position, angle and zoom, with exposure drift and sensor noise). Their true flow and occlusions are
 known, so the measure needs no flow estimation, while the stylizer only sees the frames and
 estimates flow itself (DIS), as it does on real clips.
 
@@ -78,7 +79,14 @@ def affine_clip(photo: np.ndarray, h: int, w: int, frames: int, kind: str):
     ph, pw = photo.shape[:2]
     cy, cx = ph / 2, pw / 2
 
+    rng = np.random.default_rng(7)
+    shake = np.cumsum(rng.normal(0, 1, (frames, 4)) * [1.5, 1.5, 0.4, 0.006], axis=0)  # x, y px; deg; log zoom
+
     def params(t: int) -> tuple[np.ndarray, np.ndarray]:
+        if kind == "shaky":  # hand-held: a random walk of position, angle and zoom
+            a, s = math.radians(shake[t, 2]), math.exp(shake[t, 3])
+            m = s * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+            return m, np.array([cx + shake[t, 0], cy + shake[t, 1]]) - m @ np.array([w / 2, h / 2])
         if kind == "pan":
             return np.eye(2), np.array([cx - w / 2 + 2.6 * t - 20, cy - h / 2 + 0.9 * t - 8])
         if kind == "zoom":
@@ -96,7 +104,10 @@ def affine_clip(photo: np.ndarray, h: int, w: int, frames: int, kind: str):
     for t in range(frames):
         a, b = params(t)
         src = pts @ a.T + b
-        out.append(_sample(photo, src[..., 0], src[..., 1]))
+        frame = _sample(photo, src[..., 0], src[..., 1])
+        if kind == "shaky":  # and a camera's exposure drift and sensor noise
+            frame = frame * (1 + 0.03 * math.sin(t / 3)) + rng.normal(0, 0.015, frame.shape).astype(np.float32)
+        out.append(frame.clip(0, 1).astype(np.float32))
         if t:
             a0, b0 = params(t - 1)
             prev = (src - b0) @ np.linalg.inv(a0).T
@@ -245,7 +256,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--blends", type=float, nargs="+", default=[0.5, 0.7, 0.85])
     p.add_argument("--feature-blend", type=float, default=0.7, help="0 = skip the feature-blend variant")
-    p.add_argument("--clips", nargs="+", default=["pan", "zoom", "rotation", "object"])
+    p.add_argument("--clips", nargs="+", default=["pan", "zoom", "rotation", "object", "shaky"])
     p.add_argument("--speed-size", type=int, default=512)
     p.add_argument("--speed-frames", type=int, default=6, help="0 = skip the speed part")
     p.add_argument("--save", help="folder for a few frames of each variant (PNG)")
@@ -263,7 +274,8 @@ def main() -> None:
     style = load_image(args.style).rgb
     w, h = args.size, args.size * 3 // 4
     content_dir = DATA / "examples" / "content"
-    photos = {"pan": "golden_gate.jpg", "zoom": "tubingen.jpg", "rotation": "sailboat.jpg", "object": "newyork.jpg"}
+    photos = {"pan": "golden_gate.jpg", "zoom": "tubingen.jpg", "rotation": "sailboat.jpg", "object": "newyork.jpg",
+              "shaky": "hoovertowernight.jpg"}
     rows = []
     for clip in args.clips:
         photo = _photo(content_dir / photos[clip], int(h * 1.6))
