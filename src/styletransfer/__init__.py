@@ -19,6 +19,7 @@ from .device import resolve_device
 from .errors import ImageError, StyleTransferError
 from .image import LoadedImage, fit_size, from_array, load_image, match_color, resize, save_image, transfer_luminance
 from .stylizers.optimize import OptimizeOptions, stylize_optimize
+from .video import VideoOptions, stylize_video  # noqa: F401 - video (PyAV, OpenCV imported lazily)
 
 __version__ = "0.1.0"
 

@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     from .export import add_export_parser  # -- export (ONNX for apps) --
     add_export_parser(sub)
+    from .video_cli import add_video_parser  # -- video --
+    add_video_parser(sub)
 
     # -- serve (owned by the web part) --
     try:

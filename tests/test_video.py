@@ -1,0 +1,393 @@
+"""Video: round trip (frames, fps, audio, rotation, size), trimming, temporal consistency, bad input."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+pytest.importorskip("cv2")
+
+from styletransfer import VideoOptions, stylize_video  # noqa: E402
+from styletransfer.cli import main  # noqa: E402
+from styletransfer.errors import StyleTransferError  # noqa: E402
+from styletransfer.models import Decoder  # noqa: E402
+from styletransfer.encoders import VGG19Encoder  # noqa: E402
+from styletransfer.stylizers.fast import FastOptions  # noqa: E402
+from styletransfer.video import (  # noqa: E402
+    TemporalBlender, consistent_mask, parse_time, warp, warping_error,
+)
+
+RATE = 16000  # audio sample rate of the test clips
+SHIFT = 2  # px per frame of the synthetic pan
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    enc = VGG19Encoder(width_divisor=16)
+    # input_scale 1e-3: the tiny encoder's relu4_1 is ~0.02, which a random decoder turns into the
+    # same picture for every frame (its biases win); amplified, the output follows the content
+    dec = Decoder(in_channels=32, width=0.125, input_scale=1e-3).eval()
+    with torch.no_grad():  # a random decoder outputs ~0, which the final clamp would flatten
+        dec.net[-1].bias.fill_(0.5)
+        dec.net[-1].weight.mul_(20.0)
+    return enc, dec
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB texture (h, w, 3) in [0, 1] with some detail."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 6, w // 6, generator=g)
+    img = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+    return img[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def pan_frames(n: int, h: int = 48, w: int = 64) -> list[np.ndarray]:
+    """Frame t = texture shifted left by SHIFT * t px: flow t -> t-1 is (+SHIFT, 0) everywhere."""
+    tex = _texture(h, w + SHIFT * n)
+    return [tex[:, SHIFT * t: SHIFT * t + w] for t in range(n)]
+
+
+def make_clip(path: Path, frames: list[np.ndarray] | None = None, n: int = 6, fps: int = 12,
+              audio: bool = True, video: bool = True, rotation: int = 0) -> Path:
+    """Write an H.264 (+ AAC sine) clip with PyAV."""
+    frames = frames if frames is not None else pan_frames(n)
+    with av.open(str(path), "w") as out:
+        if video:
+            vs = out.add_stream("libx264", rate=fps)
+            vs.height, vs.width = frames[0].shape[:2]
+            vs.pix_fmt, vs.options = "yuv420p", {"crf": "10"}
+            if rotation:
+                vs.set_display_rotation(rotation)
+        if audio:
+            aus = out.add_stream("aac", rate=RATE, layout="mono")
+        if video:
+            for i, f in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray((f * 255 + 0.5).astype(np.uint8), format="rgb24")
+                vf.pts = i
+                for p in vs.encode(vf):
+                    out.mux(p)
+        if audio:
+            samples = round(RATE * len(frames) / fps)
+            sig = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / RATE)).astype(np.float32)[None]
+            for k in range(0, samples, 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(sig[:, k:k + 1024]), format="fltp", layout="mono")
+                af.sample_rate, af.pts = RATE, k
+                for p in aus.encode(af):
+                    out.mux(p)
+            for p in aus.encode(None):
+                out.mux(p)
+        if video:
+            for p in vs.encode(None):
+                out.mux(p)
+    return path
+
+
+def read_clip(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        info = {"rate": vs.average_rate, "streams": sorted(s.type for s in c.streams)}
+        frames = [f for f in c.decode(video=0)]
+        info["frames"] = [f.to_ndarray(format="rgb24").astype(np.float32) / 255 for f in frames]
+        info["rotation"] = frames[0].rotation if frames else None
+        info["times"] = [float(f.time) for f in frames]
+    if "audio" in info["streams"]:
+        with av.open(str(path)) as c:
+            info["audio_seconds"] = sum(f.samples for f in c.decode(audio=0)) / c.streams.audio[0].sample_rate
+    return info
+
+
+def run(src, out, nets, style, **kw) -> object:
+    enc, dec = nets
+    opts = VideoOptions(fast=FastOptions(device="cpu"), **kw)
+    return stylize_video(src, [style], out, opts, encoder=enc, decoder=dec)
+
+
+# ----- round trip --------------------------------------------------------------------------------
+
+def test_frames_fps_audio_and_rotation_survive(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=6, fps=12, rotation=90)
+    result = run(src, tmp_path / "out.mp4", nets, style_image)
+    assert (result.frames, result.width, result.height, result.audio) == (6, 64, 48, True)
+    got, want = read_clip(tmp_path / "out.mp4"), read_clip(src)
+    assert got["streams"] == ["audio", "video"]
+    assert len(got["frames"]) == 6 and got["frames"][0].shape == (48, 64, 3)
+    assert got["rate"] == Fraction(12)
+    assert got["rotation"] == want["rotation"] == 90
+    assert got["times"] == pytest.approx(want["times"], abs=1e-3)
+    assert got["audio_seconds"] == pytest.approx(want["audio_seconds"], abs=1100 / RATE)
+    # stylized, not copied: the output differs from the input frames
+    assert np.abs(got["frames"][2] - want["frames"][2]).mean() > 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]  # no temporary left
+
+
+def test_size_sets_the_longest_side_with_even_sides(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mkv", n=3, audio=False)
+    result = run(src, tmp_path / "out.mkv", nets, style_image, size=40)
+    assert (result.width, result.height, result.audio) == (40, 30, False)
+    got = read_clip(tmp_path / "out.mkv")
+    assert got["frames"][0].shape == (30, 40, 3) and got["streams"] == ["video"]
+
+
+def test_no_audio_drops_the_audio(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=3)
+    run(src, tmp_path / "out.mov", nets, style_image, audio=False)
+    assert read_clip(tmp_path / "out.mov")["streams"] == ["video"]
+
+
+def test_trimming_keeps_the_chosen_frames_and_audio(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=12, fps=12)  # 1 s
+    result = run(src, tmp_path / "out.mp4", nets, style_image, start=0.25, duration=0.5, temporal=False)
+    got = read_clip(tmp_path / "out.mp4")
+    assert result.frames == len(got["frames"]) == 6  # frames 3..8 (t = 0.25 ... 0.667)
+    assert got["times"][0] == pytest.approx(0.0, abs=1e-3)
+    assert got["audio_seconds"] == pytest.approx(0.5, abs=1100 / RATE)
+    # the kept frames are the source's frames 3..8: compare with a run over the whole clip
+    run(src, tmp_path / "full.mp4", nets, style_image, temporal=False)
+    full = read_clip(tmp_path / "full.mp4")["frames"]
+    errs = [np.abs(got["frames"][0] - full[k]).mean() for k in range(12)]
+    assert int(np.argmin(errs)) == 3
+
+
+def test_parse_time():
+    assert parse_time("90") == 90 and parse_time("1:30.5") == 90.5 and parse_time("1:00:02") == 3602
+    with pytest.raises(ValueError):
+        parse_time("1:x")
+    with pytest.raises(ValueError):
+        parse_time("-3")
+
+
+# ----- temporal consistency ----------------------------------------------------------------------
+
+def _pan_warping_error(frames: list[np.ndarray]) -> float:
+    h, w = frames[0].shape[:2]
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = SHIFT
+    valid = np.zeros((h, w), np.float32)
+    valid[:, : w - SHIFT] = 1  # the last SHIFT columns are new content
+    return float(np.mean([warping_error(frames[t], frames[t - 1], flow, valid) for t in range(1, len(frames))]))
+
+
+def test_temporal_mode_lowers_the_warping_error_on_a_pan(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=8, audio=False)
+    run(src, tmp_path / "per_frame.mp4", nets, style_image, temporal=False)
+    run(src, tmp_path / "temporal.mp4", nets, style_image)
+    e_in = _pan_warping_error(read_clip(src)["frames"])
+    e_per = _pan_warping_error(read_clip(tmp_path / "per_frame.mp4")["frames"])
+    e_tmp = _pan_warping_error(read_clip(tmp_path / "temporal.mp4")["frames"])
+    assert e_in < 0.2 * e_per  # the pan itself is consistent: the flicker comes from the stylizer
+    assert e_tmp < 0.6 * e_per
+
+
+def test_warp_and_occlusion_mask_on_a_known_shift():
+    img = _texture(32, 48)
+    shifted = np.ascontiguousarray(img[:, 3:])
+    prev = np.ascontiguousarray(img[:, :-3])  # frame t-1; frame t = image moved 3 px left
+    flow = np.zeros((32, 45, 2), np.float32)
+    flow[..., 0] = 3
+    np.testing.assert_allclose(warp(prev, flow)[:, :-3], shifted[:, :-3], atol=1e-5)
+    mask = consistent_mask(flow, -flow)
+    assert mask[:, :-3].all() and not mask[:, -2:].any()  # beyond the frame: new content
+    bad = consistent_mask(flow, np.zeros_like(flow))  # forward flow disagrees: occluded everywhere
+    assert not bad.any()
+    assert warping_error(shifted, prev, flow, mask) < 1e-8
+
+
+def test_blender_follows_the_previous_output_only_where_valid():
+    frames = pan_frames(3, 48, 64)
+    blender = TemporalBlender(blend=0.7)
+    s0 = np.full((48, 64, 3), 0.2, np.float32)
+    s1 = np.full((48, 64, 3), 0.8, np.float32)
+    assert np.array_equal(blender(frames[0], s0), s0)  # first frame: its own stylization
+    o1 = blender(frames[1], s1)
+    inner = o1[8:-8, 8:-8]
+    np.testing.assert_allclose(inner, 0.8 + 0.7 * (0.2 - 0.8), atol=1e-3)  # followed the warped O_0
+    np.testing.assert_allclose(o1[:, -1], 0.8, atol=1e-6)  # entered at the border: no past
+
+
+# ----- bad input: one-line errors, nothing written -----------------------------------------------
+
+def _assert_nothing_written(folder: Path, before: set[str]) -> None:
+    assert {p.name for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("case", ["text", "image", "audio_only", "no_frames", "start_past_end", "missing", "folder"])
+def test_bad_inputs_are_refused(tmp_path, nets, style_image, png_file, case):
+    start = 0.0
+    if case == "text":
+        src = tmp_path / "notes.mp4"
+        src.write_text("this is not a video\n" * 20)
+        message = "not a video"
+    elif case == "image":
+        src = png_file("frame.png")
+        message = "is an image"
+    elif case == "audio_only":
+        src = make_clip(tmp_path / "sound.m4a", video=False)
+        message = "no video stream"
+    elif case == "no_frames":
+        src = _empty_video(tmp_path / "empty.mkv")
+        message = "no video frames"
+    elif case == "start_past_end":
+        src = make_clip(tmp_path / "in.mp4", n=6)
+        start = 5.0
+        message = "past the end"
+    elif case == "missing":
+        src = tmp_path / "nope.mp4"
+        message = "no such file"
+    else:
+        src = tmp_path / "dir.mp4"
+        src.mkdir()
+        message = "is a folder"
+    before = {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(StyleTransferError, match=message):
+        run(src, tmp_path / "out.mp4", nets, style_image, start=start)
+    _assert_nothing_written(tmp_path, before)
+
+
+def _empty_video(path: Path) -> Path:
+    """A container with a video stream (and audio) but not one video frame."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=12)
+        vs.height, vs.width, vs.pix_fmt = 48, 64, "yuv420p"
+        aus = out.add_stream("aac", rate=RATE, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts = RATE, 0
+        for p in [*aus.encode(af), *aus.encode(None)]:
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("case", ["exists", "same_as_input", "no_folder", "bad_suffix", "unwritable"])
+def test_bad_outputs_are_refused_before_any_work(tmp_path, nets, style_image, case, monkeypatch):
+    src = make_clip(tmp_path / "in.mp4", n=3)
+    out = tmp_path / "out.mp4"
+    if case == "exists":
+        out.write_bytes(b"keep me")
+        message = "already exists"
+    elif case == "same_as_input":
+        out = src
+        message = "refusing to overwrite an input"
+    elif case == "no_folder":
+        out = tmp_path / "missing" / "out.mp4"
+        message = "does not exist"
+    elif case == "bad_suffix":
+        out = tmp_path / "out.gif"
+        message = "unsupported output type"
+    else:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o500)
+        if os.access(folder, os.W_OK):  # root ignores permissions: make access() tell the truth
+            real = os.access
+            monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == folder else real(p, mode, **kw))
+        out = folder / "out.mp4"
+        message = "not writable"
+    calls = []
+    before = {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(StyleTransferError, match=message):
+        enc, dec = nets
+        stylize_video(src, [style_image], out, VideoOptions(fast=FastOptions(device="cpu")),
+                      encoder=enc, decoder=dec, callback=lambda *a: calls.append(a))
+    assert calls == []  # refused before the first frame
+    _assert_nothing_written(tmp_path, before)
+    if case == "exists":
+        assert out.read_bytes() == b"keep me"
+
+
+def test_interrupt_leaves_no_output(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=6)
+    enc, dec = nets
+
+    def stop(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
+                      encoder=enc, decoder=dec, callback=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_force_overwrites_an_existing_output(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=3)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old")
+    enc, dec = nets
+    stylize_video(src, [style_image], out, VideoOptions(fast=FastOptions(device="cpu")), overwrite=True,
+                  encoder=enc, decoder=dec)
+    assert len(read_clip(out)["frames"]) == 3
+
+
+def test_bad_options_are_refused():
+    for kw in ({"blend": 1.0}, {"start": -1}, {"duration": 0}, {"method": "wct"}, {"size": 4}, {"crf": 60}):
+        with pytest.raises(StyleTransferError):
+            VideoOptions(**kw).validate()
+
+
+# ----- command line ------------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_networks(monkeypatch, nets):
+    """The CLI loads the real VGG19 and a decoder file: hand it the tiny stand-ins instead."""
+    import styletransfer.encoders
+    import styletransfer.stylizers.fast
+
+    enc, dec = nets
+    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
+    monkeypatch.setattr(styletransfer.stylizers.fast, "load_decoder", lambda *a, **k: dec)
+
+
+def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
+    src = make_clip(tmp_path / "in.mp4", n=4)
+    style = png_file("style.png")
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"stand-in: load_decoder is patched")
+    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(model),
+                 "--size", "32", "-q", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert "4 frames at 12 fps, with audio" in capsys.readouterr().out
+    got = read_clip(tmp_path / "out.mp4")
+    assert len(got["frames"]) == 4 and got["frames"][0].shape == (24, 32, 3)
+    # again without --force: refused, exit 1, one line
+    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:") and "exists" in err
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["--blend", "1.5"], 2, "--blend"),
+    (["--start", "soon"], 2, "--start"),
+    (["--steps", "3"], 2, "only applies to --method optimize"),
+    (["--method", "optimize", "--alpha", "0.5"], 2, "only applies to --method fast"),
+    (["--style-weights", "1", "2"], 2, "--style-weights"),
+    (["-o", "out.avi"], 1, "unsupported output type"),
+])
+def test_cli_video_usage_errors(tmp_path, png_file, capsys, argv, code, message):
+    src = make_clip(tmp_path / "in.mp4", n=2, audio=False)
+    style = png_file("style.png")
+    base = ["video", str(src), str(style)]
+    if "-o" not in argv:
+        base += ["-o", str(tmp_path / "out.mp4")]
+    got = main(base + [a if a != "out.avi" else str(tmp_path / "out.avi") for a in argv])
+    err = capsys.readouterr().err
+    assert got == code and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_optimize_method_stylizes_every_frame(tmp_path, nets, style_image):
+    from styletransfer.stylizers.optimize import OptimizeOptions
+
+    src = make_clip(tmp_path / "in.mp4", n=3, audio=False)
+    enc, _ = nets
+    # from noise, 3 steps: far from the photo, so a path that skipped the optimisation would show
+    # (H.264 alone moves these tiny frames by ~0.014 on average)
+    opts = VideoOptions(method="optimize", optimize=OptimizeOptions(steps=3, init="noise", seed=0, device="cpu"))
+    result = stylize_video(src, [style_image], tmp_path / "out.mp4", opts, encoder=enc)
+    got, want = read_clip(tmp_path / "out.mp4")["frames"], read_clip(src)["frames"]
+    assert result.frames == len(got) == 3
+    assert np.abs(got[1] - want[1]).mean() > 0.05
