@@ -476,7 +476,7 @@ def test_train_bad_values_are_usage_errors(tmp_path, capsys, argv, needle):
     (["--max-size", "10"], "argument --max-size: must be >= 64, got 10"),
     (["--default-size", "10"], "argument --default-size: must be >= 64"),
     (["--max-pixels", "100"], "argument --max-pixels: must be >= 4096"),
-    (["--fast-model", "nope.safetensors"], "argument --fast-model: nope.safetensors: no such file"),
+    (["--fast-model", "nope.safetensors"], "--fast-model nope.safetensors: no such file"),
 ])
 def test_serve_bad_values_are_usage_errors(tmp_path, capsys, argv, needle):
     pytest.importorskip("fastapi")  # serve exists with the web extra

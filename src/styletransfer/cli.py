@@ -496,6 +496,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 module == "multipart" and importlib.util.find_spec("python_multipart") is not None):
             raise CLIError(f"serve needs the web extra ({package} is not installed): "
                            "pip install 'styletransfer[web]'")
+    fast_model = getattr(args, "fast_model", None)
+    if fast_model and not os.path.isfile(fast_model):
+        raise CLIError(f"--fast-model {fast_model}: no such file")
     try:
         web.settings_from_args(args).validate()
     except ValueError as exc:

@@ -41,12 +41,6 @@ def _folder(text: str) -> str:
     return text
 
 
-def _existing_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return text
-
-
 # The smallest values Settings.validate accepts, checked while parsing so the message names the flag.
 _MIN_SIZE = 64
 _MIN_PIXELS = 64 * 64
@@ -81,7 +75,7 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
     p.add_argument("--result-dir", type=_folder, default=None,
                    help="folder for results (default: a new temporary folder, removed on exit)")
-    p.add_argument("--fast-model", type=_existing_file, default=None, metavar="FILE",
+    p.add_argument("--fast-model", default=None, metavar="FILE",
                    help="decoder model.safetensors for the fast mode (default: the built-in model)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
