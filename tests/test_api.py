@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 import styletransfer as st
+from styletransfer.stylizers import fast
 from styletransfer.stylizers import optimize as optimize_mod
 
 
@@ -67,7 +68,6 @@ def test_errors_are_styletransfer_errors(tiny_vgg, content_image, style_image, t
 
 
 def test_fast_without_model_is_a_clean_error(content_image, style_image, tmp_path):
-    fast = pytest.importorskip("styletransfer.stylizers.fast")
     with pytest.raises(st.StyleTransferError):
         st.stylize(content_image, [style_image], method="fast",
                    options=fast.FastOptions(model=str(tmp_path / "missing.safetensors"), device="cpu"))
@@ -76,7 +76,6 @@ def test_fast_without_model_is_a_clean_error(content_image, style_image, tmp_pat
 def test_auto_picks_by_options_type(tiny_vgg, content_image, style_image, monkeypatch):
     monkeypatch.setattr(st, "fast_available", lambda: True)
     called = {}
-    fast = pytest.importorskip("styletransfer.stylizers.fast")
     monkeypatch.setattr(fast, "stylize_fast", lambda c, s, o: called.setdefault("fast", c))
     st.stylize(content_image, [style_image], method="auto")
     assert "fast" in called

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import cli
+import styletransfer
+from styletransfer import cli, plan
 from styletransfer.stylizers import optimize as optimize_mod
 
 
@@ -31,6 +32,7 @@ def seen_options(tiny_vgg, monkeypatch):
         return real(content, styles, options, *a, **k)
 
     monkeypatch.setattr(optimize_mod, "stylize_optimize", spy)
+    monkeypatch.setattr(styletransfer, "stylize_optimize", spy)  # the name stylize() calls
     return seen
 
 
@@ -89,7 +91,8 @@ def test_no_overwrite_without_force_and_never_an_input(tiny_vgg, images, tmp_pat
     assert out.read_bytes() == b"precious"
     code, _, err = run(["stylize", content, style, "-o", out, "--size", "32", "--steps", "2", "-q", "--force"],
                        capsys)
-    assert code == 0, err and Image.open(out).size == (32, 21)
+    assert code == 0, err
+    assert Image.open(out).size == (32, 21)
     before = content.read_bytes()
     code, _, err = run(["stylize", content, style, "-o", content, "--force", "--steps", "2", "-q"], capsys)
     assert_one_line_error(code, err, "input")
@@ -111,14 +114,25 @@ def test_alpha_is_reattached(tiny_vgg, tmp_path, images, capsys):
 
 
 @pytest.mark.parametrize("make_bad,needle", [
-    (lambda d: d / "missing.jpg", "no such file"),
-    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "not an image"),
-    (lambda d: d, "folder"),
+    (lambda d: d / "missing.jpg", "content {d}/missing.jpg: no such file"),
+    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "{d}/notes.txt: not an image"),
 ])
 def test_bad_content_file(tiny_vgg, images, tmp_path, capsys, make_bad, needle):
     _, style = images
     code, _, err = run(["stylize", make_bad(tmp_path), style, "-o", tmp_path / "o.png", "-q"], capsys)
-    assert_one_line_error(code, err, needle)
+    assert_one_line_error(code, err, needle.format(d=tmp_path))
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_folder_as_style_or_as_content_says_which(tiny_vgg, images, tmp_path, capsys):
+    content, _ = images
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    code, _, err = run(["stylize", content, folder, "-o", tmp_path / "o.png", "-q"], capsys)
+    assert_one_line_error(code, err, f"style {folder}: is a folder, not an image")
+    # a folder as CONTENT is a batch of photos: then OUT must be a folder, and it says so
+    code, _, err = run(["stylize", folder, content, "-o", tmp_path / "o.png", "-q"], capsys)
+    assert_one_line_error(code, err, "CONTENT is a folder, so OUT must be a folder too")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -320,3 +334,242 @@ def test_folder_needs_a_folder_output(tiny_vgg, images, tmp_path, capsys):
     assert_one_line_error(code, err, "another folder")
     code, _, err = run(["stylize", photos, style, "-o", tmp_path / "o"], capsys)
     assert_one_line_error(code, err, "no images")
+
+
+# ----- checks before any work ---------------------------------------------------------------------
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test if the CLI starts a stylization."""
+    def refuse(*a, **k):
+        raise AssertionError("a stylization started")
+
+    monkeypatch.setattr(styletransfer, "stylize", refuse)
+
+
+def test_unwritable_outputs_are_refused_before_the_run(no_run, images, tmp_path, capsys):
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", "/proc/x.png", "-q"], capsys)
+    assert_one_line_error(code, err, "/proc/x.png: cannot write into folder /proc")
+    assert ".tmp" not in err and "Errno" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_refused_before_the_run(no_run, images, tmp_path, capsys):
+    content, style = images
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = run(["stylize", content, style, "-o", ro / "x.png", "-q"], capsys)
+    finally:
+        ro.chmod(0o755)
+    assert_one_line_error(code, err, f"{ro / 'x.png'}: cannot write into folder {ro} (Permission denied)")
+    assert list(ro.iterdir()) == []
+
+
+def test_a_failed_write_names_the_output_not_the_temporary_file(tiny_vgg, images, tmp_path, capsys, monkeypatch):
+    content, style = images
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device", str(src))
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "32", "--steps", "2", "-q"],
+                       capsys)
+    assert_one_line_error(code, err, f"{tmp_path / 'o.png'}: cannot write (No space left on device)")
+    assert ".tmp" not in err
+    assert list(tmp_path.glob(".*")) == []  # the temporary file is gone
+
+
+def test_one_photo_into_an_existing_folder(tiny_vgg, images, tmp_path, capsys):
+    content, style = images
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    code, stdout, err = run(["stylize", content, style, "-o", out_dir, "--size", "32", "--steps", "2", "-q"], capsys)
+    assert code == 0, err
+    assert [p.name for p in out_dir.iterdir()] == ["photo.png"]
+    assert Image.open(out_dir / "photo.png").size == (32, 21)
+    code, _, err = run(["stylize", content, style, "-o", out_dir, "--size", "32", "--steps", "2", "-q"], capsys)
+    assert_one_line_error(code, err, "photo.png: already exists")
+
+
+def test_outputs_get_the_usual_permissions(tiny_vgg, images, tmp_path, capsys):
+    content, style = images
+    old = os.umask(0o022)
+    try:
+        code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "32", "--steps", "2",
+                            "-q"], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert (tmp_path / "o.png").stat().st_mode & 0o777 == 0o644
+
+
+# ----- memory and time estimates -------------------------------------------------------------------
+
+def test_an_output_that_cannot_fit_is_refused_before_allocating(no_run, images, tmp_path, capsys):
+    content, style = images  # 60x40: --size 100000 would be 100000 x 66667 pixels
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "-q"], capsys)
+    assert_one_line_error(code, err, "100000x66667 with --method optimize needs about")
+    assert code == 1 and "available; try --size " in err
+
+
+def test_refusal_names_a_size_that_fits(no_run, images, tmp_path, capsys, monkeypatch):
+    content, style = images
+    monkeypatch.setattr(plan, "available_memory", lambda: 2_000_000_000)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "2048", "-q"], capsys)
+    assert_one_line_error(code, err, "this machine has 2.0 GB available; try --size ")
+    side = int(err.split("try --size ")[1].split()[0])
+    assert plan.plan_optimize(*styletransfer.fit_size(40, 60, size=side), styletransfer.OptimizeOptions()
+                              ).peak_bytes <= 2e9 < plan.plan_optimize(
+        *styletransfer.fit_size(40, 60, size=side + 64), styletransfer.OptimizeOptions()).peak_bytes
+
+
+def test_dry_run_prints_the_plan_and_does_no_work(no_run, images, tmp_path, capsys):
+    content, style = images
+    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "512", "--dry-run"], capsys)
+    assert code == 0, err
+    assert "output 512x341, method optimize" in out
+    assert "scales 256x170: 100 steps, 512x341: 25 steps" in out
+    assert "peak memory about" in out and "time about" in out
+    assert not (tmp_path / "o.png").exists()
+    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "--dry-run"],
+                         capsys)
+    assert code == 0, err
+    assert "would be refused: 100000x66667 with --method optimize needs about" in out
+
+
+def test_fast_mode_gets_a_tile_that_fits(images, tmp_path, capsys, monkeypatch):
+    content, style = images
+    seen = []
+    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    (tmp_path / "m.safetensors").write_bytes(b"x")
+    size, tile = 4096, 512
+    h, w = styletransfer.fit_size(40, 60, size=size)
+    fits_512 = plan.fast_bytes(h, w, 512)[0]
+    assert plan.fast_bytes(h, w, 768)[0] > fits_512
+    monkeypatch.setattr(plan, "available_memory", lambda: fits_512)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", size, "--method", "fast",
+                        "--model", tmp_path / "m.safetensors", "-q"], capsys)
+    assert code == 0, err
+    assert seen[0]["method"] == "fast" and seen[0]["options"].tile == tile
+
+
+# ----- exit codes of the other commands ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--style-loss", "bogus"], "--style-loss must be meanstd or gram"),
+    (["--crop", "100"], "--crop must be a multiple of 8"),
+    (["--steps", "many"], "--steps"),
+])
+def test_train_bad_values_are_usage_errors(tmp_path, capsys, argv, needle):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "s").mkdir()
+    code, _, err = run(["train", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", tmp_path / "r",
+                        *argv], capsys)
+    assert_one_line_error(code, err, needle)
+    assert code == 2
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--result-dir", "FILE"], "argument --result-dir: {FILE} is a file, not a folder"),
+    (["--max-size", "10"], "argument --max-size: must be >= 64, got 10"),
+    (["--default-size", "10"], "argument --default-size: must be >= 64"),
+    (["--max-pixels", "100"], "argument --max-pixels: must be >= 4096"),
+    (["--fast-model", "nope.safetensors"], "--fast-model nope.safetensors: no such file"),
+])
+def test_serve_bad_values_are_usage_errors(tmp_path, capsys, argv, needle):
+    pytest.importorskip("fastapi")  # serve exists with the web extra
+    file = tmp_path / "results.txt"
+    file.write_text("x")
+    argv = [str(file) if a == "FILE" else a for a in argv]
+    code, _, err = run(["serve", *argv], capsys)
+    assert_one_line_error(code, err, needle.format(FILE=file))
+    assert code == 2
+
+
+# ----- the stylize parser is generated from the options dataclasses --------------------------------
+
+def test_every_options_field_is_a_flag(capsys):
+    import dataclasses
+
+    from styletransfer.clioptions import OVERRIDES
+    from styletransfer.stylizers.fast import FastOptions
+
+    code, out, _ = run(["stylize", "--help"], capsys)
+    assert code == 0
+    for cls in (styletransfer.OptimizeOptions, FastOptions):
+        for f in dataclasses.fields(cls):
+            if OVERRIDES.get(f.name, {}).get("skip"):
+                continue
+            flags = OVERRIDES.get(f.name, {}).get("flags", ["--" + f.name.replace("_", "-")])
+            assert flags[0] in out, f"{cls.__name__}.{f.name} has no flag"
+    # the flags of before the generated parser still parse
+    for flag in ("--early-stop", "--no-max-work", "--mask", "--style-weights", "--preserve-color", "--seed",
+                 "--weights", "--device", "--tile", "--model", "--alpha", "--dry-run"):
+        assert flag in out, flag
+
+
+def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatch):
+    """The lead adds FastOptions.transform ("adain" | "wct"): --transform works with no CLI change."""
+    import dataclasses
+
+    from styletransfer import clioptions
+    from styletransfer.stylizers.fast import FastOptions
+
+    @dataclasses.dataclass
+    class NewFast(FastOptions):
+        transform: str = "adain"
+        levels: int = 1
+
+        def validate(self, n_styles):
+            super().validate(n_styles)
+            if self.transform not in ("adain", "wct"):
+                raise styletransfer.StyleTransferError(f"transform must be adain or wct, got {self.transform!r}")
+
+    monkeypatch.setattr(clioptions, "option_classes", lambda: (styletransfer.OptimizeOptions, NewFast))
+    seen = []
+    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    content, style = images
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"x")
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--model", model, "--transform", "wct",
+                        "--levels", "3", "-q"], capsys)
+    assert code == 0, err
+    options = seen[0]["options"]
+    assert type(options) is NewFast and (options.transform, options.levels, options.model) == ("wct", 3, str(model))
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "p.png", "--model", model, "--transform", "x"],
+                       capsys)
+    assert_one_line_error(code, err, "--transform must be adain or wct")
+    assert code == 2
+
+
+@pytest.mark.parametrize("installed,flags,method,options_type", [
+    (False, [], "optimize", "OptimizeOptions"),
+    (True, [], "fast", "FastOptions"),
+    (True, ["--steps", "5"], "optimize", "OptimizeOptions"),  # an optimize-only option picks optimize
+    (False, ["--model", "MODEL"], "fast", "FastOptions"),  # a fast-only option picks fast
+    (True, ["--method", "optimize"], "optimize", "OptimizeOptions"),
+])
+def test_auto_is_the_default_and_follows_stylize(images, tmp_path, capsys, monkeypatch, installed, flags, method,
+                                                 options_type):
+    monkeypatch.setattr(styletransfer, "fast_available", lambda: installed)
+    seen = []
+    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    (tmp_path / "m.safetensors").write_bytes(b"x")
+    flags = [str(tmp_path / "m.safetensors") if f == "MODEL" else f for f in flags]
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "-q", *flags], capsys)
+    assert code == 0, err
+    assert seen[0]["method"] == method and type(seen[0]["options"]).__name__ == options_type
+
+
+def test_options_of_both_methods_need_a_method(images, tmp_path, capsys):
+    content, style = images
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--steps", "5", "--alpha", "0.5"], capsys)
+    assert_one_line_error(code, err, "--steps is an option of --method optimize and --alpha of --method fast")
+    assert code == 2
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--method", "optimize", "--tile", "256"],
+                       capsys)
+    assert_one_line_error(code, err, "--tile only applies to --method fast")

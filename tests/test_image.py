@@ -181,8 +181,9 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ImageError) as e:  # one line naming the output, never the temporary file
         save_image(torch.ones(1, 3, 4, 4), out, overwrite=True)
+    assert str(e.value) == f"{out}: cannot write (disk full)"
     assert out.read_bytes() == original  # old file intact
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind
 

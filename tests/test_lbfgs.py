@@ -79,3 +79,35 @@ def test_tiny_budgets(steps):
     calls: list = []
     lbfgs_minimize(quadratic(torch.ones(3), torch.zeros(3), calls), torch.ones(3), steps=steps)
     assert len(calls) == steps
+
+
+def test_the_cap_is_measured_on_the_step_actually_taken():
+    # Pixel 0 sits on the upper bound and its target (100) is far outside the box; pixel 1 is
+    # free (0.2 -> 0.6). After one curvature pair the direction is the exact Newton step
+    # (+99, +0.4). Projected, pixel 0 does not move, so the step taken is 0.4 <= the cap (1)
+    # and pixel 1 lands on its target. Capping before the projection divided it by 99.
+    calls: list = []
+    f = quadratic(torch.ones(2), torch.tensor([100.0, 0.6]), calls)
+    x = lbfgs_minimize(f, torch.tensor([1.0, 0.2]), steps=3, max_step=1.0)
+    assert float(x[0]) == 1.0
+    assert abs(float(x[1]) - 0.6) < 1e-4, x
+
+
+def test_the_two_loop_recursion_makes_no_python_floats(monkeypatch):
+    # On CUDA every float(tensor) waits for the device: the direction must stay on it.
+    torch.manual_seed(0)
+    pairs = deque()
+    for _ in range(5):
+        s, y = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+        y = y + 3 * s  # positive curvature
+        pairs.append((s, y, 1.0 / torch.dot(y.reshape(-1), s.reshape(-1))))
+    g = torch.randn(1, 3, 8, 8)
+    expected = lbfgs_direction(g, pairs, 1.0)
+
+    def no_sync(*a, **k):
+        raise AssertionError("a Python number was made from a tensor")
+
+    monkeypatch.setattr(torch.Tensor, "__float__", no_sync)
+    monkeypatch.setattr(torch.Tensor, "item", no_sync)
+    d = lbfgs_direction(g, pairs, 1.0)
+    assert torch.allclose(d, expected)

@@ -212,3 +212,36 @@ def test_real_weights_tiny_run(content_image, style_image):
     assert out.shape == content_image.shape
     assert min(losses[:10]) < losses[0]
     assert out.std() > 0.02
+
+
+def test_all_loss_weights_zero_is_refused_at_validation():
+    # before: validate() passed and the run crashed in autograd (a loss with no graph)
+    for weights in (dict(content_weight=0.0, style_weight=0.0, tv_weight=0.0),
+                    dict(content_layers={"relu4_2": 0.0}, style_weight=0.0, tv_weight=0.0)):
+        with pytest.raises(StyleTransferError, match="nothing to optimise"):
+            opts(**weights).validate(1)
+    opts(content_weight=0.0, style_weight=0.0, tv_weight=1.0).validate(1)  # TV alone is a (dull) objective
+
+
+def test_a_seed_leaves_the_global_rng_alone(tiny_encoder, content_image, style_image):
+    # web worker threads share torch's global RNG: a run must not reseed it
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    stylize_optimize(content_image, [style_image], opts(init="noise", seed=0, steps=[2]), encoder=tiny_encoder)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_luminance_recolouring_is_image_transfer_luminance(tiny_encoder, content_image, style_image, monkeypatch):
+    from styletransfer import image
+    from styletransfer.stylizers import optimize as optimize_mod
+
+    calls = []
+
+    def spy(stylized, content):
+        calls.append(content)
+        return image.transfer_luminance(stylized, content)
+
+    monkeypatch.setattr(optimize_mod, "transfer_luminance", spy, raising=False)
+    stylize_optimize(content_image, [style_image], opts(preserve_color="luminance", steps=[2]), encoder=tiny_encoder)
+    assert len(calls) == 1 and torch.equal(calls[0], content_image)  # one implementation, fed the photo

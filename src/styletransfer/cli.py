@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .argtypes import non_negative_int, number, positive_int
+from .argtypes import number, positive_int
 
 PROG = "styletransfer"
+METHODS = ("auto", "optimize", "fast")
 DEMO_NAME = "styletransfer-demo"
 DEMO_SIZE_ENV = "STYLETRANSFER_DEMO_SIZE"  # the demo's output size (tests use a tiny one)
 
@@ -32,38 +32,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(f"{message} (see: {self.prog} --help)")
-
-
-# ----- value parsers -----------------------------------------------------------------------------
-
-def _steps(text: str) -> int | list[int]:
-    """``300`` (budget of the coarsest scale) or ``300,80,20`` (every scale, coarse to fine)."""
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N,N,... (whole numbers), got {text!r}") from None
-    if any(p < 0 for p in parts) or sum(parts) < 1:
-        raise argparse.ArgumentTypeError(f"step counts must be >= 0 and not all 0, got {text!r}")
-    return parts[0] if len(parts) == 1 else parts
-
-
-def _layers(text: str) -> dict[str, float]:
-    """``relu4_2`` or ``relu1_1:1,relu2_1:0.5`` -> {layer: weight}."""
-    from .encoders import LAYER_NAMES
-
-    out: dict[str, float] = {}
-    for item in text.split(","):
-        name, _, weight = item.strip().partition(":")
-        if name not in LAYER_NAMES:
-            raise argparse.ArgumentTypeError(f"unknown VGG19 layer {name!r} (use relu1_1 ... relu5_4)")
-        try:
-            w = float(weight) if weight else 1.0
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad layer weight {weight!r} in {text!r}") from None
-        if not (w >= 0 and math.isfinite(w)):
-            raise argparse.ArgumentTypeError(f"layer weights must be >= 0, got {weight!r}")
-        out[name] = w
-    return out
 
 
 # ----- parser ------------------------------------------------------------------------------------
@@ -95,9 +63,7 @@ speed: the optimisation works coarse-to-fine (small image first, each scale twic
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .stylizers.optimize import OptimizeOptions
 
-    d = OptimizeOptions()
     parser = _Parser(prog=PROG, description=DESCRIPTION, formatter_class=_FMT)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -109,12 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the photo to repaint, or a folder of photos (then OUT is a folder too)")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are blended")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder when CONTENT is one "
-                        "(one PNG per photo, same name); never overwritten without --force")
+                   help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder (one PNG per photo, "
+                        "named after it); never overwritten without --force")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never an input)")
-    p.add_argument("--method", choices=("optimize", "fast", "auto"), default="optimize",
-                   help="optimize: Gatys optimisation, best quality (default); fast: AdaIN feed-forward, "
-                        "one pass; auto: fast if its built-in model is installed, else optimize")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="optimize: Gatys optimisation, best quality; fast: AdaIN feed-forward, one pass; "
+                        "auto (default): fast if its built-in model is installed (or a fast-mode option "
+                        "such as --model is given), else optimize")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (scales, steps, tiles) and the memory and time estimate, then exit")
     g = p.add_argument_group("size")
     g.add_argument("--size", type=positive_int, default=512, metavar="PX",
                    help="longest side of the output (default 512)")
@@ -122,64 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap the output at N pixels (keeps the aspect ratio)")
     g.add_argument("--max-input-pixels", type=positive_int, default=80_000_000, metavar="N",
                    help="refuse input images larger than N pixels (decompression-bomb guard; default 80M)")
-    g = p.add_argument_group("style")
-    g.add_argument("--style-weights", type=number(0), nargs="+", metavar="W",
-                   help="blend weights, one per STYLE (normalised to sum 1; default equal)")
-    g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
-                   help="keep the photo's colours: luminance = transfer brightness only, exact photo colours; "
-                        "histogram = recolour the style to the photo's palette first (default none)")
-    g = p.add_argument_group("optimisation (--method optimize)")
-    g.add_argument("--steps", type=_steps, default=d.steps, metavar="N[,N...]",
-                   help=f"steps of the coarsest scale, each finer scale 1/{d.step_decay:g} as many (min "
-                        f"{d.min_steps}); or one count per scale, coarse to fine, e.g. 300,80,20 (default {d.steps})")
-    g.add_argument("--step-decay", type=number(lo=1.0), default=d.step_decay, metavar="R",
-                   help=f"ratio of the step counts of successive scales (default {d.step_decay:g}; "
-                        "4 = equal time per scale)")
-    g.add_argument("--max-work", type=number(lo=0.0, lo_open=True), default=d.max_work, metavar="MPX",
-                   help=f"cap on the schedule's total work in megapixel-steps (steps x pixels summed over "
-                        f"the scales; ~15-20 s each on 2 CPU cores): big outputs get fewer steps per scale "
-                        f"(default {d.max_work:g})")
-    g.add_argument("--no-max-work", dest="max_work", action="store_const", const=None,
-                   help="no cap: every output size gets the full --steps schedule")
-    g.add_argument("--scales", type=positive_int, metavar="N",
-                   help=f"number of scales (default: halve until the longest side is ~{d.coarse_size} px)")
-    g.add_argument("--coarse-size", type=positive_int, default=d.coarse_size, metavar="PX",
-                   help=f"halve the output while its longest side stays >= PX to get the coarsest scale "
-                        f"(default {d.coarse_size}; smaller = faster but loses small details)")
-    g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer, help="default lbfgs")
-    g.add_argument("--lr", type=number(0, lo_open=True), help="step size (default 1.0 for lbfgs, 0.02 for adam)")
-    g.add_argument("--init", choices=("content", "noise", "style"), default=d.init,
-                   help="start image (default content)")
-    g.add_argument("--content-weight", type=number(0), default=d.content_weight, metavar="W",
-                   help=f"default {d.content_weight:g}")
-    g.add_argument("--style-weight", type=number(0), default=d.style_weight, metavar="W",
-                   help=f"higher = more style (default {d.style_weight:g})")
-    g.add_argument("--tv-weight", type=number(0), default=d.tv_weight, metavar="W",
-                   help=f"smoothness (total variation) weight (default {d.tv_weight:g})")
-    g.add_argument("--content-layers", type=_layers, metavar="L[:W],...",
-                   help="content layers and weights (default relu4_2)")
-    g.add_argument("--style-layers", type=_layers, metavar="L[:W],...",
-                   help="style layers and weights (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
-    g.add_argument("--style-scale", type=number(0, lo_open=True), default=d.style_scale, metavar="F",
-                   help="style image area relative to the output: < 1 = smaller brush strokes (default 1)")
-    g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="VGG19 pooling (default max)")
-    g.add_argument("--early-stop", type=number(0), default=d.early_stop_tol, metavar="TOL",
-                   help=f"stop a scale when the loss improves by less than TOL (relative) over "
-                        f"{d.early_stop_patience} steps; 0 = off (default {d.early_stop_tol:g})")
-    g.add_argument("--snapshot-every", type=non_negative_int, default=0, metavar="N",
-                   help="save the image every N steps into --snapshot-dir")
-    g.add_argument("--snapshot-dir", metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)")
-    g = p.add_argument_group("fast mode (--method fast)")
-    g.add_argument("--alpha", type=number(0, 1), default=1.0, help="0 = photo, 1 = full style (default 1)")
-    g.add_argument("--mask", action="append", metavar="FILE",
-                   help="spatial mask (white = this style), given once per STYLE, in the same order")
-    g.add_argument("--model", metavar="FILE", help="decoder model.safetensors (default: the built-in model)")
-    g.add_argument("--tile", type=positive_int, metavar="PX", help="tile size for big images (default automatic)")
+    groups = {
+        "shared": p.add_argument_group("style (both methods)"),
+        "optimize": p.add_argument_group("optimisation (--method optimize)"),
+        "fast": p.add_argument_group("fast mode (--method fast)"),
+    }
+    from .clioptions import stylize_flags
+
+    for spec in stylize_flags():
+        spec.add_to(groups[spec.method])
+    groups["fast"].add_argument("--mask", action="append", metavar="FILE",
+                                help="spatial mask (white = this style), given once per STYLE, in the same order")
     g = p.add_argument_group("general")
-    g.add_argument("--weights", metavar="FILE",
-                   help="torchvision vgg19 state dict (.pth/.safetensors) instead of the built-in Caffe VGG19")
-    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--seed", type=int, help="random seed (for reproducible noise init)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stylize)
 
@@ -208,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         web = None  # type: ignore[assignment]
     if web is not None and hasattr(web, "add_serve_parser"):
-        web.add_serve_parser(sub)
+        web.add_serve_parser(sub).set_defaults(func=cmd_serve)
     return parser
 
 
@@ -349,7 +272,6 @@ def _check_files(paths: Sequence[str], what: str) -> None:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from . import fast_available
     from .errors import StyleTransferError
     from .image import load_image
 
@@ -359,116 +281,184 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_files(args.styles, "style")
     if args.mask:
         _check_files(args.mask, "--mask")
-    if args.style_weights is not None and len(args.style_weights) != n:
-        raise CLIError(f"--style-weights: got {len(args.style_weights)} weight(s) for {n} style image(s)")
-    if args.style_weights is not None and sum(args.style_weights) <= 0:
-        raise CLIError("--style-weights: the weights must not all be 0")
-    if args.weights and not Path(args.weights).is_file():
-        raise StyleTransferError(f"--weights {args.weights}: no such file")
-    if args.model and not Path(args.model).is_file():
-        raise StyleTransferError(f"--model {args.model}: no such file")
-    method = args.method
-    if method == "auto":
-        method = "fast" if (args.model or fast_available()) else "optimize"
-    if method == "optimize":
-        for flag, value in (("--mask", args.mask), ("--model", args.model), ("--tile", args.tile)):
-            if value:
-                raise CLIError(f"{flag} only applies to --method fast")
-        if args.alpha != 1.0:
-            raise CLIError("--alpha only applies to --method fast")
-    elif args.mask and len(args.mask) != n:
+    method, options = _options(args)
+    if getattr(options, "weights", None) and not Path(options.weights).is_file():
+        raise StyleTransferError(f"--weights {options.weights}: no such file")
+    if getattr(options, "model", None) and not Path(options.model).is_file():
+        raise StyleTransferError(f"--model {options.model}: no such file")
+    if method == "fast" and args.mask and len(args.mask) != n:
         raise CLIError(f"--mask: give one mask per style image ({n}), got {len(args.mask)}")
     jobs = _stylize_jobs(args)
     t_all = time.perf_counter()
     styles = [load_image(s, max_pixels=args.max_input_pixels).rgb for s in args.styles]
-    masks = [load_image(m, max_pixels=args.max_input_pixels).rgb.mean(dim=1, keepdim=True)
-             for m in args.mask] if args.mask else None
+    if args.mask:
+        masks = [load_image(m, max_pixels=args.max_input_pixels).rgb.mean(dim=1, keepdim=True) for m in args.mask]
+        options = dataclasses.replace(options, masks=masks)
     failed = 0
     for content_path, out in jobs:
         try:
-            _stylize_one(args, method, content_path, out, styles, masks, quiet=args.quiet or len(jobs) > 1)
+            _stylize_one(args, method, options, content_path, out, styles, quiet=args.quiet or len(jobs) > 1)
         except StyleTransferError as exc:
             if len(jobs) == 1:
                 raise
             failed += 1
             _error(str(exc), 1)  # a batch goes on past a bad photo, and says so
-    if len(jobs) > 1:
+    if len(jobs) > 1 and not args.dry_run:
         print(f"{len(jobs) - failed} of {len(jobs)} photos stylized into {args.output} "
               f"in {time.perf_counter() - t_all:.1f} s" + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
 
 
-def _stylize_jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    """(content, output) pairs: one for a photo; one per image for a folder of photos."""
+def _options(args: argparse.Namespace) -> tuple[str, Any]:
+    """(method, OptimizeOptions or FastOptions) from the flags; ``auto`` follows ``stylize()``'s
+    rule (fast when its built-in model is installed), unless the flags name one method's options."""
+    from . import fast_available, resolve_device
+    from . import clioptions as co
     from .errors import StyleTransferError
-    from .image import SAVE_FORMATS, check_output_path, list_images
+
+    specs = co.stylize_flags()
+    values = co.given(args, specs)
+    only = {m: [co.flag_of(k, specs) for k in values if co.method_of(k, specs) == m] for m in (co.OPTIMIZE, co.FAST)}
+    if args.mask:
+        only[co.FAST].append("--mask")
+    method = args.method
+    if method == "auto":
+        if only[co.OPTIMIZE] and only[co.FAST]:
+            raise CLIError(f"{only[co.OPTIMIZE][0]} is an option of --method optimize and {only[co.FAST][0]} of "
+                           "--method fast: choose one --method")
+        method = ("fast" if only[co.FAST] else "optimize" if only[co.OPTIMIZE]
+                  else "fast" if fast_available() else "optimize")
+    else:
+        other = co.FAST if method == "optimize" else co.OPTIMIZE
+        if only[other]:
+            raise CLIError(f"{only[other][0]} only applies to --method {other}")
+    weights = values.get("style_weights")
+    if weights is not None:
+        if len(weights) != len(args.styles):
+            raise CLIError(f"--style-weights: got {len(weights)} weight(s) for {len(args.styles)} style image(s)")
+        if sum(weights) <= 0:
+            raise CLIError("--style-weights: the weights must not all be 0")
+    try:
+        resolve_device(values.get("device", "auto"))
+    except ValueError as exc:
+        raise CLIError(f"--device: {exc}") from None
+    opt_cls, fast_cls = co.option_classes()
+    cls = opt_cls if method == "optimize" else fast_cls
+    options = co.build_options(cls, values)
+    try:
+        options.validate(len(args.styles))
+    except StyleTransferError as exc:  # the values came from flags: a usage error
+        raise CLIError(co.name_flags(str(exc), specs)) from None
+    return method, options
+
+
+def _stylize_jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(content, output) pairs: one for a photo; one per image for a folder of photos.
+
+    Every output is checked (name, folder writable, not an input, not there without --force)
+    before the first, slow, stylization.
+    """
+    from .errors import StyleTransferError
+    from .image import SAVE_FORMATS, check_output_path, check_writable_folder, list_images
 
     content = Path(args.content)
     inputs = [args.content, *args.styles, *(args.mask or [])]
+    out = Path(args.output)
     if not content.is_dir():
-        return [(content, check_output_path(args.output, overwrite=args.force, inputs=inputs))]
-    out_dir = Path(args.output)
-    if out_dir.suffix.lower() in SAVE_FORMATS or (out_dir.exists() and not out_dir.is_dir()):
+        if out.is_dir():  # -o FOLDER: the photo's name, as for a folder of photos
+            out = out / f"{content.stem}.png"
+        return [(content, check_output_path(out, overwrite=args.force, inputs=inputs))]
+    if out.suffix.lower() in SAVE_FORMATS or (out.exists() and not out.is_dir()):
         raise StyleTransferError(f"-o {args.output}: CONTENT is a folder, so OUT must be a folder too")
-    if out_dir.resolve() == content.resolve():
+    if out.resolve() == content.resolve():
         raise StyleTransferError(f"-o {args.output}: write into another folder than the photos' own")
     photos = list_images(content)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(photo, out_dir / f"{photo.stem}.png") for photo in photos]
-    # check every output before the first (slow) stylization, so nothing fails half-way on a name
-    for photo, out in jobs:
-        check_output_path(out, overwrite=args.force, inputs=[photo, *inputs[1:]])
+    if not out.is_dir():
+        parent = next(p for p in out.resolve().parents if p.exists())
+        check_writable_folder(parent, what=f"-o {args.output}")
+        if args.dry_run:
+            return [(photo, out / f"{photo.stem}.png") for photo in photos]
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StyleTransferError(f"-o {args.output}: cannot create the folder ({exc.strerror or exc})") from None
+    jobs = [(photo, out / f"{photo.stem}.png") for photo in photos]
+    for photo, path in jobs:
+        check_output_path(path, overwrite=args.force, inputs=[photo, *inputs[1:]])
     return jobs
 
 
-def _stylize_one(args: argparse.Namespace, method: str, content_path: Path, out: Path,
-                 styles: list, masks: list | None, quiet: bool) -> None:
-    from .image import fit_size, load_image, resize, save_image
-    from .stylizers.optimize import OptimizeOptions, stylize_optimize
+def _plan(method: str, options: Any, height: int, width: int) -> tuple[Any, Any, int | None]:
+    """(plan, options, available bytes): the estimate of a run, with fast mode's tile fitted to
+    the memory available. Only CPU runs are checked (the figures are the CPU's)."""
+    import torch
 
-    n = len(styles)
+    from . import plan as planning
+    from . import resolve_device
+
+    on_cpu = resolve_device(options.device).type == "cpu"
+    available = planning.available_memory() if on_cpu else None
+    threads = torch.get_num_threads()
+    if method == "optimize":
+        return planning.plan_optimize(height, width, options, threads=threads), options, available
+    plan = planning.plan_fast(height, width, options, threads=threads, available=available)
+    if options.tile is None and plan.tile is not None and plan.tile != planning.FAST_DEFAULT_TILE:
+        options = dataclasses.replace(options, tile=plan.tile)  # a smaller tile than the default: it fits
+    return plan, options, available
+
+
+def _memory_hints(method: str, options: Any, height: int, width: int, available: int) -> list[str]:
+    """What to try when a run does not fit: a --size that does, and the fast method."""
+    from . import fast_available
+    from . import plan as planning
+
+    if method == "optimize":
+        side = planning.largest_size_that_fits(
+            height, width, lambda h, w: planning.plan_optimize(h, w, options).peak_bytes <= available)
+        fast_ok = fast_available() or getattr(options, "model", None)
+    else:
+        side = planning.largest_size_that_fits(
+            height, width, lambda h, w: planning.plan_fast(h, w, options, available=available).peak_bytes
+            <= available)
+        fast_ok = False
+    hints = [f"--size {side}"] if side else []
+    return hints + (["--method fast"] if fast_ok else [])
+
+
+def _stylize_one(args: argparse.Namespace, method: str, options: Any, content_path: Path, out: Path,
+                 styles: list, quiet: bool) -> None:
+    from . import plan as planning
+    from . import stylize
+    from .image import fit_size, load_image, save_image
+
     inputs = [content_path, *args.styles, *(args.mask or [])]
     t0 = time.perf_counter()
     loaded = load_image(content_path, max_pixels=args.max_input_pixels)
-    content = loaded.rgb
-    h, w = fit_size(*content.shape[-2:], size=args.size, max_pixels=args.max_pixels)
-    content = resize(content, (h, w))
-    preserve = None if args.preserve_color == "none" else args.preserve_color
-
-    if method == "optimize":
-        snapshot_dir = args.snapshot_dir
-        if args.snapshot_every and not snapshot_dir:
-            snapshot_dir = str(out.with_name(out.stem + "_snapshots"))
-        d = OptimizeOptions()
-        options = OptimizeOptions(
-            optimizer=args.optimizer, lr=args.lr, steps=args.steps, step_decay=args.step_decay,
-            max_work=args.max_work, scales=args.scales,
-            coarse_size=args.coarse_size, init=args.init, content_weight=args.content_weight,
-            style_weight=args.style_weight, tv_weight=args.tv_weight,
-            content_layers=args.content_layers or d.content_layers,
-            style_layers=args.style_layers or d.style_layers,
-            style_weights=args.style_weights, style_scale=args.style_scale, preserve_color=preserve,
-            early_stop_tol=args.early_stop, seed=args.seed, pooling=args.pooling, weights=args.weights,
-            device=args.device, snapshot_every=args.snapshot_every, snapshot_dir=snapshot_dir,
-        )
-        options.validate(n)
-        callback, close = _progress(quiet, "stylize")
-        try:
-            result = stylize_optimize(content, styles, options, callback=callback)
-        finally:
-            close()
-    else:
-        from . import _import_fast
-
-        fast = _import_fast()
-        if args.seed is not None:
-            import torch
-
-            torch.manual_seed(args.seed)
-        options = fast.FastOptions(alpha=args.alpha, style_weights=args.style_weights,
-                                   masks=[resize(m, (h, w)) for m in masks] if masks else None,
-                                   preserve_color=preserve, tile=args.tile, device=args.device, model=args.model)
-        result = fast.stylize_fast(content, styles, options)
+    h, w = fit_size(*loaded.rgb.shape[-2:], size=args.size, max_pixels=args.max_pixels)
+    if method == "optimize" and options.snapshot_every and not options.snapshot_dir:
+        options = dataclasses.replace(options, snapshot_dir=str(out.with_name(out.stem + "_snapshots")))
+    plan, options, available = _plan(method, options, h, w)
+    if args.dry_run:
+        print(f"{content_path} -> {out}")
+        print(plan.describe())
+        if available is not None:
+            try:
+                planning.check_fits(plan, available, _memory_hints(method, options, h, w, available))
+                print(f"fits: {planning.format_bytes(available)} available")
+            except Exception as exc:  # noqa: BLE001 - a StyleTransferError: said, not raised
+                print(f"would be refused: {exc}")
+        return
+    if available is not None and plan.peak_bytes > available:
+        planning.check_fits(plan, available, _memory_hints(method, options, h, w, available))
+    if not quiet:
+        print(f"{PROG}: {w}x{h} with --method {method}: about {planning.format_bytes(plan.peak_bytes)} of memory "
+              f"and {planning.format_seconds(plan.seconds)}", file=sys.stderr)
+    callback, close = _progress(quiet or method == "fast", "stylize")
+    try:
+        result = stylize(loaded.rgb, styles, method=method, options=options, size=args.size,
+                         max_pixels=args.max_pixels, callback=callback)
+    finally:
+        close()
     save_image(result, out, alpha=loaded.alpha, overwrite=args.force, inputs=inputs)
     rh, rw = result.shape[-2:]
     print(f"wrote {out} ({rw}x{rh}, {method}) in {time.perf_counter() - t0:.1f} s")
@@ -484,11 +474,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
               if f.name not in _TRAIN_SKIP}
     cfg = TrainConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out, **values)
-    cfg.validate()
+    try:
+        cfg.validate()
+    except StyleTransferError as exc:  # the values came from flags: bad usage (exit 2), as for stylize
+        raise CLIError(str(exc)) from None
     last = Trainer(cfg, resume=args.resume).fit()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
     print(f"training finished; run folder {args.out}" + (f" (last step: {summary})" if summary else ""))
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``styletransfer serve``: the checks that need no server first, with this CLI's messages."""
+    import importlib.util
+
+    from . import web
+
+    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart")):
+        if importlib.util.find_spec(module) is None and not (
+                module == "multipart" and importlib.util.find_spec("python_multipart") is not None):
+            raise CLIError(f"serve needs the web extra ({package} is not installed): "
+                           "pip install 'styletransfer[web]'")
+    fast_model = getattr(args, "fast_model", None)
+    if fast_model and not os.path.isfile(fast_model):
+        raise CLIError(f"--fast-model {fast_model}: no such file")
+    try:
+        web.settings_from_args(args).validate()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return web.serve_command(args)
 
 
 # ----- entry point -------------------------------------------------------------------------------

