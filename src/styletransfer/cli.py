@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photo", default="astronaut", choices=_demo_photos(), help="content photo (default astronaut)")
     p.add_argument("--size", type=positive_int, metavar="PX",
                    help=f"longest side of the output (default 512, or ${DEMO_SIZE_ENV})")
+    p.add_argument("--method", choices=("auto", "fast", "optimize"), default="auto",
+                   help="auto (default): fast (seconds) when the built-in model is installed, else optimize "
+                        "(best quality, minutes)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -226,9 +229,11 @@ def _fresh_demo_path() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from . import fast_available
     from .demo import DEMO_STYLE_WEIGHT, content_photo, swirl_style
     from .errors import StyleTransferError
     from .image import check_output_path, fit_size, resize, save_image
+    from .plan import format_seconds, plan_optimize
     from .stylizers.optimize import OptimizeOptions, stylize_optimize
 
     size = args.size
@@ -240,23 +245,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise StyleTransferError(f"${DEMO_SIZE_ENV} must be a whole number, got {env!r}") from None
         if size < 16:
             raise StyleTransferError(f"${DEMO_SIZE_ENV} must be >= 16, got {size}")
+    method = args.method
+    if method == "auto":
+        method = "fast" if fast_available() else "optimize"
     out = Path(args.output) if args.output else _fresh_demo_path()
     check_output_path(out, overwrite=False)
     t0 = time.perf_counter()
     content = content_photo(args.photo)
     content = resize(content, fit_size(*content.shape[-2:], size=size))
     style = swirl_style(512)
-    callback, close = _progress(args.quiet, "demo")
-    try:
-        options = OptimizeOptions(device=args.device, seed=0, style_weight=DEMO_STYLE_WEIGHT)
-        result = stylize_optimize(content, [style], options, callback=callback)
-    finally:
-        close()
+    options = OptimizeOptions(device=args.device, seed=0, style_weight=DEMO_STYLE_WEIGHT)
+    if method == "fast":
+        from .stylizers.fast import FastOptions, stylize_fast
+
+        result = stylize_fast(content, [style], FastOptions(device=args.device))
+    else:
+        callback, close = _progress(args.quiet, "demo")
+        try:
+            result = stylize_optimize(content, [style], options, callback=callback)
+        finally:
+            close()
     save_image(result, out)
     elapsed = time.perf_counter() - t0
     h, w = result.shape[-2:]
-    print(f"wrote {out.resolve()} ({w}x{h}, scikit-image '{args.photo}' in the built-in 'swirls' style) "
-          f"in {elapsed:.1f} s")
+    print(f"wrote {out.resolve()} ({w}x{h}, scikit-image '{args.photo}' in the built-in 'swirls' style, "
+          f"{method} mode) in {elapsed:.1f} s")
+    if method == "fast":
+        guess = format_seconds(plan_optimize(h, w, options).seconds)
+        print(f"for the best quality (Gatys optimisation, about {guess} on a 2-core CPU): "
+              f"styletransfer demo --method optimize")
     return 0
 
 

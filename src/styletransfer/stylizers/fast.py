@@ -70,8 +70,9 @@ class FastOptions:
 
     Attributes:
         alpha: content/style trade-off in [0, 1] (0 = content features, 1 = full style).
-        transform: ``"wct"`` (whitening-colouring: matches the style's feature covariance, the
-            stronger and truer textures) or ``"adain"`` (matches channel means/stds only).
+        transform: ``"adain"`` (matches channel means/stds: the photo stays readable; the
+            default, chosen by the look test) or ``"wct"`` (whitening-colouring: matches the
+            style's feature covariance: stronger, wilder textures).
         levels: encoder levels to run, deepest first (e.g. ``["relu4_1", "relu2_1"]``);
             ``None`` = every level the model has.
         style_weights: interpolation weights of several styles (normalised to sum 1).
@@ -86,7 +87,7 @@ class FastOptions:
     """
 
     alpha: float = 1.0
-    transform: str = "wct"
+    transform: str = "adain"
     levels: list[str] | None = None
     style_weights: list[float] | None = None
     masks: list[torch.Tensor] | None = None
