@@ -144,7 +144,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", help="model file (default: the built-in model)")
-    p.add_argument("--transform", choices=("wct", "adain"), default="wct")
+    p.add_argument("--transform", choices=("wct", "adain"), default="adain")
     p.add_argument("--levels", nargs="+", help="levels to run (default: all the model has)")
     p.add_argument("--quality-size", type=int, default=384)
     p.add_argument("--pairs", type=int, default=3)

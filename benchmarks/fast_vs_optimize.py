@@ -67,7 +67,7 @@ def _cell(image: torch.Tensor, side: int) -> torch.Tensor:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="fast model file (default: the built-in model)")
-    p.add_argument("--transform", choices=("wct", "adain"), default="wct")
+    p.add_argument("--transform", choices=("wct", "adain"), default="adain")
     p.add_argument("--levels", nargs="+", help="fast levels (default: all the model has)")
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--size", type=int, default=512)

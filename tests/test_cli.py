@@ -223,7 +223,7 @@ def test_demo_options_without_the_demo_word(tiny_vgg, tmp_path, monkeypatch, cap
 def test_demo_uses_its_gentler_style_weight(seen_options, tmp_path, capsys):
     from styletransfer.demo import DEMO_STYLE_WEIGHT
 
-    code, _, err = run(["demo", "--size", "32", "-q", "-o", tmp_path / "d.png"], capsys)
+    code, _, err = run(["demo", "--method", "optimize", "--size", "32", "-q", "-o", tmp_path / "d.png"], capsys)
     assert code == 0, err
     assert [o.style_weight for o in seen_options] == [DEMO_STYLE_WEIGHT]
     assert DEMO_STYLE_WEIGHT < optimize_mod.OptimizeOptions().style_weight
@@ -410,7 +410,7 @@ def test_outputs_get_the_usual_permissions(tiny_vgg, images, tmp_path, capsys):
 
 def test_an_output_that_cannot_fit_is_refused_before_allocating(no_run, images, tmp_path, capsys):
     content, style = images  # 60x40: --size 100000 would be 100000 x 66667 pixels
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "-q"], capsys)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "-q", "--method", "optimize"], capsys)
     assert_one_line_error(code, err, "100000x66667 with --method optimize needs about")
     assert code == 1 and "available; try --size " in err
 
@@ -418,7 +418,7 @@ def test_an_output_that_cannot_fit_is_refused_before_allocating(no_run, images, 
 def test_refusal_names_a_size_that_fits(no_run, images, tmp_path, capsys, monkeypatch):
     content, style = images
     monkeypatch.setattr(plan, "available_memory", lambda: 2_000_000_000)
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "2048", "-q"], capsys)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "2048", "-q", "--method", "optimize"], capsys)
     assert_one_line_error(code, err, "this machine has 2.0 GB available; try --size ")
     side = int(err.split("try --size ")[1].split()[0])
     assert plan.plan_optimize(*styletransfer.fit_size(40, 60, size=side), styletransfer.OptimizeOptions()
@@ -428,13 +428,13 @@ def test_refusal_names_a_size_that_fits(no_run, images, tmp_path, capsys, monkey
 
 def test_dry_run_prints_the_plan_and_does_no_work(no_run, images, tmp_path, capsys):
     content, style = images
-    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "512", "--dry-run"], capsys)
+    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "512", "--dry-run", "--method", "optimize"], capsys)
     assert code == 0, err
     assert "output 512x341, method optimize" in out
     assert "scales 256x170: 100 steps, 512x341: 25 steps" in out
     assert "peak memory about" in out and "time about" in out
     assert not (tmp_path / "o.png").exists()
-    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "--dry-run"],
+    code, out, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "100000", "--dry-run", "--method", "optimize"],
                          capsys)
     assert code == 0, err
     assert "would be refused: 100000x66667 with --method optimize needs about" in out
@@ -512,7 +512,7 @@ def test_every_options_field_is_a_flag(capsys):
 
 
 def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatch):
-    """The lead adds FastOptions.transform ("adain" | "wct"): --transform works with no CLI change."""
+    """A field added to FastOptions (here: brush, passes) becomes a flag with no CLI change."""
     import dataclasses
 
     from styletransfer import clioptions
@@ -520,13 +520,13 @@ def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatc
 
     @dataclasses.dataclass
     class NewFast(FastOptions):
-        transform: str = "adain"
-        levels: int = 1
+        brush: str = "round"
+        passes: int = 1
 
         def validate(self, n_styles):
             super().validate(n_styles)
-            if self.transform not in ("adain", "wct"):
-                raise styletransfer.StyleTransferError(f"transform must be adain or wct, got {self.transform!r}")
+            if self.brush not in ("round", "flat"):
+                raise styletransfer.StyleTransferError(f"brush must be round or flat, got {self.brush!r}")
 
     monkeypatch.setattr(clioptions, "option_classes", lambda: (styletransfer.OptimizeOptions, NewFast))
     seen = []
@@ -534,14 +534,14 @@ def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatc
     content, style = images
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"x")
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--model", model, "--transform", "wct",
-                        "--levels", "3", "-q"], capsys)
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--model", model, "--brush", "flat",
+                        "--passes", "3", "-q"], capsys)
     assert code == 0, err
     options = seen[0]["options"]
-    assert type(options) is NewFast and (options.transform, options.levels, options.model) == ("wct", 3, str(model))
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "p.png", "--model", model, "--transform", "x"],
+    assert type(options) is NewFast and (options.brush, options.passes, options.model) == ("flat", 3, str(model))
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "p.png", "--model", model, "--brush", "x"],
                        capsys)
-    assert_one_line_error(code, err, "--transform must be adain or wct")
+    assert_one_line_error(code, err, "--brush must be round or flat")
     assert code == 2
 
 

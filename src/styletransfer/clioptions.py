@@ -116,6 +116,13 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "snapshot_dir": dict(metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)",
                          default_text=False),
     # fast
+    "transform": dict(choices=("adain", "wct"), help="feature transform: adain (keeps the photo readable) "
+                                                      "or wct (whitening-colouring: stronger, wilder)"),
+    "levels": dict(metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+                   help="encoder levels to run, deepest first (default: every level the model has)",
+                   default_text=False),
+    "backend": dict(choices=("torch", "onnxruntime"),
+                    help="run the networks in torch or onnxruntime (CPU; relu4_1 only)"),
     "alpha": dict(type=number(0, 1), help="0 = photo, 1 = full style"),
     "masks": dict(skip=True),  # --mask FILE, loaded by the CLI
     "tile": dict(metavar="PX", help="tile side for big images (default: the largest that fits in memory)",
