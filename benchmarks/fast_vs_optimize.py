@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_optimize import common_measure  # noqa: E402
+from fast_grid import _cell  # noqa: E402  (fit inside a square, centred on white)
 from styletransfer import OptimizeOptions, load_image, save_image  # noqa: E402
 from styletransfer.image import fit_size, from_array, resize  # noqa: E402
 from styletransfer.stylizers.fast import FastOptions, stylize_fast  # noqa: E402
@@ -55,13 +55,6 @@ def load_style(name: str) -> torch.Tensor:
         except KeyError:  # the web's older name of the demo style
             return from_array(style_array(key.rstrip("s")))
     return load_image(DATA / "train" / "style" / f"{name}.jpg").rgb
-
-
-def _cell(image: torch.Tensor, side: int) -> torch.Tensor:
-    h, w = fit_size(*image.shape[-2:], size=side)
-    img = resize(image, (h, w))
-    top, left = (side - h) // 2, (side - w) // 2
-    return F.pad(img, (left, side - w - left, top, side - h - top), value=1.0)
 
 
 def main() -> None:
