@@ -294,7 +294,8 @@ def encode_tiled(encoder: VGG19Encoder, image: torch.Tensor, tile: int, layer: s
     out = None
     for y0, y1, ky0, ky1 in _tiles(h, tile, ENCODER_HALO, 8):
         for x0, x1, kx0, kx1 in _tiles(w, tile, ENCODER_HALO, 8):
-            f = encoder(image[..., y0:y1, x0:x1], [layer])[layer]
+            # a slice of a channels_last map is not channels_last-contiguous: convs on it take a slow path
+            f = encoder(image[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last), [layer])[layer]
             if out is None:
                 out = f.new_empty(1, f.shape[1], h // s, w // s)
             out[..., ky0 // s: ky1 // s, kx0 // s: kx1 // s] = \
@@ -318,7 +319,7 @@ def decode_tiled(decoder: Decoder, features: torch.Tensor, tile: int) -> torch.T
     out = features.new_empty(1, 3, h * s, w * s)
     for y0, y1, ky0, ky1 in _tiles(h, ft, DECODER_HALO):
         for x0, x1, kx0, kx1 in _tiles(w, ft, DECODER_HALO):
-            y = decoder(features[..., y0:y1, x0:x1])
+            y = decoder(features[..., y0:y1, x0:x1].contiguous())
             out[..., ky0 * s: ky1 * s, kx0 * s: kx1 * s] = \
                 y[..., (ky0 - y0) * s: (ky1 - y0) * s, (kx0 - x0) * s: (kx1 - x0) * s]
     return out
@@ -472,7 +473,7 @@ def stylize_fast(
     styles = [s.to(device, torch.float32) for s in styles]
     if opts.preserve_color == "histogram":
         styles = [match_color(s, content) for s in styles]
-    tile = (opts.tile or 1024) // 8 * 8
+    tile = (opts.tile or 1024 + 2 * MARGIN) // 8 * 8  # a 1024^2 photo and its margin: one tile
     x, (h, w), m = _with_margin(content)
     weights = opts.style_weights or [1.0] * len(styles)
     weights = [wt / sum(weights) for wt in weights]
