@@ -17,9 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_env import launch, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +25,7 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 pytest.importorskip("onnx")
 uvicorn = pytest.importorskip("uvicorn")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
+require_chromium()
 
 from styletransfer import export  # noqa: E402
 from styletransfer.image import from_array, transfer_luminance  # noqa: E402
@@ -101,7 +98,7 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
     uploads: list[str] = []
     try:
         with playwright_sync.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(120000)  # a busy 2-core machine
             page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -158,7 +155,7 @@ def test_page_says_when_on_device_is_unavailable(monkeypatch):
     server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
     try:
         with playwright_sync.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = launch(p)
             page = browser.new_page()
             page.set_default_timeout(120000)
             page.goto(url + "/", wait_until="networkidle")

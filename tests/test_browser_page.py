@@ -19,17 +19,14 @@ import pytest
 import torch
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_env import launch, require_chromium
 
 pytestmark = pytest.mark.browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
+require_chromium()
 
 from styletransfer.web import Settings, create_app  # noqa: E402
 from styletransfer.web.engine import Task  # noqa: E402
@@ -124,7 +121,7 @@ def _screenshot_dir() -> Path:
 
 
 def _launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    return launch(p)
 
 
 def test_page_upload_stylize_shows_result(server_url, photo):
