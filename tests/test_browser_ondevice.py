@@ -5,6 +5,7 @@ unavailable. Screenshots go to ``$STYLETRANSFER_SCREENSHOT_DIR`` (default: the t
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import tempfile
@@ -62,11 +63,17 @@ def _serve(app):
 
 @pytest.fixture(scope="module")
 def nets(tiny_encoder):
+    """The tiny encoder and a decoder per level: the browser runs the same four-level cascade as
+    the server's default fast mode."""
+    from styletransfer.encoders.vgg import layer_channels
+
     torch.manual_seed(7)
-    f = tiny_encoder(torch.rand(1, 3, 64, 64), ["relu4_1"])["relu4_1"]
-    dec = kaiming_init(Decoder(in_channels=32, width=0.125, input_scale=float(f.std())), last_gain=0.3,
-                       last_bias=0.5).eval().requires_grad_(False)
-    return tiny_encoder, dec
+    decoders = {}
+    for level in ("relu4_1", "relu3_1", "relu2_1", "relu1_1"):
+        f = tiny_encoder(torch.rand(1, 3, 64, 64), [level])[level]
+        dec = Decoder(layer_channels(level, tiny_encoder.width_divisor), 0.125, float(f.std()), level=level)
+        decoders[level] = kaiming_init(dec, last_gain=0.3, last_bias=0.5).eval().requires_grad_(False)
+    return tiny_encoder, decoders
 
 
 @pytest.fixture()
@@ -90,8 +97,9 @@ def _screenshot(page, name):
 def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
     if ondevice.find_ort_dir() is None:
         pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
-    encoder, decoder = nets
-    folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoder).folder
+    encoder, decoders = nets
+    folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
+    assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
     monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
     server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
     errors: list[str] = []
@@ -138,7 +146,7 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
     got = np.array(rgba, np.float32).reshape(72, 96, 4)[..., :3] / 255
     content = from_array(np.asarray(Image.open(photo).convert("RGB")))
     style = from_array(np.asarray(Image.open(io.BytesIO(styles.image_jpeg(name))).convert("RGB")))
-    ref = fast.stylize_fast(content, [style], fast.FastOptions(device="cpu", transform="adain"), encoder=encoder, decoder=decoder)
+    ref = fast.stylize_fast(content, [style], fast.FastOptions(device="cpu", transform="adain"), encoder=encoder, decoder=decoders)
     ref = ref[0].permute(1, 2, 0).numpy()
     assert ref.std() > 0.03  # the stand-in model's output depends on its input
     diff = np.abs(got - ref)

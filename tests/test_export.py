@@ -138,6 +138,100 @@ def test_onnxruntime_backend_equals_stylize_fast(tmp_path, monkeypatch, tiny_enc
     assert len(list((tmp_path / "cache").iterdir())) == 1  # exported once, reused
 
 
+# --- several levels (the built-in model's layout) ------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_levels(tiny_encoder) -> dict[str, Decoder]:
+    """Random decoders for all four levels (tiny widths: relu4_1 32 channels ... relu1_1 4)."""
+    from styletransfer.encoders.vgg import layer_channels
+
+    torch.manual_seed(11)
+    decs = {}
+    for level in ("relu1_1", "relu2_1", "relu3_1", "relu4_1"):
+        f = tiny_encoder(torch.rand(1, 3, 64, 64), [level])[level]
+        dec = Decoder(layer_channels(level, tiny_encoder.width_divisor), 0.125, float(f.std()), level=level)
+        decs[level] = kaiming_init(dec, last_gain=0.5, last_bias=0.5).eval().requires_grad_(False)
+    return decs
+
+
+@pytest.fixture(scope="module")
+def exported_levels(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:
+    out = tmp_path_factory.mktemp("export-levels") / "four"
+    export.export_onnx(out, encoder=tiny_encoder, decoder=tiny_levels)
+    return out
+
+
+def test_four_levels_layout_and_statistics(exported_levels, tiny_encoder, style_image, second_style):
+    manifest = json.loads((exported_levels / "model.json").read_text())
+    assert manifest["format"] == 2 and manifest["channels"] == 32 + 16 + 8 + 4
+    assert [(d["layer"], d["channels"], d["offset"]) for d in manifest["levels"]] == \
+        [("relu4_1", 32, 0), ("relu3_1", 16, 32), ("relu2_1", 8, 48), ("relu1_1", 4, 56)]
+    assert "relu4_1: [0, 32); relu3_1: [32, 48)" in (exported_levels / "MODEL_CARD.md").read_text()
+    enc, _ = _sessions(exported_levels)
+    stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
+    assert stats.shape == (2, 2, 60)
+    for d in manifest["levels"]:  # each slice is that level's AdaIN statistics, as the library computes them
+        mean, std = fast.style_statistics(tiny_encoder, second_style, d["layer"], "adain")
+        got = stats[1, :, d["offset"]: d["offset"] + d["channels"]]
+        assert np.abs(got[0] - mean.flatten().numpy()).max() < 1e-4
+        assert np.abs(got[1] - std.flatten().numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("hw", [(48, 64), (37, 53)])
+def test_four_levels_match_stylize_fast(exported_levels, tiny_encoder, tiny_levels, content_image, style_image, hw):
+    content = torch.nn.functional.interpolate(content_image, size=hw, mode="bilinear")
+    ours = _run(exported_levels, content, style_image, 0.8)
+    ref = fast.stylize_fast(content, [style_image], fast.FastOptions(alpha=0.8, device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    one = fast.stylize_fast(content, [style_image], fast.FastOptions(alpha=0.8, device="cpu", levels=["relu4_1"]),
+                            encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    assert ours.shape == ref.shape == (1, 3, *hw)
+    assert np.abs(ref - one).mean() > 0.02  # the shallow levels do change the picture: the test can tell
+    assert np.abs(ours - ref).max() < 1e-3
+    assert np.abs(ours - ref).mean() < 1e-5
+
+
+def test_four_levels_blend_styles_by_statistics(exported_levels, tiny_encoder, tiny_levels, content_image,
+                                                style_image, second_style):
+    enc, sty = _sessions(exported_levels)
+    stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
+    ours = sty.run(None, {"content": content_image.numpy(), "statistics": (0.3 * stats[0] + 0.7 * stats[1])[None],
+                          "alpha": np.array([1.0], np.float32)})[0]
+    ref = fast.stylize_fast(content_image, [style_image, second_style],
+                            fast.FastOptions(style_weights=[0.3, 0.7], device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    assert np.abs(ours - ref).max() < 1e-3
+
+
+def test_export_some_levels(tmp_path, tiny_encoder, tiny_levels, content_image, style_image):
+    out = export.export_onnx(tmp_path / "two", encoder=tiny_encoder, decoder=tiny_levels,
+                             levels=["relu1_1", "relu4_1"]).folder
+    manifest = json.loads((out / "model.json").read_text())
+    assert [d["layer"] for d in manifest["levels"]] == ["relu4_1", "relu1_1"] and manifest["channels"] == 36
+    ref = fast.stylize_fast(content_image, [style_image], fast.FastOptions(device="cpu", levels=["relu4_1", "relu1_1"]),
+                            encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    assert np.abs(_run(out, content_image, style_image, 1.0) - ref).max() < 1e-3
+    with pytest.raises(export.StyleTransferError, match="no decoder for relu3_1"):
+        export.export_onnx(tmp_path / "bad", encoder=tiny_encoder, decoder={"relu4_1": tiny_levels["relu4_1"]},
+                           levels=["relu3_1"])
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("transform", ["adain", "wct"])
+def test_onnxruntime_backend_runs_every_level(tmp_path, monkeypatch, tiny_encoder, tiny_levels, style_image,
+                                              transform):
+    monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
+    content = torch.rand(1, 3, 200, 264)
+    runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_levels, threads=1)
+    assert sorted(runner.decoders) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    for opts in (fast.FastOptions(alpha=0.7, transform=transform),
+                 fast.FastOptions(transform=transform, tile=128, levels=["relu3_1", "relu1_1"])):
+        ours = runner(content, [style_image], opts)
+        ref = fast.stylize_fast(content, [style_image], opts, encoder=tiny_encoder, decoder=tiny_levels)
+        assert ours.shape == ref.shape == (1, 3, 200, 264)
+        assert (ours - ref).abs().max() < 1e-3 and (ours - ref).abs().mean() < 1e-5
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # exported once, reused
+
+
 # --- the command line ---------------------------------------------------------------------------
 def _cli(argv, capsys):
     code = cli.main([str(a) for a in argv])

@@ -122,7 +122,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
                    help="encoder levels to run, deepest first (default: every level the model has)",
                    default_text=False),
     "backend": dict(choices=("torch", "onnxruntime"),
-                    help="run the networks in torch or onnxruntime (CPU; relu4_1 only)"),
+                    help="run the networks in torch or onnxruntime (CPU; exported to ONNX once, then cached)"),
     "alpha": dict(type=number(0, 1), help="0 = photo, 1 = full style"),
     "masks": dict(skip=True),  # --mask FILE, loaded by the CLI
     "tile": dict(metavar="PX", help="tile side for big images (default: the largest that fits in memory)",

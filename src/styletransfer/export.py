@@ -4,24 +4,33 @@ What an app embeds is a folder with two graphs, so it can encode a style once an
 statistics (Huang & Belongie, 2017: AdaIN only needs the style's channel mean and std)::
 
     style_encoder.onnx   style (N, 3, H, W) RGB in [0, 1]
-                         -> statistics (N, 2, C): [mean; std] of VGG19 relu4_1 per channel
+                         -> statistics (N, 2, C): [mean; std] per channel of every level,
+                            concatenated deepest level first (C = 512 + 256 + 128 + 64 = 960
+                            for the built-in four-level model; model.json gives the offsets)
     stylizer.onnx        content (1, 3, H, W) RGB in [0, 1], statistics (1, 2, C), alpha (1,)
                          -> image (1, 3, H, W) RGB in [0, 1]
 
-    f = VGG19_relu4_1(caffe(pad8(content)))               caffe: RGB->BGR, x255, minus mean pixel
-    t = alpha * (std_s * (f - mu(f)) / sigma(f) + mu_s) + (1 - alpha) * f
-    image = clamp(crop(Decoder(t)), 0, 1)
+The stylizer graph is the same multi-level pipeline as :func:`styletransfer.stylizers.fast.stylize_fast`
+(Universal Style Transfer's cascade, Li et al., 2017, with AdaIN at every level)::
 
-H and W are dynamic (any size >= 17; the graph mirrors a 16 px margin, pads to a multiple of 8 and crops
-back). Statistics blend linearly: ``sum_k w_k stats_k`` gives exactly the weighted blend of the
-AdaIN targets that ``--style-weights`` computes, so an app mixes cached styles without the
-encoder. ``fp16=True`` stores the weights in half precision (half the file) and casts them to
-float32 inside the graph, so the arithmetic stays float32 (onnxruntime folds the casts at load).
+    x = pad8(mirror16(content))                           the 16 px mirrored margin, then multiples of 8
+    for each level L, deepest first (relu4_1, relu3_1, relu2_1, relu1_1 for the built-in model):
+        f = VGG19_L(caffe(x))                              caffe: RGB->BGR, x255, minus mean pixel
+        t = alpha * (std_s,L * (f - mu(f)) / sigma(f) + mu_s,L) + (1 - alpha) * f
+        x = clamp(Decoder_L(t), 0, 1)
+    image = crop(x)
 
-:func:`onnx_networks` exports the two halves used internally by the onnxruntime backend (the
-encoder to relu4_1 and the decoder, no padding) into a cache folder, and wraps them so
+H and W are dynamic (any size >= 17). Statistics blend linearly: ``sum_k w_k stats_k`` gives
+exactly the weighted blend of the AdaIN targets that ``--style-weights`` computes (at every
+level), so an app mixes cached styles without the encoder. ``fp16=True`` stores the weights in
+half precision (half the file) and casts them to float32 inside the graph, so the arithmetic
+stays float32 (onnxruntime folds the casts at load). ``levels`` exports fewer levels (e.g. only
+relu4_1: about half the time per image, a softer look).
+
+:func:`onnx_networks` exports the halves used internally by the onnxruntime backend (an encoder
+and a decoder per level, no padding) into a cache folder, and wraps them so
 :func:`styletransfer.stylizers.fast.stylize_fast` runs unchanged on them (tiles, masks, several
-styles). :class:`OnnxStylizer` is that backend.
+styles, every level). :class:`OnnxStylizer` is that backend.
 """
 from __future__ import annotations
 
@@ -37,7 +46,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +56,8 @@ from .errors import StyleTransferError
 
 DEFAULT_OPSET = 17
 OPSETS = range(13, 21)  # what the TorchScript exporter of torch 2.x writes and onnxruntime reads
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: statistics of every level, concatenated (1: relu4_1 only)
+from .losses import mean_std  # noqa: E402
 from .stylizers.fast import LAYER, MARGIN, STYLE_SIZE  # noqa: E402 - the same pipeline constants
 MIN_SIDE = 17  # the 16 px mirrored margin needs more than 16 px
 FILES = ("style_encoder.onnx", "stylizer.onnx")
@@ -63,55 +73,76 @@ def _pad8(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="reflect")
 
 
-def _mean_std(f: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel mean and (biased) std over positions, as :func:`styletransfer.losses.mean_std`."""
-    mean = f.mean(dim=(2, 3), keepdim=True)
-    var = ((f - mean) ** 2).mean(dim=(2, 3), keepdim=True)
-    return mean, (var + eps).sqrt()
+def _stack_stats(f: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) features -> (N, 2, C): [mean; std] over positions, as :func:`styletransfer.losses.mean_std`."""
+    mean, std = mean_std(f)
+    return torch.stack([mean.flatten(1), std.flatten(1)], dim=1)
+
+
+def deepest_first(levels) -> list[str]:
+    from .models.decoder import LEVELS
+
+    return sorted(levels, key=LEVELS.index, reverse=True)
 
 
 class StyleEncoderGraph(nn.Module):
-    """style (N, 3, H, W) in [0, 1] -> statistics (N, 2, C) = [mean; std] of relu4_1."""
+    """style (N, 3, H, W) in [0, 1] -> statistics (N, 2, sum C_L): [mean; std] of each level,
+    concatenated deepest first, from one encoder pass."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, levels: Sequence[str] = (LAYER,)) -> None:
         super().__init__()
         self.encoder = encoder
+        self.levels = deepest_first(levels)
 
     def forward(self, style: torch.Tensor) -> torch.Tensor:
-        f = self.encoder(_pad8(style), [LAYER])[LAYER]
-        mean, std = _mean_std(f)
-        return torch.stack([mean.flatten(1), std.flatten(1)], dim=1)
+        feats = self.encoder(_pad8(style), self.levels)
+        return torch.cat([_stack_stats(feats[level]) for level in self.levels], dim=2)
 
 
 class StylizerGraph(nn.Module):
-    """(content, statistics, alpha) -> image: VGG19 to relu4_1, AdaIN with given statistics,
-    alpha blend, decoder; all in [0, 1] RGB."""
+    """(content, statistics, alpha) -> image: for each level, deepest first, VGG19 to that level,
+    AdaIN with the level's slice of the statistics, alpha blend, the level's decoder; all in
+    [0, 1] RGB (see the module docstring).
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+    Shape:
+        - content: (1, 3, H, W); statistics: (1, 2, sum C_L); alpha: (1,)
+        - output: (1, 3, H, W)
+    """
+
+    def __init__(self, encoder: nn.Module, decoders: Mapping[str, nn.Module], channels: Mapping[str, int]) -> None:
         super().__init__()
         self.encoder = encoder
-        self.decoder = decoder
+        self.levels = deepest_first(decoders)
+        self.decoders = nn.ModuleDict({lv: decoders[lv] for lv in self.levels})
+        self.channels = [int(channels[lv]) for lv in self.levels]
 
     def forward(self, content: torch.Tensor, statistics: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]
         m = MARGIN  # the mirrored margin of stylize_fast: keeps VGG's border frame out of the picture
-        f = self.encoder(_pad8(F.pad(content, (m, m, m, m), mode="reflect")), [LAYER])[LAYER]
-        mean, std = _mean_std(f)
-        s_mean, s_std = statistics[:, 0, :, None, None], statistics[:, 1, :, None, None]
-        t = (f - mean) / std * s_std + s_mean
-        t = alpha * t + (1.0 - alpha) * f
-        return self.decoder(t)[..., m: m + h, m: m + w].clamp(0.0, 1.0)
+        x = _pad8(F.pad(content, (m, m, m, m), mode="reflect"))
+        offset = 0
+        for level, c in zip(self.levels, self.channels):
+            f = self.encoder(x, [level])[level]  # (1, C, H/s, W/s)
+            mean, std = mean_std(f)
+            s_mean = statistics[:, 0, offset: offset + c, None, None]
+            s_std = statistics[:, 1, offset: offset + c, None, None]
+            offset += c
+            t = (f - mean) / std * s_std + s_mean
+            t = alpha * t + (1.0 - alpha) * f
+            x = self.decoders[level](t).clamp(0.0, 1.0)
+        return x[..., m: m + h, m: m + w]
 
 
 class EncoderGraph(nn.Module):
-    """image (N, 3, 8h, 8w) in [0, 1] -> relu4_1 features (internal: the backend's tiles)."""
+    """image (N, 3, 8h, 8w) in [0, 1] -> one level's features (internal: the backend's tiles)."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, level: str = LAYER) -> None:
         super().__init__()
         self.encoder = encoder
+        self.level = level
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder(image, [LAYER])[LAYER]
+        return self.encoder(image, [self.level])[self.level]
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -195,20 +226,39 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _networks(model: str | None, encoder: nn.Module | None, decoder: nn.Module | None):
+def _networks(model: str | None, encoder: nn.Module | None,
+              decoder: nn.Module | Mapping[str, nn.Module] | None,
+              levels: Sequence[str] | None = None) -> tuple[nn.Module, dict[str, nn.Module]]:
+    """The encoder and the ``{level: decoder}`` to export: a model file's (``None`` = the built-in
+    model, every level) or the given ones; ``levels`` keeps some of them."""
     from .stylizers import fast
 
+    settings: dict = {}
     if decoder is None:
         if model is not None and not Path(model).is_file():
             raise StyleTransferError(f"--model {model}: no such file")
-        decoder = fast.load_decoder(model, "cpu")
-    if getattr(decoder, "level", LAYER) != LAYER:
-        raise StyleTransferError(f"only relu4_1 (AdaIN) decoders can be exported, this one decodes {decoder.level}")
+        decoders, settings = fast.load_decoders(model, "cpu")
+    else:
+        decoders = fast._as_decoders(decoder)
+    chosen = fast.plan_levels(list(decoders), levels)
     if encoder is None:
         from .encoders import vgg19
 
         encoder = vgg19(device="cpu")
-    return encoder.cpu().eval(), decoder.cpu().eval()
+        fast.check_encoder(encoder, settings, str(model or "the built-in model"))
+    return encoder.cpu().eval(), {lv: decoders[lv].cpu().eval() for lv in chosen}
+
+
+def _layout(encoder: nn.Module, levels: Sequence[str]) -> list[dict[str, Any]]:
+    """Where each level's statistics sit in the concatenated vector: [{layer, channels, offset}]."""
+    with torch.no_grad():
+        feats = encoder(torch.rand(1, 3, 32, 32), deepest_first(levels))
+    out, offset = [], 0
+    for level in deepest_first(levels):
+        c = int(feats[level].shape[1])
+        out.append({"layer": level, "channels": c, "offset": offset})
+        offset += c
+    return out
 
 
 def _prepare_folder(out: Path, overwrite: bool) -> None:
@@ -233,26 +283,33 @@ def export_onnx(
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
+    levels: Sequence[str] | None = None,
     encoder: nn.Module | None = None,
-    decoder: nn.Module | None = None,
+    decoder: nn.Module | Mapping[str, nn.Module] | None = None,
 ) -> ExportResult:
     """Write the app export (``style_encoder.onnx``, ``stylizer.onnx``, ``model.json``,
     ``MODEL_CARD.md``) into the folder ``out``, atomically (a temporary folder, then a rename).
 
     Args:
         out: the folder to create; an existing non-empty one is only replaced with ``overwrite``.
-        model: decoder ``model.safetensors``; ``None`` = the built-in model.
+        model: a model file (one decoder, or a bundle of levels); ``None`` = the built-in model.
         fp16: half-precision weights (half the size), float32 arithmetic.
         opset: ONNX opset (13..20).
-        encoder, decoder: override the VGG19 / decoder (tests use tiny ones).
+        levels: the levels to export (``None`` = every level of the model), run deepest first.
+        encoder, decoder: override the VGG19 / the decoder or ``{level: decoder}`` (tests use tiny ones).
+
+    Example:
+        >>> export_onnx("stylizer-onnx", fp16=True)                     # doctest: +SKIP
+        ExportResult(folder=PosixPath('stylizer-onnx'), files={...}, seconds=...)
     """
     t0 = time.perf_counter()
     opset = _check_opset(opset)
     out = Path(out)
     _prepare_folder(out, overwrite)
     _onnx()
-    encoder, decoder = _networks(model, encoder, decoder)
-    channels = int(decoder.config["in_channels"]) if hasattr(decoder, "config") else None
+    encoder, decoders = _networks(model, encoder, decoder, levels)
+    layout = _layout(encoder, list(decoders))
+    channels = sum(item["channels"] for item in layout)
     source = {"model": Path(model).name if model else "built-in", "sha256": _sha256(Path(model)) if model else None}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else "."))
@@ -260,26 +317,30 @@ def export_onnx(
         raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
     try:
         meta = {"styletransfer.format": str(FORMAT_VERSION), "license": "MIT (see MODEL_CARD.md)",
-                "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph"}
+                "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph",
+                "levels": ",".join(item["layer"] for item in layout)}
         probe = torch.rand(1, 3, 48, 64)
+        style_graph = StyleEncoderGraph(encoder, list(decoders))
         with torch.no_grad():
-            stats = StyleEncoderGraph(encoder)(probe)
-        channels = channels or int(stats.shape[-1])
-        _torch_export(StyleEncoderGraph(encoder), (probe,), tmp / FILES[0], ["style"], ["statistics"],
+            stats = style_graph(probe)
+        _torch_export(style_graph, (probe,), tmp / FILES[0], ["style"], ["statistics"],
                       {"style": {0: "batch", 2: "height", 3: "width"}, "statistics": {0: "batch"}}, opset)
         _finish(tmp / FILES[0], fp16, {**meta, "graph": "style_encoder"})
-        _torch_export(StylizerGraph(encoder, decoder), (probe, stats, torch.tensor([1.0])), tmp / FILES[1],
+        graph = StylizerGraph(encoder, decoders, {item["layer"]: item["channels"] for item in layout})
+        _torch_export(graph, (probe, stats, torch.tensor([1.0])), tmp / FILES[1],
                       ["content", "statistics", "alpha"], ["image"],
                       {"content": {2: "height", 3: "width"}, "image": {2: "height", 3: "width"}}, opset)
         _finish(tmp / FILES[1], fp16, {**meta, "graph": "stylizer"})
         manifest = {
             "format": FORMAT_VERSION, "opset": opset, "fp16_weights": fp16, "channels": channels,
-            "layer": LAYER, "style_size": STYLE_SIZE, "min_side": MIN_SIDE, "source": source,
+            "levels": layout, "transform": "adain", "style_size": STYLE_SIZE, "min_side": MIN_SIDE,
+            "source": source,
             "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES},
             "inputs": {"style_encoder": {"style": "float32 (N,3,H,W) RGB [0,1]"},
-                       "stylizer": {"content": "float32 (1,3,H,W) RGB [0,1]", "statistics": "float32 (1,2,C)",
+                       "stylizer": {"content": "float32 (1,3,H,W) RGB [0,1]", "statistics": f"float32 (1,2,{channels})",
                                     "alpha": "float32 (1,) in [0,1]"}},
-            "outputs": {"style_encoder": {"statistics": "float32 (N,2,C) [mean; std] of relu4_1"},
+            "outputs": {"style_encoder": {"statistics": f"float32 (N,2,{channels}) [mean; std] per channel of "
+                                                        "each level, deepest first (see levels)"},
                         "stylizer": {"image": "float32 (1,3,H,W) RGB [0,1]"}},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -343,13 +404,18 @@ def model_card(manifest: dict) -> str:
                       for name, info in manifest["files"].items())
     c = manifest["channels"]
     src = manifest["source"]
+    levels = manifest["levels"]
+    names = ", ".join(item["layer"] for item in levels)
+    slices = "; ".join(f"{item['layer']}: [{item['offset']}, {item['offset'] + item['channels']})" for item in levels)
     return f"""# styletransfer fast stylizer (AdaIN), ONNX export
 
-Arbitrary style transfer in one pass (Huang & Belongie, "Arbitrary Style Transfer in Real-time
-with Adaptive Instance Normalization", ICCV 2017): a frozen VGG19 encoder to relu4_1, AdaIN,
-and a decoder trained by the styletransfer project. Exported by `styletransfer export`
-(format {manifest['format']}, ONNX opset {manifest['opset']}, weights {'float16 (cast to float32 in the graph)' if manifest['fp16_weights'] else 'float32'}).
-Decoder: {src['model']}{f" (sha256 {src['sha256'][:16]}…)" if src.get('sha256') else ''}.
+Arbitrary style transfer in one pass per level (Huang & Belongie, "Arbitrary Style Transfer in
+Real-time with Adaptive Instance Normalization", ICCV 2017), cascaded over {len(levels)} VGG19
+level(s), deepest first ({names}), as in Universal Style Transfer (Li et al., NeurIPS 2017):
+at each level a frozen VGG19 encoder, AdaIN, and that level's decoder trained by the
+styletransfer project. Exported by `styletransfer export` (format {manifest['format']}, ONNX opset
+{manifest['opset']}, weights {'float16 (cast to float32 in the graph)' if manifest['fp16_weights'] else 'float32'}).
+Decoders: {src['model']}{f" (sha256 {src['sha256'][:16]}…)" if src.get('sha256') else ''}.
 
 | file | size | sha256 |
 |---|---|---|
@@ -358,19 +424,20 @@ Decoder: {src['model']}{f" (sha256 {src['sha256'][:16]}…)" if src.get('sha256'
 ## Graphs
 
 - `style_encoder.onnx`: `style` float32 (N, 3, H, W), RGB in [0, 1] -> `statistics` float32
-  (N, 2, {c}): the channel mean (row 0) and standard deviation (row 1) of VGG19 relu4_1.
-  Give the style at a longest side of {manifest['style_size']} px (what the decoder was trained with).
+  (N, 2, {c}): the channel mean (row 0) and standard deviation (row 1) of each level,
+  concatenated ({slices}).
+  Give the style at a longest side of {manifest['style_size']} px (what the decoders were trained with).
   Compute it once per style and keep it.
 - `stylizer.onnx`: `content` float32 (1, 3, H, W) RGB in [0, 1], `statistics` (1, 2, {c}),
   `alpha` float32 (1,) in [0, 1] (0 = the photo, 1 = full style) -> `image` float32 (1, 3, H, W)
   RGB in [0, 1].
-- H and W are free (at least {manifest['min_side']} px); the graph pads to a multiple of 8 and crops back.
-  The Caffe preprocessing (RGB to BGR, x255, minus the mean pixel 103.939, 116.779, 123.68) is
-  inside the graphs: feed plain RGB.
+- H and W are free (at least {manifest['min_side']} px); the graph mirrors a 16 px margin, pads
+  to a multiple of 8 and crops back. The Caffe preprocessing (RGB to BGR, x255, minus the mean
+  pixel 103.939, 116.779, 123.68) is inside the graphs: feed plain RGB.
 - Several styles: blend their statistics, `sum_k w_k * statistics_k` with weights summing to 1;
   that equals blending the AdaIN targets.
-- Memory grows with H x W (peak 1.3 GB at 1024 x 1024 with onnxruntime on a CPU); for bigger
-  images use the Python package, which works in tiles.
+- One pass over the whole image: memory grows with H x W. For very big images use the Python
+  package, which works in tiles.
 
 ## Licence
 
@@ -395,7 +462,8 @@ Run: `python example.py FOLDER photo.jpg style.jpg out.png [alpha]`.
 def add_export_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``styletransfer export`` on the CLI's subparsers."""
     p = sub.add_parser("export", help="export the fast model to ONNX for apps",
-                       description="Write the fast (AdaIN) stylizer as ONNX into the folder OUT: "
+                       description="Write the fast (AdaIN, every level of the model) stylizer as ONNX "
+                                   "into the folder OUT: "
                                    "style_encoder.onnx (style -> statistics), stylizer.onnx (content, "
                                    "statistics, alpha -> image), model.json and MODEL_CARD.md. "
                                    "See docs/onnx.md.")
@@ -405,6 +473,9 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="float16 weights: half the size, float32 arithmetic")
     p.add_argument("--opset", type=_opset_arg, default=DEFAULT_OPSET, metavar="N",
                    help=f"ONNX opset {OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
+    p.add_argument("--levels", nargs="+", metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+                   help="levels to export, run deepest first (default: every level of the model; "
+                        "relu4_1 alone is about twice as quick, with a softer look)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_export)
     return p
@@ -426,7 +497,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.model and not fast.default_model_available():
         raise StyleTransferError("no built-in fast model is installed: pass --model FILE "
                                  "(a decoder trained with `styletransfer train`)")
-    result = export_onnx(args.output, args.model, fp16=args.fp16, opset=args.opset, overwrite=args.force)
+    result = export_onnx(args.output, args.model, fp16=args.fp16, opset=args.opset, overwrite=args.force,
+                         levels=args.levels)
     sizes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in result.files.items() if name.endswith(".onnx"))
     print(f"wrote {result.folder} ({sizes}) in {result.seconds:.1f} s")
     return 0
@@ -467,32 +539,56 @@ class _OrtNet:
         return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
 
 
-class OrtEncoder(_OrtNet):
+class OrtEncoder:
+    """The encoder of every level as onnxruntime sessions; called like the torch encoder with one layer."""
+
+    def __init__(self, paths: Mapping[str, Path], threads: int) -> None:
+        self.levels = {level: _OrtNet(path, threads) for level, path in paths.items()}
+
+    def to(self, *args: Any, **kwargs: Any) -> "OrtEncoder":
+        return self
+
     def __call__(self, image: torch.Tensor, layers: Any) -> dict[str, torch.Tensor]:
-        if set(layers) != {LAYER}:
-            raise StyleTransferError(f"the onnxruntime encoder only computes {LAYER}")
-        return {LAYER: self._run(image)}
+        layers = list(layers)
+        missing = [lv for lv in layers if lv not in self.levels]
+        if missing:
+            raise StyleTransferError(f"the onnxruntime encoder has no {', '.join(missing)} "
+                                     f"(it computes {', '.join(self.levels)})")
+        return {lv: self.levels[lv]._run(image) for lv in layers}
 
 
 class OrtDecoder(_OrtNet):
+    """One level's decoder as an onnxruntime session (``level`` sets the tiles' stride)."""
+
+    def __init__(self, path: Path, threads: int, level: str = LAYER) -> None:
+        super().__init__(path, threads)
+        self.level = level
+
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         return self._run(features)
 
 
-def _export_backend(folder: Path, encoder: nn.Module, decoder: nn.Module) -> None:
+def _backend_files(level: str) -> tuple[str, str]:
+    return f"encoder_{level}.onnx", f"decoder_{level}.onnx"
+
+
+def _export_backend(folder: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        _torch_export(EncoderGraph(encoder), (torch.rand(1, 3, 48, 64),), tmp / "encoder.onnx", ["image"],
-                      ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
-                                     "features": {0: "batch", 2: "h8", 3: "w8"}}, DEFAULT_OPSET)
-        c = int(decoder.config["in_channels"])
-        _torch_export(decoder, (torch.rand(1, c, 6, 8),), tmp / "decoder.onnx", ["features"], ["image"],
-                      {"features": {0: "batch", 2: "h8", 3: "w8"}, "image": {0: "batch", 2: "height", 3: "width"}},
-                      DEFAULT_OPSET)
+        for level, decoder in decoders.items():
+            enc_file, dec_file = _backend_files(level)
+            with torch.no_grad():
+                f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
+            _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
+                          ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
+                                         "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
+            _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
+                          {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
+                          DEFAULT_OPSET)
         try:
             os.replace(tmp, folder)
         except OSError:  # another process finished first: use its files
-            if not (folder / "decoder.onnx").is_file():
+            if not folder.is_dir():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -508,51 +604,60 @@ def _weights_key(*modules: nn.Module) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_networks(model: str | None, threads: int) -> tuple[OrtEncoder, OrtDecoder]:
-    encoder, decoder = _networks(model, None, None)
-    return onnx_networks(encoder, decoder, threads)
+def _cached_networks(model: str | None, threads: int) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
+    encoder, decoders = _networks(model, None, None)
+    return onnx_networks(encoder, decoders, threads)
 
 
-def onnx_networks(encoder: nn.Module, decoder: nn.Module, threads: int | None = None,
-                  folder: str | Path | None = None) -> tuple[OrtEncoder, OrtDecoder]:
-    """onnxruntime versions of an encoder (to relu4_1) and a decoder, exported once into
-    ``folder`` (default: the cache, keyed by a hash of the weights) and reused after."""
+def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Module], threads: int | None = None,
+                  folder: str | Path | None = None) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
+    """onnxruntime versions of an encoder (to each level) and of a decoder or ``{level: decoder}``,
+    exported once into ``folder`` (default: the cache, keyed by a hash of the weights and the
+    levels) and reused after. Returns ``(encoder, {level: decoder})``."""
+    from .stylizers import fast
+
     _ort()
-    if getattr(decoder, "level", LAYER) != LAYER:
-        raise StyleTransferError(f"the onnxruntime backend only runs relu4_1 decoders, not {decoder.level}")
+    decoders = {lv: d.cpu().eval() for lv, d in fast._as_decoders(decoder).items()}
+    levels = deepest_first(decoders)
     threads = threads or torch.get_num_threads()
-    target = Path(folder) if folder else cache_dir() / _weights_key(encoder, decoder)
-    if not (target / "decoder.onnx").is_file():
+    key = _weights_key(encoder, *(decoders[lv] for lv in levels)) + "-" + "-".join(levels)
+    target = Path(folder) if folder else cache_dir() / key
+    if not all((target / name).is_file() for lv in levels for name in _backend_files(lv)):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            _export_backend(target, encoder.cpu().eval(), decoder.cpu().eval())
+            if target.exists():  # an incomplete folder (e.g. other levels): export afresh
+                shutil.rmtree(target)
+            _export_backend(target, encoder.cpu().eval(), decoders)
         except OSError as exc:
             raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
                                      f"(set ${CACHE_ENV} to a writable folder)") from None
-    return OrtEncoder(target / "encoder.onnx", threads), OrtDecoder(target / "decoder.onnx", threads)
+    enc = OrtEncoder({lv: target / _backend_files(lv)[0] for lv in levels}, threads)
+    return enc, {lv: OrtDecoder(target / _backend_files(lv)[1], threads, lv) for lv in levels}
 
 
 class OnnxStylizer:
-    """``stylize_fast`` with its two networks run by onnxruntime: same inputs, options and
-    outputs (tiles, masks, several styles, colour preservation, alpha).
+    """``stylize_fast`` with its networks (every level's encoder and decoder) run by
+    onnxruntime: same inputs, options and outputs (levels, AdaIN or WCT, tiles, masks, several
+    styles, colour preservation, alpha).
 
     >>> st = OnnxStylizer(model="runs/mine/model.safetensors")      # doctest: +SKIP
     >>> out = st(content, [style], FastOptions(alpha=0.8))          # doctest: +SKIP
     """
 
     def __init__(self, model: str | None = None, threads: int | None = None,
-                 encoder: nn.Module | None = None, decoder: nn.Module | None = None) -> None:
+                 encoder: nn.Module | None = None, decoder: nn.Module | Mapping[str, nn.Module] | None = None) -> None:
         if encoder is None and decoder is None:
-            self.encoder, self.decoder = _cached_networks(model, threads or torch.get_num_threads())
+            self.encoder, self.decoders = _cached_networks(model, threads or torch.get_num_threads())
         else:
-            enc, dec = _networks(model, encoder, decoder)
-            self.encoder, self.decoder = onnx_networks(enc, dec, threads)
+            enc, decs = _networks(model, encoder, decoder)
+            self.encoder, self.decoders = onnx_networks(enc, decs, threads)
 
     def __call__(self, content: torch.Tensor, styles: list[torch.Tensor], options: Any = None) -> torch.Tensor:
         from .stylizers import fast
 
-        opts = dataclasses.replace(options or fast.FastOptions(), device="cpu")  # onnxruntime's CPU provider
-        return fast.stylize_fast(content, styles, opts, encoder=self.encoder, decoder=self.decoder)
+        # the networks run in onnxruntime (its CPU provider), the feature transforms (AdaIN or WCT) in torch
+        opts = dataclasses.replace(options or fast.FastOptions(), device="cpu")
+        return fast.stylize_fast(content, styles, opts, encoder=self.encoder, decoder=self.decoders)
 
 
 def stylize_onnx(content: torch.Tensor, styles: list[torch.Tensor], options: Any = None) -> torch.Tensor:

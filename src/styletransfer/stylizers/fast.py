@@ -82,8 +82,8 @@ class FastOptions:
         tile: tile side in pixels; ``None`` = automatic (whole image up to 1024^2 pixels).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         model: path of a model file (one decoder or a bundle); ``None`` = the built-in model.
-        backend: ``"torch"``, or ``"onnxruntime"`` (the networks exported to ONNX and run by
-            onnxruntime on the CPU; relu4_1 only, so one level: see ``styletransfer.export``).
+        backend: ``"torch"``, or ``"onnxruntime"`` (every level's encoder and decoder exported
+            to ONNX once and run by onnxruntime on the CPU; see ``styletransfer.export``).
     """
 
     alpha: float = 1.0

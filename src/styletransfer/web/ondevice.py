@@ -81,7 +81,7 @@ class OnDeviceModel:
                 if folder is None and model is None:
                     raise RuntimeError("this server has no fast model to send to your device")
                 if folder is None:
-                    folder = export.cache_dir() / f"app-{export._sha256(Path(model))[:16]}-fp16"
+                    folder = export.cache_dir() / f"app-v{export.FORMAT_VERSION}-{export._sha256(Path(model))[:16]}-fp16"
                     if not (folder / export.MANIFEST).is_file():
                         folder.parent.mkdir(parents=True, exist_ok=True)
                         log.info("exporting %s to ONNX for the on-device mode", model)
