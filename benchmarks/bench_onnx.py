@@ -12,14 +12,20 @@ Prints, measured side by side in one run (one thread each by default):
 - with --int8: a statically quantised (QDQ, calibrated on a few photos) stylizer, its size,
   difference and time. Look at the PNGs it writes (--out) before trusting it.
 
+The default model is the built-in one (four levels, AdaIN): the app graph runs the whole
+cascade. ``--levels relu4_1`` exports and compares one level instead. The last part measures
+the peak RSS of onnxruntime running the fp16 app graph alone, in a fresh process, at each size.
+
+    python benchmarks/bench_onnx.py
     python benchmarks/bench_onnx.py --model ../shared/models/adain-v1/model.safetensors
-    python benchmarks/bench_onnx.py --model M --photos 2 --repeats 1 --out /tmp/onnx-bench --int8
+    python benchmarks/bench_onnx.py --photos 2 --repeats 1 --out /tmp/onnx-bench --int8
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,7 +123,8 @@ def quantize_int8(src: Path, dst: Path, enc, pairs: list[tuple[torch.Tensor, tor
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="decoder model.safetensors")
+    p.add_argument("--model", help="model file (default: the built-in four-level model)")
+    p.add_argument("--levels", nargs="+", help="levels to export and compare (default: every level)")
     p.add_argument("--photos", type=int, default=4, help="photos for the accuracy part (default 4)")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per size after a warm-up (default 2)")
     p.add_argument("--threads", type=int, default=1, help="threads for both runtimes (default 1)")
@@ -133,7 +140,7 @@ def main() -> int:
     folders = {}
     for name, fp16 in (("fp32", False), ("fp16", True)):
         folder = out / f"export-{name}"
-        r = export.export_onnx(folder, args.model, fp16=fp16, overwrite=True)
+        r = export.export_onnx(folder, args.model, fp16=fp16, overwrite=True, levels=args.levels)
         folders[name] = folder
         sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in r.files.items() if k.endswith(".onnx"))
         print(f"export {name}: {sizes} (export {r.seconds:.1f} s)")
@@ -152,7 +159,7 @@ def main() -> int:
     diffs: dict[str, list[tuple[float, float]]] = {k: [] for k in sess}
     for i, (pic, style) in enumerate(pairs):
         content = square(pic, 512)
-        ref = stylize_fast(content, [style], FastOptions(device="cpu", model=args.model))
+        ref = stylize_fast(content, [style], FastOptions(device="cpu", model=args.model, levels=args.levels))
         if i == 0:
             save_image(content, out / "content.png", overwrite=True)
             save_image(ref, out / "pytorch.png", overwrite=True)
@@ -172,7 +179,7 @@ def main() -> int:
     backend = export.OnnxStylizer(args.model, threads=args.threads)
     for side in args.sizes:
         content = square(pics[0][1], side)
-        opts = FastOptions(device="cpu", model=args.model)
+        opts = FastOptions(device="cpu", model=args.model, levels=args.levels)
         row = {"pytorch": timed(lambda: stylize_fast(content, [style], opts), args.repeats),
                "onnx backend": timed(lambda: backend(content, [style], opts), args.repeats)}
         for k, (enc, sty) in sess.items():
@@ -180,7 +187,32 @@ def main() -> int:
             feed = {"content": content.numpy(), "statistics": stats, "alpha": np.array([1.0], np.float32)}
             row[f"app {k}"] = timed(lambda: sty.run(None, feed), args.repeats)
         print(f"  {side}^2: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items()))
+    print("\npeak RSS of onnxruntime running the fp16 app graph alone (a fresh process per size):")
+    for side in args.sizes:
+        print(f"  {side}^2: {peak_rss(folders['fp16'], side, args.threads):.2f} GB")
     return 0
+
+
+RSS_CHILD = """
+import resource, sys
+import numpy as np, onnxruntime as ort
+folder, side, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+o = ort.SessionOptions(); o.intra_op_num_threads = threads
+enc = ort.InferenceSession(folder + "/style_encoder.onnx", o, providers=["CPUExecutionProvider"])
+sty = ort.InferenceSession(folder + "/stylizer.onnx", o, providers=["CPUExecutionProvider"])
+rng = np.random.default_rng(0)
+stats = enc.run(None, {"style": rng.random((1, 3, 512, 512), np.float32)})[0]
+sty.run(None, {"content": rng.random((1, 3, side, side), np.float32), "statistics": stats,
+               "alpha": np.ones(1, np.float32)})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss(folder: Path, side: int, threads: int) -> float:
+    """Peak resident memory (GB) of a process that loads the graphs and stylizes one side^2 image."""
+    proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(folder), str(side), str(threads)],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout.split()[-1]) / 1e6  # ru_maxrss is in KiB on Linux
 
 
 if __name__ == "__main__":
