@@ -1,6 +1,6 @@
 """Check the run estimates of ``styletransfer.plan`` against measured peak memory and time.
 
-Each run is a fresh process (so its peak RSS, ``ru_maxrss``, is that run's alone) with the real
+Each run is a fresh process (its peak RSS, ``VmHWM``, is that run's alone; ``ru_maxrss`` would start from the parent's) with the real
 VGG19 and astronaut + swirls. It prints, per size, the estimated and measured peak RSS and
 seconds per step (optimize) or seconds per image (fast).
 
@@ -21,8 +21,10 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
+def hwm_kib():  # this process's peak RSS; ru_maxrss would start from the parent's peak (kept over exec)
+    return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 from styletransfer.demo import content_photo, swirl_style
 from styletransfer.image import resize
 method, size, steps, tile, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -46,7 +48,7 @@ else:
     t0 = time.perf_counter()
     stylize_fast(content, [style], opts)
     seconds = per = time.perf_counter() - t0
-print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+print(json.dumps({"peak": hwm_kib() * 1024,
                   "per_step": per, "seconds": seconds}))
 """
 

@@ -194,7 +194,7 @@ def main() -> int:
 
 
 RSS_CHILD = """
-import resource, sys
+import sys
 import numpy as np, onnxruntime as ort
 folder, side, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 o = ort.SessionOptions(); o.intra_op_num_threads = threads
@@ -204,7 +204,7 @@ rng = np.random.default_rng(0)
 stats = enc.run(None, {"style": rng.random((1, 3, 512, 512), np.float32)})[0]
 sty.run(None, {"content": rng.random((1, 3, side, side), np.float32), "statistics": stats,
                "alpha": np.ones(1, np.float32)})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -212,7 +212,8 @@ def peak_rss(folder: Path, side: int, threads: int) -> float:
     """Peak resident memory (GB) of a process that loads the graphs and stylizes one side^2 image."""
     proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(folder), str(side), str(threads)],
                           capture_output=True, text=True, check=True)
-    return int(proc.stdout.split()[-1]) / 1e6  # ru_maxrss is in KiB on Linux
+    # VmHWM (KiB): the peak of this process alone; ru_maxrss would start from the parent's peak
+    return int(proc.stdout.split()[-1]) / 1e6
 
 
 if __name__ == "__main__":

@@ -528,6 +528,10 @@ class _OrtNet:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # No memory arena: with eight sessions (an encoder and a decoder per level) and tiles of
+        # changing shapes, each arena kept its largest blocks; measured at 1024^2, four levels,
+        # one thread: peak RSS 12.1 GB with arenas vs 1.81 GB without (PyTorch: 1.60 GB), same time.
+        opts.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
