@@ -162,7 +162,8 @@ async def health(request: Request):
             "video_default_size": s.video_default_size,
         },
         # result sides the page offers per quality (largest = this server's limit), and for a video
-        "size_choices": {**{q: s.size_choices(q) for q in ("fast", "best")}, "video": s.video_size_choices()},
+        "size_choices": {q: s.size_choices(q) for q in ("fast", "best")},
+        "video_size_choices": s.video_size_choices(),
         "queue": manager.stats(),
         # seconds a 4:3 result at the default size takes, as measured so far (priors until then);
         # GET /api/v1/estimate gives it for any photo and size

@@ -434,8 +434,8 @@ def build_task(parts: FormParts, quality: str, size: int, settings: Settings) ->
 # --- video -----------------------------------------------------------------------------------
 def check_video_size(options: JobOptions, settings: Settings) -> int:
     """The result side asked for a clip (or the video default), 422 over the server's limit."""
-    size = options.size or settings.video_default_size
     limit = settings.max_video_output_side()
+    size = options.size or min(settings.video_default_size, limit)
     if size > limit:
         raise invalid("size", f"size must be at most {limit} for a video on this server",
                       kind="less_than_equal", value=size)
