@@ -127,7 +127,7 @@ def test_clip_to_job_to_mp4_with_progress(tmp_path, nets):
         health = c.get("/api/v1/health").json()
         assert health["video"] is True and health["video_unavailable"] is None
         assert health["limits"]["max_video_seconds"] == 20 and health["limits"]["max_video_side"] == 1920
-        assert health["video_size_choices"] == [256, 512, 768, 1080]
+        assert health["video_size_choices"] == [256, 512, 1024, 1920]
         r = c.post("/api/v1/jobs", files=clip_file(src), data={"style": "swirls"})
         assert r.status_code == 202, r.text
         job = r.json()
@@ -159,6 +159,12 @@ def test_clip_to_job_to_mp4_with_progress(tmp_path, nets):
         # the upload is gone as soon as the job ended: only the result is left
         assert leftovers(c) == []
         assert sorted(p.name for p in c.app_state.manager.dir.iterdir()) == [f"{job['id']}.mp4"]
+        # the clip's measured time per frame is what /estimate answers for a video from now on
+        per_frame = c.get("/api/v1/estimate", params={"width": 64, "height": 48, "frames": 1}).json()
+        ten = c.get("/api/v1/estimate", params={"width": 64, "height": 48, "frames": 10}).json()
+        assert (per_frame["width"], per_frame["height"]) == (64, 48)  # never enlarged
+        assert ten["seconds"] == pytest.approx(10 * per_frame["seconds"], rel=0.2, abs=0.2)
+        assert per_frame["seconds"] < 2  # tiny networks: far under the prior (~6 s for a fast image this size)
 
 
 def test_options_reach_the_video(tmp_path, nets):

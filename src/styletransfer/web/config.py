@@ -8,7 +8,7 @@ API_KEY_ENV = "STYLETRANSFER_API_KEY"
 # Result sides the page offers: fast runs in seconds up to 4K; best takes minutes per megapixel.
 SIZE_CHOICES = {"fast": (512, 1024, 2048, 3840), "best": (512, 768, 1024)}
 # Result sides the page offers for a video (fast mode, every frame: seconds per frame on a CPU).
-VIDEO_SIZE_CHOICES = (256, 512, 768, 1080)
+VIDEO_SIZE_CHOICES = (256, 512, 1024, 1920)
 
 
 def default_workers() -> int:

@@ -173,12 +173,21 @@ async def health(request: Request):
 
 
 @router.get("/api/v1/estimate", tags=["server"], response_model=Estimate,
-            summary="Result size and run time for a photo of this size (before uploading it)")
+            summary="Result size and run time for a photo (or video) of this size (before uploading it)")
 async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000),
                    height: int = Query(..., ge=1, le=200_000),
-                   size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast")):
+                   size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast"),
+                   frames: int | None = Query(None, ge=1, le=1_000_000,
+                                              description="a video of this many frames (fast mode); "
+                                                          "1 = the time per frame")):
     server = server_of(request)
-    side = min(size or server.settings.default_size, server.settings.max_side(quality))
+    s = server.settings
+    if frames is not None:  # a video: its own size default and limit, the measured time per frame
+        side = min(size or min(s.video_default_size, s.max_video_output_side()), s.max_video_output_side(),
+                   max(width, height))
+        h, w = output_size(height, width, side)
+        return Estimate(width=w, height=h, seconds=round(server.manager.estimate_video(h, w, frames), 1))
+    side = min(size or s.default_size, s.max_side(quality))
     h, w = output_size(height, width, side)
     return Estimate(width=w, height=h, seconds=round(server.manager.estimate(quality, h, w), 1))
 
