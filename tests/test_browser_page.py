@@ -301,3 +301,133 @@ def test_api_reference_page_renders_offline(server_url):
         finally:
             browser.close()
     assert not errors, errors
+
+
+class SlowVideoEngine:
+    """The library's video path with tiny stand-in networks, slowed to show frame progress."""
+
+    def __init__(self):
+        from styletransfer.encoders import VGG19Encoder
+        from styletransfer.models import Decoder
+        from styletransfer.web.engine import LibraryEngine
+
+        torch.manual_seed(0)
+        decoder = Decoder(in_channels=32, width=0.125, input_scale=1e-3).eval()
+        with torch.no_grad():  # a random decoder outputs ~0; this one follows the content
+            decoder.net[-1].bias.fill_(0.5)
+            decoder.net[-1].weight.mul_(20.0)
+        self.library = LibraryEngine(device="cpu", encoder=VGG19Encoder(width_divisor=16), decoder=decoder)
+
+    def modes(self):
+        return {"fast": True, "best": True}
+
+    def run(self, task, progress):
+        return self.library.run(task, progress)
+
+    def run_video(self, task, progress, output):
+        def slow(done, total):
+            progress(done, total)
+            time.sleep(0.15)
+
+        return self.library.run_video(task, slow, output)
+
+
+@pytest.fixture(scope="module")
+def video_server_url():
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    app = create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowVideoEngine())
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_page_stylizes_a_video_and_plays_it(video_server_url, photo, tmp_path):
+    from test_video import make_clip, pan_frames
+
+    clip = make_clip(tmp_path / "walk.mp4", frames=pan_frames(12, 72, 96), fps=12)
+    errors: list[str] = []
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(video_server_url + "/", wait_until="networkidle")
+            page.wait_for_selector(".style-tile[data-style]")
+            assert "video/*" in page.get_attribute("#photo-input", "accept")
+            page.set_input_files("#photo-input", str(clip))
+            # the clip is previewed in a <video>, read by this browser (size and length)
+            page.wait_for_selector("#original-video:not([hidden])")
+            page.wait_for_function("() => document.getElementById('original-video').videoWidth === 96")
+            assert page.locator("#original-img").is_hidden()
+            assert page.inner_text("#photo-info").startswith("96 × 72 · 1.0 s")
+            # fast only: best and on-device are for photos, and the page says so
+            assert page.is_checked("#q-fast") and page.is_disabled("#q-best") and page.is_disabled("#q-device")
+            assert "photos only" in page.inner_text("#video-note") and page.locator("#video-note").is_visible()
+            assert page.locator("#temporal-field").is_visible() and page.is_checked("#temporal")
+            assert page.locator("#size-choices label").all_inner_texts() == ["Full · 96 px"]
+            page.click("#stylize")
+            page.wait_for_function("() => /frame [1-9]\\d* of 12/.test(document.getElementById('progress-text').textContent)",
+                                   timeout=20_000)
+            page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-video-progress.png"))
+            # the result plays in a <video controls>, with an MP4 download
+            page.wait_for_selector("#result-video:not([hidden])", timeout=60_000)
+            page.wait_for_function("() => { const v = document.getElementById('result-video');"
+                                   " return v.readyState >= 2 && v.videoWidth === 96 && v.videoHeight === 72; }",
+                                   timeout=20_000)
+            assert page.get_attribute("#result-video", "controls") is not None
+            page.evaluate("() => { const v = document.getElementById('result-video'); v.muted = true; v.play(); }")
+            page.wait_for_function("() => document.getElementById('result-video').currentTime > 0.2", timeout=10_000)
+            duration = page.evaluate("document.getElementById('result-video').duration")
+            assert abs(duration - 1.0) < 0.1, duration
+            assert page.locator("#result-img").is_hidden() and page.locator("#error").is_hidden()
+            assert page.inner_text("#download") == "Download MP4" and page.locator("#download-jpeg").is_hidden()
+            assert page.get_attribute("#download", "download").startswith("walk-")
+            assert page.get_attribute("#download", "download").endswith(".mp4")
+            assert "12 frames" in page.inner_text("#result-meta")
+            page.wait_for_selector("#recent-list .recent-item")
+            page.screenshot(path=str(_screenshot_dir() / "styletransfer-page-video.png"), full_page=True)
+
+            # back to a photo: everything as before
+            page.set_input_files("#photo-input", str(photo))
+            page.wait_for_selector("#original-img:not([hidden])")
+            assert page.locator("#original-video").is_hidden() and page.locator("#video-note").is_hidden()
+            assert not page.is_disabled("#q-best") and page.locator("#temporal-field").is_hidden()
+            page.click("#stylize")
+            page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
+            assert page.locator("#result-video").is_hidden() and page.inner_text("#download") == "Download PNG"
+            assert page.locator("#download-jpeg").is_visible()
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+def test_page_refuses_a_too_long_video_at_once(video_server_url, tmp_path):
+    import httpx
+
+    from test_video import make_clip
+
+    limit = httpx.get(video_server_url + "/api/v1/health").json()["limits"]["max_video_seconds"]
+    clip = make_clip(tmp_path / "long.mp4", n=int(limit * 2 + 4), fps=2, audio=False)  # ~limit + 2 s
+    with playwright_sync.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page()
+            page.goto(video_server_url + "/", wait_until="networkidle")
+            page.wait_for_selector(".style-tile[data-style]")
+            page.set_input_files("#photo-input", str(clip))
+            page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "Trim it first" in page.inner_text("#error")
+            assert page.locator("#stylize").is_disabled() and page.locator("#original-video").is_hidden()
+        finally:
+            browser.close()

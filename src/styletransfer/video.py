@@ -349,6 +349,65 @@ def _output_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     return max(2, h - h % 2), max(2, w - w % 2)
 
 
+@dataclass
+class VideoInfo:
+    """What :func:`probe_video` found: the first video stream as :func:`stylize_video` reads it.
+
+    ``width`` x ``height`` are the decoded frames' (before the display ``rotation``);
+    ``duration`` is in seconds (``None`` when neither the container nor the stream says);
+    ``frames`` is the stream's count, else ``duration`` x ``fps`` (0: no frame decodes).
+    """
+
+    width: int
+    height: int
+    fps: float
+    duration: float | None
+    frames: int
+    rotation: int
+    audio: bool
+    format: str
+
+    def output_size(self, size: int | None) -> tuple[int, int]:
+        """(height, width) :func:`stylize_video` writes for ``VideoOptions.size = size``."""
+        return _output_size(self.height, self.width, size)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read a video's header and decode its first frame (cheap: nothing else is decoded).
+
+    Raises:
+        VideoError: as :func:`stylize_video` would for the input: no such file, not a video,
+            an image, no video stream, a codec this FFmpeg cannot decode, or a first frame
+            that fails to decode. A stream without any frame is ``frames == 0``, not an error.
+    """
+    av, _ = _import_media()
+    path = Path(path)
+    with _open_input(av, path) as container:
+        vin = container.streams.video[0]
+        rate = _rate(vin)
+        duration = container.duration / 1e6 if container.duration is not None else None
+        if duration is None and vin.duration is not None and vin.time_base is not None:
+            duration = float(vin.duration * vin.time_base)
+        try:
+            first = next(iter(container.decode(vin)), None)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path}: cannot decode its first frame: {exc.strerror or exc}") from None
+        frames = int(vin.frames or 0)
+        if first is None:
+            frames = 0
+        elif not frames and duration is not None:
+            frames = max(1, round(duration * float(rate)))
+        elif not frames:  # no length in the header: count the packets (no decoding)
+            frames = 1 + sum(1 for p in container.demux(vin) if p.size)
+            duration = frames / float(rate)
+        width = first.width if first is not None else vin.codec_context.width
+        height = first.height if first is not None else vin.codec_context.height
+        rotation = int((first.rotation if first is not None else 0) or 0)
+        return VideoInfo(width=int(width), height=int(height), fps=float(rate), duration=duration,
+                         frames=frames, rotation=rotation, audio=bool(container.streams.audio),
+                         format=container.format.name)
+
+
 # ----- the whole clip ----------------------------------------------------------------------------
 
 def stylize_video(

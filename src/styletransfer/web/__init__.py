@@ -41,6 +41,18 @@ def _folder(text: str) -> str:
     return text
 
 
+def _resolution(text: str) -> tuple[int, int]:
+    """``WxH`` (either order) -> (long side, short side), both at least 64."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        sides = []
+    if len(sides) != 2 or min(sides) < 64:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both sides >= 64 (e.g. 1920x1080), got {text!r}")
+    return max(sides), min(sides)
+
+
 # The smallest values Settings.validate accepts, checked while parsing so the message names the flag.
 _MIN_SIZE = 64
 _MIN_PIXELS = 64 * 64
@@ -70,6 +82,14 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help=f"largest result side a client may ask for with quality=fast (default {d.max_fast_size})")
     p.add_argument("--default-size", type=int_at_least(_MIN_SIZE), default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
+    p.add_argument("--max-video-seconds", type=positive_float, default=d.max_video_seconds,
+                   help=f"longest video clip a job takes, in seconds (default {d.max_video_seconds:g}); longer gets 413")
+    p.add_argument("--max-video-mb", type=number(_MIN_UPLOAD_MB), default=d.max_video_bytes / 1024 / 1024,
+                   help=f"largest video file in MB (default {d.max_video_bytes // 1024 // 1024}); larger gets 413")
+    p.add_argument("--max-video-resolution", type=_resolution,
+                   default=(d.max_video_side, d.max_video_short_side), metavar="WxH",
+                   help=f"largest video frame, either orientation (default {d.max_video_side}x"
+                        f"{d.max_video_short_side}); larger gets 413")
     p.add_argument("--sync-timeout", type=positive_float, default=d.sync_timeout,
                    help=f"seconds POST /api/v1/stylize waits for its image (default {d.sync_timeout:.0f}); "
                         "requests unlikely to finish in time get 429")
@@ -109,6 +129,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_key=api_key,
         cors_origins=list(args.cors_origin or []),
         sync_timeout=args.sync_timeout,
+        max_video_seconds=args.max_video_seconds,
+        max_video_bytes=int(args.max_video_mb * 1024 * 1024),
+        max_video_side=args.max_video_resolution[0],
+        max_video_short_side=args.max_video_resolution[1],
     )
 
 
@@ -177,8 +201,12 @@ def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     url = f"http://{shown}:{port}"
     modes = app.state.engine.modes()
     print(f"styletransfer: serving on {url}  (API docs: {url}/docs)", flush=True)
+    from .engine import video_unavailable
+
+    video_note = video_unavailable(app.state.engine)
     print(f"styletransfer: workers {settings.workers} x {threads} torch threads, queue limit {settings.max_queue}, "
-          f"modes: fast={'yes' if modes.get('fast') else 'no'} best={'yes' if modes.get('best') else 'no'}, "
+          f"modes: fast={'yes' if modes.get('fast') else 'no'} best={'yes' if modes.get('best') else 'no'} "
+          f"video={'yes' if video_note is None else 'no'}, "
           f"results kept {settings.result_ttl:.0f} s in {app.state.manager.dir}", flush=True)
     if not _is_loopback(args.host) and not settings.api_key:
         print(f"styletransfer: warning: listening on {args.host} without an API key "

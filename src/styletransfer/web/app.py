@@ -1,8 +1,8 @@
 """The FastAPI application: middleware, error handling, and the routes of :mod:`.routes`.
 
 Errors always come back as JSON ``{"detail": ...}`` with the right status (400 bad image,
-401 key, 404 unknown job, 409 not ready, 413 too large, 422 bad options, 429 busy,
-503 mode unavailable); an unexpected exception is logged on the server and answered with a
+401 key, 404 unknown job, 409 not ready, 413 too large, 415 unreadable video, 422 bad options,
+429 busy, 503 mode unavailable); an unexpected exception is logged on the server and answered with a
 generic 500 that carries no traceback.
 """
 from __future__ import annotations
@@ -18,17 +18,19 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from .config import API_KEY_ENV, Settings
-from .engine import Engine, LibraryEngine
+from .engine import Engine, LibraryEngine, video_unavailable
 from .jobs import JobManager, QueueFull
 from .routes import STATIC_DIR, Server, router
 from .schemas import JobOptions, JobStatus
-from .uploads import BodyLimitMiddleware
+from .uploads import BodyLimitMiddleware, too_large_message
 
 log = logging.getLogger("styletransfer.web")
 
 DESCRIPTION = (
     "Create a job with `POST /api/v1/jobs` (multipart: `content` file, `style` file or "
     "built-in name, options), poll `GET /api/v1/jobs/{id}`, fetch `GET /api/v1/jobs/{id}/result`. "
+    "A short video clip as `content` (limits in `GET /api/v1/health`) makes a video job: its progress "
+    "counts frames and its result is an MP4. "
     "`POST /api/v1/stylize` runs the fast mode and returns the image directly. "
     "When the server has an API key, send it as `X-API-Key: KEY` or `Authorization: Bearer KEY`.")
 
@@ -56,7 +58,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
 
     # Middleware: the body limit inside, CORS outside (so 413s carry CORS headers too).
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    # The jobs endpoint also takes video clips: a larger request limit there (a photo keeps its own
+    # limit, checked per part; a clip is checked against max_video_bytes).
+    path_limits = {}
+    if video_unavailable(engine) is None:
+        jobs_limit = settings.max_upload_bytes + settings.max_video_bytes
+        path_limits["/api/v1/jobs"] = (jobs_limit, too_large_message(settings.max_upload_bytes, jobs_limit))
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes, path_limits=path_limits)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 API_KEY_ENV = "STYLETRANSFER_API_KEY"
 # Result sides the page offers: fast runs in seconds up to 4K; best takes minutes per megapixel.
 SIZE_CHOICES = {"fast": (512, 1024, 2048, 3840), "best": (512, 768, 1024)}
+# Result sides the page offers for a video (fast mode, every frame: seconds per frame on a CPU).
+VIDEO_SIZE_CHOICES = (256, 512, 1024, 1920)
 
 
 def default_workers() -> int:
@@ -34,6 +36,12 @@ class Settings:
         cors_origins: origins allowed to call the API from a browser (``*`` for any).
         sync_timeout: seconds the synchronous endpoint waits for its result.
         torch_threads: intra-op threads per process; ``None`` = cores / workers.
+        max_video_seconds: longest clip a video job takes (after ``start``/``duration``); 413 beyond.
+        max_video_bytes: largest video file; 413 beyond (images keep ``max_upload_bytes``).
+        max_video_side, max_video_short_side: largest frame, orientation-free (1920 x 1080 =
+            1080p, landscape or portrait); 413 beyond.
+        max_video_frames: most frames a clip may have (20 s at 60 fps); 413 beyond.
+        video_default_size: result side of a video job when the client does not ask.
     """
 
     workers: int = field(default_factory=default_workers)
@@ -50,6 +58,21 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     sync_timeout: float = 120.0
     torch_threads: int | None = None
+    max_video_seconds: float = 20.0
+    max_video_bytes: int = 100 * 1024 * 1024
+    max_video_side: int = 1920
+    max_video_short_side: int = 1080
+    max_video_frames: int = 1200
+    video_default_size: int = 512
+
+    def max_video_output_side(self) -> int:
+        """Largest result side of a video job (the frame limit, and the fast mode's limit)."""
+        return min(self.max_video_side, self.max_fast_size)
+
+    def video_size_choices(self) -> list[int]:
+        """The result sides the page offers for a video (within this server's limits)."""
+        top = self.max_video_output_side()
+        return [s for s in VIDEO_SIZE_CHOICES if s <= top] or [top]
 
     def max_side(self, quality: str) -> int:
         """Largest result side a client may ask for with this quality."""
@@ -79,3 +102,14 @@ class Settings:
             raise ValueError(f"sync timeout must be positive, got {self.sync_timeout}")
         if self.max_styles < 1:
             raise ValueError(f"max styles must be at least 1, got {self.max_styles}")
+        if not self.max_video_seconds > 0:
+            raise ValueError(f"video duration limit must be positive, got {self.max_video_seconds}")
+        if self.max_video_bytes < 1024:
+            raise ValueError(f"video upload limit must be at least 1 KB, got {self.max_video_bytes}")
+        if not 64 <= self.max_video_short_side <= self.max_video_side:
+            raise ValueError(f"video resolution limit {self.max_video_side}x{self.max_video_short_side}: "
+                             "both sides must be at least 64, the first the longer")
+        if self.max_video_frames < 1:
+            raise ValueError(f"video frame limit must be at least 1, got {self.max_video_frames}")
+        if self.video_default_size < 64:
+            raise ValueError(f"video default size must be at least 64, got {self.video_default_size}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import importlib.util
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
@@ -23,6 +25,8 @@ from ..stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule, st
 
 # progress(fraction in [0, 1]); raises JobCancelled when the job was cancelled.
 Progress = Callable[[float], None]
+# progress(frames done, frames in all or None); raises JobCancelled when the job was cancelled.
+FrameProgress = Callable[[int, "int | None"], None]
 
 
 class JobCancelled(Exception):
@@ -52,12 +56,35 @@ class Task:
         return int(self.content.shape[-2]), int(self.content.shape[-1])
 
 
+@dataclass
+class VideoTask:
+    """One video stylization: the clip on disk (already probed and within the limits), the
+    styles decoded, the options of :class:`~styletransfer.video.VideoOptions`."""
+
+    input: Path                                  # the uploaded clip (deleted when the job ends)
+    styles: list[torch.Tensor]                   # each (1, 3, h, w) in [0, 1]
+    frames: int                                  # expected frame count (for the progress)
+    height: int                                  # result frame size (even sides)
+    width: int
+    size: int | None = None                      # longest side of the result; None = the clip's
+    style_weights: list[float] | None = None
+    strength: float = 1.0
+    keep_colors: str | None = None
+    temporal: bool = True
+    audio: bool = True
+    start: float = 0.0
+    duration: float | None = None                # seconds kept (the server's limit at most)
+    quality: str = "fast"
+
+
 class Engine(Protocol):
     """Runs tasks. ``modes`` maps each quality to whether it can run here.
 
     An engine may also define ``work_units(quality, height, width) -> float`` (the cost of a
     result of that size, in the units its speed is measured in); without it the cost is
-    :func:`pixel_work_units`.
+    :func:`pixel_work_units`. An engine that can stylize video defines
+    ``run_video(task: VideoTask, progress: FrameProgress, output: Path) -> None`` (writes the
+    MP4 ``output``); the server offers video jobs only then.
     """
 
     def modes(self) -> dict[str, bool]: ...
@@ -139,6 +166,23 @@ class LibraryEngine:
             return schedule_work_units(height, width, self.best_options)
         return pixel_work_units(quality, height, width)
 
+    def run_video(self, task: VideoTask, progress: FrameProgress, output: Path) -> None:
+        """The fast mode on every frame with :func:`~styletransfer.video.stylize_video`
+        (temporal blending with optical flow unless ``task.temporal`` is off)."""
+        from ..video import VideoOptions, stylize_video
+
+        if not self.modes()["fast"]:
+            raise StyleTransferError("the fast mode is not available on this server (no fast model); "
+                                     "video needs it")
+        fast_options = dataclasses.replace(self.fast_options, alpha=float(task.strength),
+                                           style_weights=task.style_weights, preserve_color=task.keep_colors)
+        options = VideoOptions(method="fast", fast=fast_options, size=task.size, start=task.start,
+                               duration=task.duration, temporal=task.temporal, audio=task.audio)
+        progress(0, task.frames)
+        with torch.inference_mode():
+            stylize_video(task.input, task.styles, output, options, callback=progress,
+                          encoder=self.encoder, decoder=self.decoder)
+
     def run(self, task: Task, progress: Progress) -> torch.Tensor:
         progress(0.0)
         if task.strength <= 0.0:
@@ -173,6 +217,22 @@ class LibraryEngine:
         out = stylize_optimize(task.content, task.styles, options, callback=callback, encoder=self.encoder)
         progress(1.0)
         return out
+
+
+def video_unavailable(engine: object) -> str | None:
+    """Why this server cannot take video jobs (``None`` when it can)."""
+    if not callable(getattr(engine, "run_video", None)):
+        return "this server's engine does not stylize video"
+    try:
+        if not engine.modes().get("fast"):  # type: ignore[attr-defined]
+            return "video needs the fast mode, which this server does not have (no fast model)"
+    except Exception:
+        return "this server's engine does not say whether it can stylize"
+    missing = [name for name in ("av", "cv2") if importlib.util.find_spec(name) is None]
+    if missing:
+        return ("video needs PyAV and OpenCV on the server (pip install 'styletransfer[video]'; "
+                f"missing: {', '.join(missing)})")
+    return None
 
 
 def log_blend(a: float, b: float, weight: float) -> float:

@@ -3,8 +3,9 @@
 - Admission control: at most ``workers + max_queue`` jobs are queued or running; beyond that
   :meth:`JobManager.submit` raises :class:`QueueFull` (the API answers 429 + Retry-After).
   An accepted job is never dropped: it ends succeeded, failed (with a message) or cancelled.
-- Job ids are 128-bit random (``secrets``); a result file is ``<dir>/<id>.png`` where the id is
-  generated here, never taken from a request. Lookups validate the id's shape first and only
+- Job ids are 128-bit random (``secrets``); a result file is ``<dir>/<id>.png`` (a video's
+  ``<dir>/<id>.mp4``) where the id is generated here, never taken from a request. A video's
+  upload waits in ``<dir>/.upload-*`` and is deleted as soon as its job ends. Lookups validate the id's shape first and only
   return jobs from the in-memory table, so no request can name a path.
 - A janitor thread deletes finished jobs and their files ``result_ttl`` seconds after they end.
 """
@@ -30,7 +31,8 @@ import torch
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
-from .engine import Engine, JobCancelled, Task, default_seconds_per_unit, log_blend, pixel_work_units
+from .engine import (Engine, JobCancelled, Task, VideoTask, default_seconds_per_unit, log_blend,
+                     pixel_work_units)
 
 log = logging.getLogger("styletransfer.web")
 
@@ -50,11 +52,15 @@ class QueueFull(Exception):
 @dataclass
 class Job:
     id: str
-    task: Task | None
+    task: Task | VideoTask | None
     quality: str
     width: int
     height: int
     options: dict
+    kind: str = "image"                     # "image" | "video"
+    frames: int | None = None               # video: frames expected in all
+    frames_done: int | None = None          # video: frames written so far
+    upload_path: Path | None = None         # video: the uploaded clip, deleted when the job ends
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -115,6 +121,9 @@ class JobManager:
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
+        with self._cond:
+            for job in self._jobs.values():
+                self._drop_upload(job)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -122,11 +131,32 @@ class JobManager:
     def submit(self, task: Task, options: dict, max_wait: float | None = None) -> Job:
         """Queue a task, or raise :class:`QueueFull` when the queue is at its limit or, with
         ``max_wait``, when the job would likely not be done within ``max_wait`` seconds."""
-        if self._stop.is_set():
-            raise QueueFull(5)
         h, w = int(task.content.shape[-2]), int(task.content.shape[-1])
         job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=w, height=h,
                   options=options, estimate=self.estimate(task.quality, h, w))
+        return self._admit(job, max_wait)
+
+    def submit_video(self, task: VideoTask, options: dict, width: int, height: int) -> Job:
+        """Queue a video task (its ``input`` file becomes the job's: deleted when the job ends,
+        or at once when the queue refuses it); ``width`` x ``height`` is the result as shown."""
+        job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=width, height=height,
+                  options=options, kind="video", frames=task.frames, frames_done=0, upload_path=task.input,
+                  estimate=self.estimate_video(task.height, task.width, task.frames))
+        try:
+            return self._admit(job, None)
+        except BaseException:
+            self._drop_upload(job)
+            raise
+
+    def upload_file(self, suffix: str = "") -> Path:
+        """A new empty file in the result folder for an upload (the caller fills it)."""
+        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=suffix, dir=self.dir)
+        os.close(fd)
+        return Path(name)
+
+    def _admit(self, job: Job, max_wait: float | None) -> Job:
+        if self._stop.is_set():
+            raise QueueFull(5)
         with self._cond:
             full = len(self._waiting) + self._running >= self.settings.workers + self.settings.max_queue
             if not full and max_wait is not None:
@@ -148,6 +178,12 @@ class JobManager:
         """Seconds one run of this size takes, from the measured speed of earlier runs (or a prior)."""
         rate = self.speed.get(quality) or default_seconds_per_unit().get(quality, 1.0)
         return max(0.05, rate * self.work_units(quality, height, width))
+
+    def estimate_video(self, height: int, width: int, frames: int) -> float:
+        """Seconds a clip of ``frames`` frames at ``height`` x ``width`` takes: measured per
+        frame on earlier clips, else as that many fast images."""
+        rate = self.speed.get("video") or self.speed.get("fast") or default_seconds_per_unit()["fast"]
+        return max(0.05, rate * frames * self.work_units("fast", height, width))
 
     def get(self, job_id: str) -> Job | None:
         if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
@@ -223,8 +259,13 @@ class JobManager:
         elapsed = None
         if job.started is not None:
             elapsed = (job.finished or now) - job.started
+        video = job.kind == "video"
         return {
             "id": job.id,
+            "kind": job.kind,
+            "media_type": "video/mp4" if video else None,
+            "frames": job.frames if video else None,
+            "frames_done": (job.frames if state == SUCCEEDED else job.frames_done) if video else None,
             "status": state,
             "progress": round(progress, 4),
             "percent": int(progress * 100),
@@ -268,8 +309,16 @@ class JobManager:
         job.error = error
         job.finished = time.time()
         job.task = None  # free the images
+        self._drop_upload(job)
         self.counters[state] += 1
         job.done_event.set()
+
+    @staticmethod
+    def _drop_upload(job: Job) -> None:
+        if job.upload_path is not None:
+            with contextlib.suppress(OSError):
+                job.upload_path.unlink()
+            job.upload_path = None
 
     def _run_callbacks(self, job: Job) -> None:
         with self._cond:
@@ -307,33 +356,63 @@ class JobManager:
                 raise JobCancelled()
             job.progress = float(min(1.0, max(job.progress, fraction)))
 
+        def frame_progress(done: int, total: int | None) -> None:
+            total = total or job.frames or 0
+            job.frames_done = done
+            if total and job.frames != total and done <= total:
+                job.frames = total  # the decoder's count is better than the header's
+            # never quite 1.0 before the file is closed and renamed
+            progress(min(0.99, done / total) if total else 0.0)
+
         state, error = FAILED, None
         try:
-            out = self.engine.run(task, progress)
-            if job.cancel_event.is_set():
-                raise JobCancelled()
-            if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[:2] != (1, 3):
-                raise RuntimeError(f"engine returned {type(out).__name__} {getattr(out, 'shape', '')}")
-            data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.alpha)
-            path = self.dir / f"{job.id}.png"
-            tmp = self.dir / f".{job.id}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-            job.result_path = path
-            elapsed = time.time() - (job.started or time.time())
-            self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
+            if isinstance(task, VideoTask):
+                self._run_video(job, task, frame_progress)
+            else:
+                self._run_image(job, task, progress)
             state = SUCCEEDED
         except JobCancelled:
             state = CANCELLED
         except StyleTransferError as exc:
             error = str(exc)
+            if isinstance(task, VideoTask):  # the upload's path is the server's business
+                error = error.replace(str(task.input), "content")
         except MemoryError:
-            error = "the server ran out of memory for this image; try a smaller size"
+            error = f"the server ran out of memory for this {job.kind}; try a smaller size"
         except Exception:
             log.exception("job %s failed", job.id)
             error = "internal error while stylizing (logged on the server)"
         with self._cond:
             self._finish_locked(job, state, error)
+
+    def _run_video(self, job: Job, task: VideoTask, progress) -> None:
+        path = self.dir / f"{job.id}.mp4"  # written atomically by the engine (temp file, rename)
+        self.engine.run_video(task, progress, path)  # type: ignore[attr-defined]
+        if job.cancel_event.is_set():
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise JobCancelled()
+        if not path.is_file():
+            raise RuntimeError("the engine wrote no video")
+        job.result_path = path
+        frames = job.frames_done or job.frames or 1
+        elapsed = time.time() - (job.started or time.time())
+        self._record_speed("video", elapsed / (frames * self.work_units("fast", task.height, task.width)))
+
+    def _run_image(self, job: Job, task: Task, progress) -> None:
+        out = self.engine.run(task, progress)
+        if job.cancel_event.is_set():
+            raise JobCancelled()
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[:2] != (1, 3):
+            raise RuntimeError(f"engine returned {type(out).__name__} {getattr(out, 'shape', '')}")
+        data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.alpha)
+        path = self.dir / f"{job.id}.png"
+        tmp = self.dir / f".{job.id}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        job.result_path = path
+        elapsed = time.time() - (job.started or time.time())
+        self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
 
     def _record_speed(self, quality: str, seconds_per_unit: float) -> None:
         """The first run of a quality replaces the prior (this machine may be much faster or

@@ -20,15 +20,17 @@ from .. import __version__
 from ..image import encode_image, load_image
 from . import styles as builtin_styles
 from .config import Settings
-from .engine import Engine
+from .engine import Engine, video_unavailable
 from .jobs import SUCCEEDED, Job, JobManager
 from .schemas import MIN_SIDE, Estimate, JobStatus, StyleInfo, form_schema
-from .uploads import build_task, check_images, check_size, output_size, problem, read_form
+from .uploads import (VideoIntake, build_task, build_video_task, check_images, check_size, check_video_size,
+                      output_size, problem, read_form)
 
 log = logging.getLogger("styletransfer.web")
 
 STATIC_DIR = Path(str(importlib_resources.files("styletransfer.web").joinpath("static")))
-PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
+            "script-src 'self' 'wasm-unsafe-eval'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
@@ -49,6 +51,10 @@ class Server:
 
     def default_quality(self) -> str:
         return "fast" if self.modes().get("fast") else "best"
+
+    def video_refusal(self) -> str | None:
+        """Why this server takes no video jobs (``None`` when it does)."""
+        return video_unavailable(self.engine)
 
     def status(self, job: Job) -> dict:
         data = self.manager.describe(job)
@@ -87,15 +93,22 @@ def peak_rss_mb() -> float:
 
 
 COMMON_ERRORS = {
-    400: {"description": "not an image, truncated or corrupt"},
+    400: {"description": "not an image (or video), truncated or corrupt"},
     401: {"description": "API key missing or wrong"},
-    413: {"description": "upload over the byte or pixel limit"},
-    422: {"description": "unknown or invalid option, or an image too narrow to stylize at that size"},
+    413: {"description": "upload over the byte or pixel limit; a video over the duration, resolution or "
+                         "frame limit (GET /api/v1/health: limits)"},
+    415: {"description": "a video the server cannot read (no video stream, unknown codec); "
+                         "POST /api/v1/stylize: any video (send it to POST /api/v1/jobs)"},
+    422: {"description": "unknown or invalid option, an image too narrow to stylize at that size, "
+                         "a video without frames"},
     429: {"description": "queue full; retry after Retry-After seconds"},
-    503: {"description": "the requested quality is not available on this server"},
+    503: {"description": "the requested quality (or video) is not available on this server"},
 }
 NOT_FOUND = {404: {"description": "unknown or expired job"}}
 IMAGE = {200: {"content": {"image/png": {}, "image/jpeg": {}}}}
+IMAGE_OR_VIDEO = {200: {"description": "the result: an image, or an MP4 for a video job (Range requests "
+                                       "supported)",
+                        "content": {"image/png": {}, "image/jpeg": {}, "video/mp4": {}}}}
 
 router = APIRouter()
 
@@ -122,10 +135,14 @@ async def health(request: Request):
     server = server_of(request)
     s, manager = server.settings, server.manager
     h, w = output_size(3 * s.default_size, 4 * s.default_size, s.default_size)  # a 4:3 photo
+    video_refusal = server.video_refusal()
     return {
         "status": "ok",
         "version": __version__,
         "modes": server.modes(),
+        # video jobs (POST /api/v1/jobs with a clip as content); "video_unavailable" says why not
+        "video": video_refusal is None,
+        "video_unavailable": video_refusal,
         "default_quality": server.default_quality(),
         "auth_required": bool(s.api_key),
         "limits": {
@@ -137,9 +154,16 @@ async def health(request: Request):
             "default_size": s.default_size,
             "max_styles": s.max_styles,
             "result_ttl_seconds": s.result_ttl,
+            "max_video_seconds": s.max_video_seconds,
+            "max_video_bytes": s.max_video_bytes,
+            "max_video_side": s.max_video_side,
+            "max_video_short_side": s.max_video_short_side,
+            "max_video_frames": s.max_video_frames,
+            "video_default_size": s.video_default_size,
         },
-        # result sides the page offers per quality (largest = this server's limit)
+        # result sides the page offers per quality (largest = this server's limit), and for a video
         "size_choices": {q: s.size_choices(q) for q in ("fast", "best")},
+        "video_size_choices": s.video_size_choices(),
         "queue": manager.stats(),
         # seconds a 4:3 result at the default size takes, as measured so far (priors until then);
         # GET /api/v1/estimate gives it for any photo and size
@@ -149,12 +173,21 @@ async def health(request: Request):
 
 
 @router.get("/api/v1/estimate", tags=["server"], response_model=Estimate,
-            summary="Result size and run time for a photo of this size (before uploading it)")
+            summary="Result size and run time for a photo (or video) of this size (before uploading it)")
 async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000),
                    height: int = Query(..., ge=1, le=200_000),
-                   size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast")):
+                   size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast"),
+                   frames: int | None = Query(None, ge=1, le=1_000_000,
+                                              description="a video of this many frames (fast mode); "
+                                                          "1 = the time per frame")):
     server = server_of(request)
-    side = min(size or server.settings.default_size, server.settings.max_side(quality))
+    s = server.settings
+    if frames is not None:  # a video: its own size default and limit, the measured time per frame
+        side = min(size or min(s.video_default_size, s.max_video_output_side()), s.max_video_output_side(),
+                   max(width, height))
+        h, w = output_size(height, width, side)
+        return Estimate(width=w, height=h, seconds=round(server.manager.estimate_video(h, w, frames), 1))
+    side = min(size or s.default_size, s.max_side(quality))
     h, w = output_size(height, width, side)
     return Estimate(width=w, height=h, seconds=round(server.manager.estimate(quality, h, w), 1))
 
@@ -196,7 +229,14 @@ async def submit(request: Request, sync: bool) -> tuple[Server, Job, bool]:
     alone is expected to outlast the synchronous endpoint's wait."""
     server = server_of(request)
     settings = server.settings
-    parts = await read_form(request, settings, sync)
+    intake = None if sync else VideoIntake(server.manager.upload_file, server.video_refusal())
+    parts = await read_form(request, settings, sync, intake)
+    if parts.video is not None:
+        try:
+            return server, await submit_video(server, parts), False
+        except BaseException:
+            parts.video.unlink(missing_ok=True)  # the queued job owns it once accepted
+            raise
     modes = server.modes()
     quality = "fast" if sync else (parts.options.quality or server.default_quality())
     if not modes.get(quality):
@@ -215,8 +255,17 @@ async def submit(request: Request, sync: bool) -> tuple[Server, Job, bool]:
     return server, job, too_long
 
 
+async def submit_video(server: Server, parts) -> Job:
+    """Probe the clip, check it against the limits and queue it (fast mode, every frame)."""
+    size = check_video_size(parts.options, server.settings)
+    task, public, width, height = await run_in_threadpool(build_video_task, parts, size, server.settings)
+    job = server.manager.submit_video(task, public, width, height)
+    server.manager.start()
+    return job
+
+
 @router.post("/api/v1/jobs", tags=["jobs"], status_code=202, response_model=JobStatus,
-             summary="Create a stylization job", dependencies=[Depends(require_key)],
+             summary="Create a stylization job (a photo, or a video clip: the result is then an MP4)", dependencies=[Depends(require_key)],
              openapi_extra=form_schema(sync=False), responses=COMMON_ERRORS)
 async def create_job(request: Request):
     server, job, _ = await submit(request, sync=False)
@@ -255,10 +304,16 @@ async def image_response(server: Server, job: Job, fmt: str | None, download: bo
     path = server.manager.result_file(job)
     if path is None:
         raise problem(404, "the result is no longer available")
-    fmt = (fmt or job.options.get("format") or "png").lower()
     stem = f"stylized-{job.id[:8]}"
     disposition = "attachment" if download else "inline"
     headers = {"X-Job-Id": job.id, "Cache-Control": "private, max-age=3600"}
+    if job.kind == "video":
+        if fmt is not None:
+            raise problem(422, "a video job's result is an MP4: leave out format")
+        # FileResponse answers Range requests (206), so a <video> can seek in it
+        headers["Content-Disposition"] = f'{disposition}; filename="{stem}.mp4"'
+        return FileResponse(path, media_type="video/mp4", headers=headers)
+    fmt = (fmt or job.options.get("format") or "png").lower()
     if fmt == "png":
         headers["Content-Disposition"] = f'{disposition}; filename="{stem}.png"'
         return FileResponse(path, media_type="image/png", headers=headers)
@@ -267,9 +322,11 @@ async def image_response(server: Server, job: Job, fmt: str | None, download: bo
     return Response(data, media_type="image/jpeg", headers=headers)
 
 
-@router.get("/api/v1/jobs/{job_id}/result", tags=["jobs"], summary="The result image (PNG or JPEG)",
+@router.get("/api/v1/jobs/{job_id}/result", tags=["jobs"],
+            summary="The result: an image (PNG or JPEG), or the MP4 of a video job",
             dependencies=[Depends(require_key)], response_class=Response,
-            responses={**IMAGE, **NOT_FOUND, 409: {"description": "the job has not succeeded (yet)"}})
+            responses={**IMAGE_OR_VIDEO, **NOT_FOUND, 409: {"description": "the job has not succeeded (yet)"},
+                       422: {"description": "format asked for a video job's result"}})
 async def job_result(request: Request, job_id: str, format: Literal["png", "jpeg", "jpg"] | None = Query(None),
                      download: bool = Query(False)):
     server = server_of(request)

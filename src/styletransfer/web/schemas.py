@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MIN_SIDE = 64  # results are at least this long (tiny photos are enlarged)
 FORM_FIELDS = {"content", "style"}
+VIDEO_ONLY = ("temporal", "audio", "start", "duration")  # options of a video job (ignored for a photo)
 
 
 class JobOptions(BaseModel):
@@ -23,11 +24,17 @@ class JobOptions(BaseModel):
         "off", description="keep the photo's colours: luminance (exact colours) or histogram; "
                            "true = luminance")
     size: int | None = Field(None, ge=MIN_SIDE, description="longest side of the result in pixels "
-                                                            "(never more than the photo's own)")
-    format: Literal["png", "jpeg"] = Field("png", description="format of the result")
+                                                            "(never more than the photo's or video's own)")
+    format: Literal["png", "jpeg"] = Field("png", description="format of the result (a photo; a video's is MP4)")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (best quality)")
     style_weights: list[float] | None = Field(
         None, description="comma-separated blend weights, one per style (e.g. 0.7,0.3)")
+    temporal: bool = Field(True, description="video: keep consecutive frames coherent (optical flow); "
+                                             "false = every frame stylized on its own")
+    audio: bool = Field(True, description="video: keep the sound track")
+    start: float | None = Field(None, ge=0, description="video: seconds to skip at the beginning")
+    duration: float | None = Field(None, gt=0, description="video: seconds to keep after start "
+                                                           "(default: to the end)")
 
     @field_validator("keep_colors", mode="before")
     @classmethod
@@ -69,6 +76,10 @@ class JobStatus(BaseModel):
     """A job as the API reports it."""
 
     id: str
+    kind: Literal["image", "video"] = Field("image", description="what was sent: a photo or a video clip")
+    media_type: str | None = Field(None, description="the result's type when it is not an image (video/mp4)")
+    frames: int | None = Field(None, description="video: frames in the clip (as stylized)")
+    frames_done: int | None = Field(None, description="video: frames stylized so far")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: float = Field(description="0..1")
     percent: int
@@ -106,13 +117,15 @@ class Estimate(BaseModel):
 def form_schema(sync: bool) -> dict:
     """OpenAPI ``requestBody`` of the multipart form of ``POST /jobs`` (``sync``: ``/stylize``)."""
     props: dict[str, Any] = {
-        "content": {"type": "string", "format": "binary", "description": "the photo (PNG, JPEG, WebP...)"},
+        "content": {"type": "string", "format": "binary",
+                    "description": "the photo (PNG, JPEG, WebP...)" + ("" if sync else
+                                   ", or a short video clip (MP4, MOV, WebM, MKV...; result: MP4)")},
         "style": {"type": "array", "items": {"type": "string"},
                   "description": "one or more styles: an uploaded image file, or a built-in style name "
                                  "(see GET /api/v1/styles); repeat the field to blend several"},
     }
     for name, prop in JobOptions.model_json_schema()["properties"].items():
-        if sync and name == "quality":
+        if sync and (name == "quality" or name in VIDEO_ONLY):
             continue
         prop = dict(prop)
         if name == "style_weights":

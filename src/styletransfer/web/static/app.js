@@ -13,7 +13,9 @@
   const state = {
     health: null,
     styles: [],
-    photo: null,          // Blob to upload
+    photo: null,          // Blob to upload (a photo, or a video file as chosen)
+    media: "image",       // what state.photo is: "image" | "video"
+    videoSeconds: 0,      // the chosen video's duration (0 = unknown)
     photoName: "",
     photoUrl: null,
     photoW: 0,            // size of the photo as uploaded (0 = the browser cannot decode it)
@@ -26,6 +28,7 @@
     polling: null,
     resultUrl: null,
     resultJpegUrl: null,
+    videoUrl: null,       // object URL of the chosen video (its preview)
     busy: false,
   };
 
@@ -97,6 +100,34 @@
     return (b[0] === 0x89 && at(1, "PNG")) || (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) || at(0, "GIF8") ||
       (at(0, "RIFF") && at(8, "WEBP")) || at(0, "BM") || (at(0, "II") && b[2] === 42 && b[3] === 0) ||
       (at(0, "MM") && b[2] === 0 && b[3] === 42) || at(4, "ftyp");
+  }
+
+  // Video containers by their first bytes (for files the browser gives no type): MP4/MOV (not
+  // the HEIC/AVIF photos that share their box format), Matroska/WebM, AVI, Ogg.
+  function looksLikeVideo(b) {
+    const at = (offset, text) => [...text].every((c, k) => b[offset + k] === c.charCodeAt(0));
+    if (at(4, "ftyp")) return !["heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1", "avif", "avis"].some((brand) => at(8, brand));
+    return (b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) || (at(0, "RIFF") && at(8, "AVI ")) || at(0, "OggS");
+  }
+
+  async function isVideoFile(file) {
+    if (file.type) return file.type.startsWith("video/");
+    return looksLikeVideo(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
+  }
+
+  // A video's duration and frame size from its header, as this browser reads it ({0, 0, 0} when
+  // it cannot: the server may still read it).
+  function videoMetadata(url) {
+    return new Promise((resolve) => {
+      const v = document.createElement("video");
+      const done = (info) => { clearTimeout(timer); v.removeAttribute("src"); v.load(); resolve(info); };
+      const timer = setTimeout(() => done({ seconds: 0, width: 0, height: 0 }), 8000);
+      v.preload = "metadata";
+      v.muted = true;
+      v.onloadedmetadata = () => done({ seconds: isFinite(v.duration) ? v.duration : 0, width: v.videoWidth, height: v.videoHeight });
+      v.onerror = () => done({ seconds: 0, width: 0, height: 0 });
+      v.src = url;
+    });
   }
 
   // Decode a chosen file: {blob, width, height} reduced to ``side`` (EXIF orientation applied;
@@ -172,7 +203,8 @@
   // "Full" (the photo's side) when the photo is smaller than the largest choice.
   function sizeChoices(quality) {
     const h = state.health;
-    const list = (h && h.size_choices && h.size_choices[quality]) || [512, 768, 1024];
+    const video = state.media === "video";
+    const list = (video ? h && h.video_size_choices : h && h.size_choices && h.size_choices[quality]) || [512, 768, 1024];
     const long = Math.max(state.photoW, state.photoH);
     if (!long || long > list[list.length - 1]) return list.map((v) => ({ value: v, label: `${v} px` }));
     const out = list.filter((v) => v < long).map((v) => ({ value: v, label: `${v} px` }));
@@ -184,7 +216,9 @@
   // The choice for a quality: the largest not above what the user chose (or the default).
   function pickSize(quality) {
     const choices = sizeChoices(quality);
-    const want = state.sizes[quality] || DEFAULT_SIZES[quality] || 512;
+    const key = state.media === "video" ? "video" : quality;
+    const videoDefault = (state.health && state.health.limits.video_default_size) || 512;
+    const want = state.sizes[key] || (key === "video" ? videoDefault : DEFAULT_SIZES[quality]) || 512;
     let pick = choices[0];
     for (const c of choices) if (c.value <= want) pick = c;
     return pick;
@@ -202,7 +236,8 @@
       input.id = `s-${c.value}`;
       input.value = String(c.value);
       input.checked = c === pick || c.value === pick.value;
-      input.addEventListener("change", () => { state.sizes[quality] = c.full ? FULL : c.value; updateEstimates(); });
+      const key = state.media === "video" ? "video" : quality;
+      input.addEventListener("change", () => { state.sizes[key] = c.full ? FULL : c.value; updateEstimates(); });
       const label = document.createElement("label");
       label.htmlFor = input.id;
       label.textContent = c.label;
@@ -217,17 +252,22 @@
     const h = state.health;
     if (!h) return;
     const seq = ++state.estimateSeq;
+    const video = state.media === "video";
     for (const q of ["fast", "best"]) {
       const el = $(`q-${q}-time`);
       if (!h.modes[q]) { el.textContent = "not on this server"; continue; }
+      if (video && q === "best") { el.textContent = "photos only"; continue; }
       let seconds = (h.estimated_seconds || {})[q];
       if (state.photoW) {
         const params = new URLSearchParams({ width: state.photoW, height: state.photoH, size: pickSize(q).value, quality: q });
+        if (video) params.set("frames", "1"); // the measured time per frame
         try {
           seconds = (await (await api(`/estimate?${params}`)).json()).seconds;
         } catch (_) { continue; }
       }
       if (seq !== state.estimateSeq) return; // a newer photo or size is being estimated
+      if (video && state.photoW && seconds != null) { el.textContent = `about ${formatSeconds(seconds)} a frame`; continue; }
+      if (video) { el.textContent = "frame by frame"; continue; }
       if (seconds != null) el.textContent = `about ${formatSeconds(seconds)}`;
       el.dataset.seconds = seconds;
     }
@@ -276,6 +316,7 @@
   async function setPhoto(file) {
     showError("");
     if (!file) return;
+    if (await isVideoFile(file)) { await setVideo(file); return; }
     const name = file.name || "photo";
     const prepared = await prepareImage(file, uploadSide());
     if (!prepared) {
@@ -288,6 +329,7 @@
       showError(`This photo is ${formatBytes(blob.size)}; the server accepts up to ${formatBytes(limit)}.`);
       return;
     }
+    setMedia("image");
     state.photo = blob;
     state.photoName = name;
     state.photoW = width;
@@ -313,6 +355,85 @@
     updateButton();
   }
 
+  // A video: checked against the server's limits when this browser can read its header, shown
+  // in a <video>; always sent as it is (the server reduces it), in Fast mode.
+  async function setVideo(file) {
+    const name = file.name || "video";
+    const h = state.health;
+    if (h && !h.video) {
+      showError(`“${name}” is a video; this server does not stylize videos (${h.video_unavailable || "video is off"}).`);
+      return;
+    }
+    const limits = (h && h.limits) || {};
+    if (limits.max_video_bytes && file.size > limits.max_video_bytes) {
+      showError(`This video is ${formatBytes(file.size)}; the server accepts up to ${formatBytes(limits.max_video_bytes)}.`);
+      return;
+    }
+    const url = URL.createObjectURL(file);
+    const meta = await videoMetadata(url);
+    const long = Math.max(meta.width, meta.height), short = Math.min(meta.width, meta.height);
+    let problem = "";
+    if (limits.max_video_seconds && meta.seconds > limits.max_video_seconds + 0.1) {
+      problem = `This video is ${formatSeconds(meta.seconds)} long; the server takes clips of up to ${formatSeconds(limits.max_video_seconds)}. Trim it first.`;
+    } else if (limits.max_video_side && (long > limits.max_video_side || short > limits.max_video_short_side)) {
+      problem = `This video is ${meta.width} × ${meta.height}; the server takes up to ${limits.max_video_side} × ${limits.max_video_short_side} (1080p). Scale it down first.`;
+    }
+    if (problem) { URL.revokeObjectURL(url); showError(problem); return; }
+    setMedia("video");
+    state.photo = file;
+    state.photoName = name;
+    state.photoW = meta.width;
+    state.photoH = meta.height;
+    state.videoSeconds = meta.seconds;
+    if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
+    state.photoUrl = null;
+    if (state.videoUrl) URL.revokeObjectURL(state.videoUrl);
+    state.videoUrl = url;
+    const readable = meta.width > 0;
+    $("photo-name").textContent = name;
+    $("photo-info").textContent = [readable ? `${meta.width} × ${meta.height}` : "", meta.seconds ? `${meta.seconds.toFixed(1)} s` : "",
+                                   formatBytes(file.size)].filter(Boolean).join(" · ");
+    document.querySelector(".dz-empty").hidden = true;
+    document.querySelector(".dz-chosen").hidden = false;
+    $("photo-thumb").hidden = true;
+    $("original-img").hidden = true;
+    const thumb = $("video-thumb"), original = $("original-video");
+    thumb.hidden = !readable;
+    original.hidden = !readable;
+    $("original-ph").hidden = readable;
+    $("original-ph").textContent = readable ? "Your photo" : "No preview of this video format in this browser; the server will read it.";
+    if (readable) {
+      thumb.src = url;
+      original.src = url;
+    }
+    document.querySelector(".layout").classList.add("has-photo");
+    clearResult();
+    renderSizes();
+    updateButton();
+  }
+
+  // Photo or video: a video runs in Fast mode on the server (no Best, no On this device) and
+  // offers the smooth-motion switch.
+  function setMedia(media) {
+    state.media = media;
+    const video = media === "video";
+    if (!video) {
+      state.videoSeconds = 0;
+      const v = $("original-video");
+      v.pause(); v.removeAttribute("src"); v.load(); v.hidden = true;
+      $("video-thumb").hidden = true;
+      $("video-thumb").removeAttribute("src");
+      if (state.videoUrl) { URL.revokeObjectURL(state.videoUrl); state.videoUrl = null; }
+    }
+    const modes = (state.health && state.health.modes) || {};
+    $("q-best").disabled = video || !modes.best;
+    $("q-device").disabled = video || $("q-device").dataset.ready !== "true";
+    if (video && !$("q-fast").disabled) $("q-fast").checked = true;
+    $("video-note").hidden = !video;
+    $("temporal-field").hidden = !video;
+    $("photo-input").setAttribute("aria-label", video ? "Chosen video" : "Chosen photo");
+  }
+
   async function setOwnStyle(file) {
     showError("");
     if (!file) return;
@@ -336,12 +457,16 @@
     if (state.busy) return;
     button.disabled = !(state.photo && state.style);
     if (!state.photo) setHint("Choose a photo to start.");
+    else if (state.media === "video" && state.style) setHint(`Ready: ${state.style.title} on your video, ${$("strength").value}% strength.`);
     else if (!state.style) setHint("Pick a style.");
     else setHint(`Ready: ${state.style.title}, ${$("strength").value}% strength.`);
   }
 
   // --- running a job -------------------------------------------------------------------------
   function clearResult() {
+    const video = $("result-video");
+    video.pause();
+    video.hidden = true;
     $("result-img").hidden = true;
     $("result-ph").hidden = false;
     $("download").hidden = true;
@@ -376,10 +501,11 @@
     showError("");
     clearResult();
     setBusy(true);
-    const quality = selectedValue("quality");
-    state.run = { photoName: state.photoName, styleTitle: state.style.title };
+    const video = state.media === "video";
+    const quality = video ? "fast" : selectedValue("quality");
+    state.run = { photoName: state.photoName, styleTitle: state.style.title, media: state.media };
     if (quality === "device") { await stylizeOnDevice(); return; } // ondevice.js: nothing is uploaded
-    setProgress(true, "Uploading…", 1, "");
+    setProgress(true, video ? "Uploading the video…" : "Uploading…", 1, "");
     if (window.matchMedia("(max-width: 900px)").matches) document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
     const form = new FormData();
     form.append("content", state.photo, state.photoName);
@@ -389,6 +515,7 @@
     form.append("keep_colors", $("keep-colors").checked ? "true" : "false");
     if (quality) form.append("quality", quality);
     form.append("size", selectedValue("size") || String(pickSize(quality || "fast").value));
+    if (video) form.append("temporal", $("temporal").checked ? "true" : "false");
     const started = Date.now();
     let job;
     for (let attempt = 0; ; attempt++) {
@@ -445,6 +572,10 @@
       return [pos && pos > 1 ? `Waiting in line · ${pos - 1} ahead` : "Starting…", job.eta_seconds != null ? `About ${formatSeconds(job.eta_seconds)} left` : ""];
     }
     const pct = `${job.percent}%`;
+    if (job.kind === "video" && job.frames) {
+      const eta = job.eta_seconds != null && job.percent < 100 ? `About ${formatSeconds(job.eta_seconds)} left` : "Finishing…";
+      return [`Stylizing · frame ${Math.min(job.frames_done || 0, job.frames)} of ${job.frames} · ${pct}`, eta];
+    }
     return [`Stylizing · ${pct}`, job.eta_seconds != null && job.percent < 100 ? `About ${formatSeconds(job.eta_seconds)} left` : "Finishing…"];
   }
 
@@ -487,6 +618,7 @@
   }
 
   async function showResult(job, started) {
+    if (job.kind === "video") { await showVideoResult(job, started); return; }
     setProgress(true, "Stylizing · 100%", 100, "Downloading the result…");
     let url;
     try {
@@ -514,6 +646,63 @@
     setHint("Done! Try another style or strength.");
   }
 
+  async function showVideoResult(job, started) {
+    setProgress(true, "Stylizing · 100%", 100, "Downloading the video…");
+    let url;
+    try {
+      url = await fetchBlobUrl(`/jobs/${job.id}/result`);
+    } catch (err) {
+      finish(null, err.message);
+      return;
+    }
+    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+    state.resultUrl = url;
+    const video = $("result-video");
+    video.onloadeddata = async () => {
+      video.onloadeddata = null;
+      const seconds = (Date.now() - started) / 1000;
+      $("result-meta").textContent = `${job.width} × ${job.height} · ${job.frames} frames · ${seconds.toFixed(1)} s`;
+      await addRecent(job, url, videoFrameDataUrl(video, 360));
+    };
+    video.src = url;
+    video.hidden = false;
+    video.dataset.jobId = job.id;
+    video.play().catch(() => { /* autoplay refused: the controls are there */ });
+    $("result-img").hidden = true;
+    $("result-ph").hidden = true;
+    $("result-caption").textContent = `· ${state.run ? state.run.styleTitle : ""}`;
+    setVideoDownload(job.id, url);
+    finish(job, null);
+    setHint("Done! Play it, download it, or try another style.");
+  }
+
+  // The current frame of a <video> as a small JPEG data URL (a recent result's preview).
+  function videoFrameDataUrl(video, side) {
+    if (!video.videoWidth || video.readyState < 2) return null; // no frame decoded yet
+    const scale = Math.min(1, side / Math.max(video.videoWidth, video.videoHeight));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(video.videoWidth * scale));
+    canvas.height = Math.max(1, Math.round(video.videoHeight * scale));
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    try { return canvas.toDataURL("image/jpeg", 0.8); } catch (_) { return null; }
+  }
+
+  function resultName(jobId, ext) {
+    const run = state.run || {};
+    const slug = (text) => (text || "").toLowerCase().replace(/\.[a-z0-9]+$/, "").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+    const base = [slug(run.photoName), slug(run.styleTitle)].filter(Boolean).join("-") || "stylized";
+    return `${base}-${jobId.slice(0, 6)}.${ext}`;
+  }
+
+  function setVideoDownload(jobId, url) {
+    const link = $("download");
+    link.href = url;
+    link.download = resultName(jobId, "mp4");
+    link.textContent = "Download MP4";
+    link.hidden = false;
+    $("download-jpeg").hidden = true;
+  }
+
   function setDownloads(jobId, url) {
     const run = state.run || {};
     const slug = (text) => (text || "").toLowerCase().replace(/\.[a-z0-9]+$/, "").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
@@ -521,6 +710,7 @@
     const png = $("download");
     png.href = url;
     png.download = `${base}-${jobId.slice(0, 6)}.png`;
+    png.textContent = "Download PNG";
     png.hidden = false;
     const jpeg = $("download-jpeg");
     jpeg.hidden = false;
@@ -565,13 +755,16 @@
     }
   }
 
-  async function addRecent(job, resultUrl) {
-    const [thumb, original] = await Promise.all([thumbnailDataUrl(resultUrl, 360), thumbnailDataUrl(state.photoUrl, 360)]);
+  async function addRecent(job, resultUrl, videoThumb) {
+    const video = job.kind === "video";
+    const [thumb, original] = video ? [videoThumb, videoFrameDataUrl($("original-video"), 360)]
+      : await Promise.all([thumbnailDataUrl(resultUrl, 360), thumbnailDataUrl(state.photoUrl, 360)]);
     if (!thumb) return;
     const list = loadRecent().filter((r) => r.id !== job.id);
     const run = state.run || {};
     list.unshift({ id: job.id, thumb, original, photo: run.photoName || "", style: run.styleTitle || "", at: Date.now(),
-                   expires: job.expires_at ? job.expires_at * 1000 : null, size: `${job.width}×${job.height}` });
+                   expires: job.expires_at ? job.expires_at * 1000 : null, size: `${job.width}×${job.height}`,
+                   kind: job.kind || "image" });
     saveRecent(list.slice(0, MAX_RECENT));
     renderRecent();
   }
@@ -615,6 +808,7 @@
 
   async function openRecent(item) {
     showError("");
+    if (item.kind === "video") { await openRecentVideo(item); return; }
     let url = item.thumb, full = false;
     if (!item.expires || item.expires > Date.now()) {
       try { url = await fetchBlobUrl(`/jobs/${item.id}/result`); full = true; } catch (_) { /* expired: thumbnail */ }
@@ -623,6 +817,8 @@
     img.onload = null;
     img.src = url;
     img.hidden = false;
+    $("result-video").pause();
+    $("result-video").hidden = true;
     $("result-ph").hidden = true;
     $("result-caption").textContent = `· ${item.style}`;
     state.run = { photoName: item.photo, styleTitle: item.style };
@@ -634,6 +830,36 @@
     $("result-meta").textContent = full ? `${item.size} · from ${timeAgo(item.at)}` : "Preview only: the full result has expired on the server.";
     if (full) setDownloads(item.id, url);
     else { $("download").hidden = true; $("download-jpeg").hidden = true; }
+    document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  async function openRecentVideo(item) {
+    let url = null;
+    if (!item.expires || item.expires > Date.now()) {
+      try { url = await fetchBlobUrl(`/jobs/${item.id}/result`); } catch (_) { /* expired */ }
+    }
+    state.run = { photoName: item.photo, styleTitle: item.style, media: "video" };
+    const img = $("result-img"), video = $("result-video");
+    $("result-ph").hidden = true;
+    $("result-caption").textContent = `· ${item.style}`;
+    if (url) {
+      if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+      state.resultUrl = url;
+      img.hidden = true;
+      video.src = url;
+      video.hidden = false;
+      setVideoDownload(item.id, url);
+      $("result-meta").textContent = `${item.size} · video · from ${timeAgo(item.at)}`;
+    } else {
+      video.pause();
+      video.hidden = true;
+      img.onload = null;
+      img.src = item.thumb;
+      img.hidden = false;
+      $("download").hidden = true;
+      $("download-jpeg").hidden = true;
+      $("result-meta").textContent = "Preview only: the video has expired on the server.";
+    }
     document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
   }
 
