@@ -7,6 +7,7 @@ uploaded images and options really reached it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import os
 import struct
@@ -616,6 +617,22 @@ def test_serve_refuses_missing_fast_model(tmp_path, capsys):
         torch.set_num_threads(threads)
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err
+
+
+def test_serve_backend_flag_reaches_the_fast_mode(monkeypatch):
+    from styletransfer.web import engine_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers())
+    assert engine_from_args(parser.parse_args(["serve"])).fast_options.backend == "torch"
+    if importlib.util.find_spec("onnxruntime") is not None:
+        engine = engine_from_args(parser.parse_args(["serve", "--backend", "onnxruntime"]))
+        assert engine.fast_options.backend == "onnxruntime"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(ValueError, match="needs the 'onnxruntime' package"):
+        engine_from_args(parser.parse_args(["serve", "--backend", "onnxruntime"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--backend", "tensorflow"])
 
 
 def test_python_m_serves_over_real_http(tmp_path):

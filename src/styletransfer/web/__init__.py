@@ -99,6 +99,9 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="folder for results (default: a new temporary folder, removed on exit)")
     p.add_argument("--fast-model", default=None, metavar="FILE",
                    help="decoder model.safetensors for the fast mode (default: the built-in model)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="run the fast mode's networks in torch (default) or onnxruntime (CPU; exported "
+                        "to ONNX once and cached; see docs/onnx.md for which is quicker)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.set_defaults(func=serve_command, handler=serve_command)
@@ -145,6 +148,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def engine_from_args(args: argparse.Namespace):
+    """The real stylizers for ``serve``'s flags (``--fast-model``, ``--backend``); ValueError says
+    what is wrong with them."""
+    from ..stylizers.fast import FastOptions
+    from .engine import LibraryEngine
+
+    fast_model = getattr(args, "fast_model", None)
+    if fast_model and not os.path.isfile(fast_model):
+        raise ValueError(f"--fast-model {fast_model}: no such file")
+    backend = getattr(args, "backend", "torch")
+    if backend == "onnxruntime":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise ValueError("--backend onnxruntime needs the 'onnxruntime' package "
+                             "(pip install 'styletransfer[onnx]')") from None
+    return LibraryEngine(fast_model=fast_model, fast_options=FastOptions(backend=backend))
+
+
 def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     """Run the server until Ctrl-C; returns an exit code (2 for bad settings)."""
     try:
@@ -186,14 +208,12 @@ def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     port = sock.getsockname()[1]
 
     if engine is None:
-        from .engine import LibraryEngine
-
-        fast_model = getattr(args, "fast_model", None)
-        if fast_model and not os.path.isfile(fast_model):
-            print(f"styletransfer serve: --fast-model {fast_model}: no such file", file=sys.stderr)
+        try:
+            engine = engine_from_args(args)
+        except ValueError as exc:
+            print(f"styletransfer serve: {exc}", file=sys.stderr)
             sock.close()
             return 2
-        engine = LibraryEngine(fast_model=fast_model)
     app = create_app(settings, engine)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
