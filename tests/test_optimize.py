@@ -245,3 +245,60 @@ def test_luminance_recolouring_is_image_transfer_luminance(tiny_encoder, content
     monkeypatch.setattr(optimize_mod, "transfer_luminance", spy, raising=False)
     stylize_optimize(content_image, [style_image], opts(preserve_color="luminance", steps=[2]), encoder=tiny_encoder)
     assert len(calls) == 1 and torch.equal(calls[0], content_image)  # one implementation, fed the photo
+
+
+# ----- a start image of one's own (a video's warm start) -----------------------------------------
+
+def test_init_image_is_where_the_optimisation_starts(tiny_encoder, content_image, style_image):
+    init = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(3))
+    kept = init.clone()
+    losses = []
+    o = opts(steps=[4], init="noise")  # init_image wins over options.init
+    out = stylize_optimize(content_image, [style_image], o, callback=lambda s, t, l: losses.append(l),
+                           encoder=tiny_encoder, init_image=init)
+    assert losses[0] == pytest.approx(objective_value(tiny_encoder, content_image, [style_image], o, init), rel=1e-4)
+    assert losses[0] != pytest.approx(objective_value(tiny_encoder, content_image, [style_image], o, content_image),
+                                      rel=1e-2)
+    assert out.shape == content_image.shape and torch.equal(init, kept)  # the caller's tensor is untouched
+
+
+def test_init_image_starts_the_coarsest_scale(tiny_encoder, content_image, style_image, monkeypatch):
+    from styletransfer.stylizers import optimize as optimize_mod
+
+    starts = []
+    real = optimize_mod._optimize_scale
+    monkeypatch.setattr(optimize_mod, "_optimize_scale", lambda image, *a: starts.append(image.clone()) or real(image, *a))
+    init = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(4))
+    stylize_optimize(content_image, [style_image], opts(steps=[1, 1]), encoder=tiny_encoder, init_image=init)
+    assert starts[0].shape[-2:] == (24, 32)
+    assert torch.allclose(starts[0], optimize_mod.resize(init, (24, 32)).clamp(0, 1))
+
+
+def test_init_image_in_luminance_mode_is_its_luminance(tiny_encoder, content_image, style_image):
+    init = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(5))
+    losses = []
+    o = opts(preserve_color="luminance", steps=[2])
+    stylize_optimize(content_image, [style_image], o, callback=lambda s, t, l: losses.append(l),
+                     encoder=tiny_encoder, init_image=init)
+    from styletransfer.stylizers.optimize import _match_luminance, _to_luminance
+
+    content_y = _to_luminance(content_image)
+    style_y = _match_luminance(_to_luminance(style_image), content_y)
+    assert losses[0] == pytest.approx(objective_value(tiny_encoder, content_y, [style_y], o, _to_luminance(init)),
+                                      rel=1e-4)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda c: c[0], r"\(1, 3, H, W\) tensor, got \(3, 48, 64\)"),
+    (lambda c: c[:, :1], r"\(1, 3, H, W\) tensor, got \(1, 1, 48, 64\)"),
+    (lambda c: c.numpy(), "tensor, got ndarray"),
+    (lambda c: c[..., :32], "init image is 32x48, the content 64x48: they must match"),
+    (lambda c: c * 2 + 0.1, r"values must be in \[0, 1\]"),
+    (lambda c: c - 0.5, r"values must be in \[0, 1\]"),
+    (lambda c: torch.where(c > 0.5, torch.tensor(float("nan")), c), r"values must be in \[0, 1\]"),
+    (lambda c: (c * 255).to(torch.uint8), "float tensor"),
+])
+def test_bad_init_images_are_refused(tiny_encoder, content_image, style_image, bad, message):
+    with pytest.raises(StyleTransferError, match=message):
+        stylize_optimize(content_image, [style_image], opts(steps=[1]), encoder=tiny_encoder,
+                         init_image=bad(content_image))

@@ -324,7 +324,8 @@ def test_force_overwrites_an_existing_output(tmp_path, nets, style_image):
 
 
 def test_bad_options_are_refused():
-    for kw in ({"blend": 1.0}, {"start": -1}, {"duration": 0}, {"method": "wct"}, {"size": 4}, {"crf": 60}):
+    for kw in ({"blend": 1.0}, {"start": -1}, {"duration": 0}, {"method": "wct"}, {"size": 4}, {"crf": 60},
+               {"warm_steps": 0}, {"warm_steps": 2.5}):
         with pytest.raises(StyleTransferError):
             VideoOptions(**kw).validate()
 
@@ -363,6 +364,8 @@ def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     (["--blend", "1.5"], 2, "--blend"),
     (["--start", "soon"], 2, "--start"),
     (["--steps", "3"], 2, "only applies to --method optimize"),
+    (["--warm-steps", "3"], 2, "only applies to --method optimize"),
+    (["--method", "optimize", "--warm-steps", "0"], 2, "--warm-steps"),
     (["--method", "optimize", "--alpha", "0.5"], 2, "only applies to --method fast"),
     (["--style-weights", "1", "2"], 2, "--style-weights"),
     (["-o", "out.avi"], 1, "unsupported output type"),
@@ -391,3 +394,136 @@ def test_optimize_method_stylizes_every_frame(tmp_path, nets, style_image):
     got, want = read_clip(tmp_path / "out.mp4")["frames"], read_clip(src)["frames"]
     assert result.frames == len(got) == 3
     assert np.abs(got[1] - want[1]).mean() > 0.05
+
+
+# ----- optimize: warm-started from the previous output (Ruder et al. 2016) ------------------------
+
+def test_blender_warm_start_is_the_warped_previous_output_where_valid():
+    from styletransfer.video import FlowEstimator
+
+    frames = pan_frames(3, 48, 64)
+    calls = []
+    estimator = FlowEstimator()
+    blender = TemporalBlender(blend=0.5, flow=lambda a, b: calls.append(1) or estimator(a, b))
+    assert blender.warm_start(frames[0]) is None  # the first frame has no past
+    s0 = _texture(48, 64, seed=5).astype(np.float32)
+    o0 = blender(frames[0], s0)
+    init = blender.warm_start(frames[1])
+    backward, valid = FlowEstimator()(frames[1], frames[0])
+    assert 0.7 < valid.mean() < 1  # the pan's new columns are not valid, most of the rest is
+    want = np.where(valid[..., None] > 0, warp(o0, backward, cubic=True), frames[1])
+    np.testing.assert_allclose(init, np.clip(want, 0, 1), atol=1e-6)
+    assert init.dtype == np.float32 and init.shape == (48, 64, 3)
+    blender(frames[1], s0)
+    assert len(calls) == 1  # warm_start and the blend of one frame share its flow
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_optimize_frames_after_the_first_start_from_the_warped_previous_output(tmp_path, nets, style_image,
+                                                                             monkeypatch, temporal):
+    import styletransfer.stylizers.optimize as optimize_mod
+    import styletransfer.video as video_mod
+    from styletransfer.stylizers.optimize import OptimizeOptions
+
+    calls, flows, outputs = [], [], []
+    real_optimize = optimize_mod.stylize_optimize
+    real_flow, real_blend = video_mod.FlowEstimator.__call__, video_mod.TemporalBlender.__call__
+
+    def spy_optimize(content, styles, options, callback=None, encoder=None, init_image=None):
+        calls.append((options.steps, None if init_image is None else init_image.clone()))
+        return real_optimize(content, styles, options, callback, encoder, init_image)
+
+    def spy_flow(self, current, previous):
+        flows.append(real_flow(self, current, previous))
+        return flows[-1]
+
+    def spy_blend(self, frame, stylized):
+        outputs.append((frame, real_blend(self, frame, stylized)))
+        return outputs[-1][1]
+
+    monkeypatch.setattr(optimize_mod, "stylize_optimize", spy_optimize)
+    monkeypatch.setattr(video_mod.FlowEstimator, "__call__", spy_flow)
+    monkeypatch.setattr(video_mod.TemporalBlender, "__call__", spy_blend)
+    src = make_clip(tmp_path / "in.mp4", n=4, audio=False)
+    opts = VideoOptions(method="optimize", temporal=temporal, warm_steps=2,
+                        optimize=OptimizeOptions(steps=3, init="noise", seed=0, device="cpu"))
+    result = stylize_video(src, [style_image], tmp_path / "out.mp4", opts, encoder=nets[0])
+    assert result.frames == len(read_clip(tmp_path / "out.mp4")["frames"]) == len(calls) == 4
+    if not temporal:  # per-frame: every frame on its own, full schedule from the photo
+        assert all(steps == 3 and init is None for steps, init in calls)
+        return
+    assert calls[0][0] == 3 and calls[0][1] is None  # the first frame: full schedule, from options.init
+    assert len(flows) == len(outputs) - 1 == 3  # one flow per later frame, shared by warm start and blend
+    for t in (1, 2, 3):
+        steps, init = calls[t]
+        assert steps == [2] and init is not None
+        (backward, valid), (frame, _), (_, previous) = flows[t - 1], outputs[t], outputs[t - 1]
+        assert valid.mean() > 0.5
+        init = init[0].permute(1, 2, 0).numpy()
+        warped = np.clip(warp(previous, backward, cubic=True), 0, 1)
+        photo = frame.astype(np.float32) / 255
+        inside = valid > 0
+        np.testing.assert_allclose(init[inside], warped[inside], atol=1e-6)  # the warped previous output
+        np.testing.assert_allclose(init[~inside], photo[~inside], atol=1e-6)  # occluded: the photo
+        # and not the photo: the noise-started stylization is far from it
+        assert np.abs(init[inside] - photo[inside]).mean() > 0.05
+
+
+def test_cli_video_optimize_warm_steps(tmp_path, png_file, tiny_networks, capsys, monkeypatch):
+    import styletransfer.video as video_mod
+
+    seen = []
+    real = video_mod.stylize_video
+    monkeypatch.setattr(video_mod, "stylize_video", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    src = make_clip(tmp_path / "in.mp4", n=3, audio=False)
+    code = main(["video", str(src), str(png_file("style.png")), "-o", str(tmp_path / "out.mp4"), "--method",
+                 "optimize", "--steps", "2", "--warm-steps", "1", "--size", "32", "-q", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert "3 frames" in capsys.readouterr().out
+    assert seen[0].warm_steps == 1 and seen[0].optimize.steps == 2
+
+
+def test_the_blend_defaults_to_the_methods_own():
+    from styletransfer.video import DEFAULT_BLEND
+
+    assert VideoOptions().effective_blend() == DEFAULT_BLEND == 0.7
+    assert VideoOptions(method="optimize").effective_blend() == 0.0  # its warm start keeps frames coherent
+    assert VideoOptions(method="optimize", blend=0.3).effective_blend() == 0.3
+    assert VideoOptions(blend=0.0).effective_blend() == 0.0
+
+
+# ----- bounded memory ----------------------------------------------------------------------------
+
+def test_the_pipeline_keeps_no_old_frames(tmp_path, nets, style_image, monkeypatch):
+    """Streaming: after frame t is written, only frames t and t-1 (the blend's past) may be alive."""
+    import weakref
+
+    import styletransfer.stylizers.fast as fast_mod
+    import styletransfer.video as video_mod
+
+    inputs, stylized, alive = [], [], []
+    real_blend, real_fast = video_mod.TemporalBlender.__call__, fast_mod.stylize_fast
+
+    def spy_blend(self, frame, styled):
+        out = real_blend(self, frame, styled)
+        inputs.append(weakref.ref(frame))
+        stylized.append(weakref.ref(out))
+        return out
+
+    def spy_fast(*a, **k):
+        out = real_fast(*a, **k)
+        stylized.append(weakref.ref(out))
+        return out
+
+    def callback(done, total):
+        alive.append((sum(r() is not None for r in inputs), sum(r() is not None for r in stylized)))
+
+    monkeypatch.setattr(video_mod.TemporalBlender, "__call__", spy_blend)
+    monkeypatch.setattr(fast_mod, "stylize_fast", spy_fast)
+    src = make_clip(tmp_path / "in.mp4", n=8)
+    enc, dec = nets
+    stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
+                  encoder=enc, decoder=dec, callback=callback)
+    assert len(alive) == 8 and len(inputs) == 8
+    assert max(a for a, _ in alive) <= 2  # the current and the previous input frame
+    assert max(s for _, s in alive) <= 2  # the previous output (the blend's past) and at most one more

@@ -1,9 +1,10 @@
 """Video: stylize a clip frame by frame, kept coherent in time with optical flow.
 
     for each frame I_t (decoded, stylized and encoded as it goes; memory = a few frames):
-        S_t = stylize(I_t)                           the fast (AdaIN) method, or optimize
         w   = flow(I_t -> I_{t-1})                   DIS optical flow (Kroeger et al., 2016)
         M   = forward-backward consistent(w) and not a motion boundary and inside the frame
+        S_t = stylize(I_t)                           the fast (AdaIN) method, or optimize started
+                                                     from M * warp(O_{t-1}, w) + (1 - M) * I_t
         O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)
 
 The blend is a recursive filter along motion trajectories: where the previous output can be
@@ -11,6 +12,11 @@ followed (M = 1) the new frame leans towards it by ``beta``, so brush strokes st
 objects instead of boiling; where it cannot (occlusions, new content at the border, cuts) the
 frame is its own stylization. The occlusion test is the forward-backward check of Sundaram et
 al. (2010) as used for video style transfer by Ruder et al. (2016).
+
+The optimize method is warm-started as in Ruder et al. (2016): every frame after the first starts
+from the previous output warped onto it (the current photo where the warp is not valid) and needs
+only ``warm_steps`` steps at the output's size, instead of the first frame's coarse-to-fine
+schedule from the photo.
 
 Consistency is measured with the warping error of Lai et al. (2018),
 
@@ -44,7 +50,11 @@ from .errors import StyleTransferError
 # output extension -> FFmpeg muxer; all take H.264 video and AAC audio
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 METHODS = ("fast", "optimize")
-DEFAULT_BLEND = 0.7  # chosen by benchmarks/bench_video.py (docs/video.md)
+DEFAULT_BLEND = 0.7  # fast method: chosen by benchmarks/bench_video.py (docs/video.md)
+# optimize method: the warm start alone (blend 0) keeps frames coherent; a blend on top washes out
+# the optimised texture (measured by benchmarks/bench_video_warm.py, docs/video.md)
+DEFAULT_OPTIMIZE_BLEND = 0.0
+DEFAULT_WARM_STEPS = 40  # chosen by benchmarks/bench_video_warm.py (docs/video.md)
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -68,7 +78,11 @@ class VideoOptions:
         temporal: keep consecutive frames coherent with optical flow (``False`` = every frame
             stylized on its own).
         blend: ``beta`` above: how much a frame follows the warped previous output where the
-            flow is reliable (0 = per-frame, 1 = frozen).
+            flow is reliable (0 = no blend, 1 = frozen); ``None`` = 0.7 for fast, 0 for optimize
+            (whose warm start already follows the previous output).
+        warm_steps: optimize with ``temporal``: the steps of every frame after the first, at the
+            output's size only, started from the warped previous output (the first frame gets
+            ``optimize``'s full coarse-to-fine schedule from the photo).
         audio: keep the audio stream (re-encoded to AAC).
         crf: H.264 quality (0 = lossless, 18 = visually lossless, 23 = x264's default).
     """
@@ -80,7 +94,8 @@ class VideoOptions:
     start: float = 0.0
     duration: float | None = None
     temporal: bool = True
-    blend: float = DEFAULT_BLEND
+    blend: float | None = None
+    warm_steps: int = DEFAULT_WARM_STEPS
     audio: bool = True
     crf: int = 18
 
@@ -93,10 +108,19 @@ class VideoOptions:
             raise StyleTransferError(f"start must be >= 0 seconds, got {self.start}")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
             raise StyleTransferError(f"duration must be > 0 seconds, got {self.duration}")
-        if not 0.0 <= self.blend < 1.0:
+        if self.blend is not None and not 0.0 <= self.blend < 1.0:
             raise StyleTransferError(f"blend must be in [0, 1), got {self.blend}")
+        if not (isinstance(self.warm_steps, int) and self.warm_steps >= 1):
+            raise StyleTransferError(f"warm_steps must be an int >= 1, got {self.warm_steps!r}")
         if not 0 <= self.crf <= 51:
             raise StyleTransferError(f"crf must be between 0 and 51, got {self.crf}")
+
+
+    def effective_blend(self) -> float:
+        """``blend``, or the method's default when it is ``None``."""
+        if self.blend is not None:
+            return self.blend
+        return DEFAULT_OPTIMIZE_BLEND if self.method == "optimize" else DEFAULT_BLEND
 
 
 @dataclass
@@ -190,7 +214,8 @@ class FlowEstimator:
 class TemporalBlender:
     """``O_t = S_t + beta * M * (warp(O_{t-1}) - S_t)``, frame after frame (see the module doc).
 
-    Holds only the previous input and output frames. ``reset()`` starts over (e.g. at a cut).
+    Holds only the previous input and output frames (and, between :meth:`warm_start` and the
+    call on the same frame, that frame's flow). ``reset()`` starts over (e.g. at a cut).
     """
 
     def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None, cubic: bool = True) -> None:
@@ -201,15 +226,41 @@ class TemporalBlender:
     def reset(self) -> None:
         self._prev_in: np.ndarray | None = None
         self._prev_out: np.ndarray | None = None
+        self._motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (frame, flow, valid)
+
+    def _flow(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Flow ``frame`` -> previous input and its valid mask; ``None`` with no previous frame."""
+        if self._prev_in is None or self._prev_in.shape != frame.shape:
+            return None
+        if self._motion is None or self._motion[0] is not frame:  # once per frame
+            self._motion = (frame, *self.flow(frame, self._prev_in))
+        return self._motion[1], self._motion[2]
+
+    def warm_start(self, frame: np.ndarray) -> np.ndarray | None:
+        """Start image of an optimisation (Ruder et al. 2016): ``M warp(O_{t-1}) + (1 - M) I_t``.
+
+        ``frame`` (H, W, 3) input RGB. Returns (H, W, 3) float32 in [0, 1], or ``None`` for the
+        first frame (after ``reset()`` or a size change). Call it before ``blender(frame, ...)``:
+        the flow is computed once for both.
+        """
+        motion = self._flow(frame)
+        if motion is None:
+            return None
+        backward, valid = motion
+        warped = warp(self._prev_out, backward, self.cubic)
+        photo = frame.astype(np.float32) / 255 if frame.dtype == np.uint8 else frame.astype(np.float32)
+        return np.clip(photo + valid[..., None] * (warped - photo), 0, 1)
 
     def __call__(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """``frame`` (H, W, 3) input RGB, ``stylized`` (H, W, 3) float32 in [0, 1] -> output float32."""
         out = stylized
-        if self._prev_in is not None and self._prev_in.shape == frame.shape and self.blend > 0:
-            backward, valid = self.flow(frame, self._prev_in)
+        motion = self._flow(frame) if self.blend > 0 else None
+        if motion is not None:
+            backward, valid = motion
             warped = warp(self._prev_out, backward, self.cubic)
             out = stylized + (self.blend * valid)[..., None] * (warped - stylized)
         self._prev_in, self._prev_out = frame, out
+        self._motion = None  # holds the frame: let it go with the next one
         return out
 
 
@@ -265,9 +316,12 @@ class _FrameStylizer:
 
                 self.encoder = vgg19(device=resolve_device(oo.device), pooling=oo.pooling, weights=oo.weights)
             self.frame_options = oo
+            # warm-started frames: one scale, the output's, so the start keeps all its detail
+            self.warm_options = dataclasses.replace(oo, steps=[o.warm_steps])
         self._prepared = True
 
-    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+    def __call__(self, frame: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylize ``frame``; ``init`` (optimize only) is a start image for a warm-started frame."""
         if not self._prepared:
             self._prepare(frame)
         if self.options.method == "fast":
@@ -276,7 +330,9 @@ class _FrameStylizer:
             return stylize_fast(frame, self.styles, self.frame_options, encoder=self.encoder, decoder=self.decoder)
         from .stylizers.optimize import stylize_optimize
 
-        return stylize_optimize(frame, self.styles, self.frame_options, encoder=self.encoder)
+        if init is None:
+            return stylize_optimize(frame, self.styles, self.frame_options, encoder=self.encoder)
+        return stylize_optimize(frame, self.styles, self.warm_options, encoder=self.encoder, init_image=init)
 
 
 # ----- input / output checks ---------------------------------------------------------------------
@@ -513,7 +569,7 @@ def _transcode(av, container, in_path: Path, tmp: Path, out_path: Path, opts: Vi
     if opts.start > 0:
         container.seek(int(start * 1e6), backward=True, any_frame=False)
 
-    blender = TemporalBlender(opts.blend) if opts.temporal else None
+    blender = TemporalBlender(opts.effective_blend()) if opts.temporal else None
     out = av.open(str(tmp), mode="w", format=VIDEO_FORMATS[out_path.suffix.lower()])
     state: dict[str, Any] = {"base": None, "vout": None, "aout": None, "last_pts": -1, "frames": 0,
                              "a_next": 0, "pending": [], "video_done": False, "audio_done": ain is None}
@@ -601,7 +657,9 @@ def _video_frame(av, frame, vin, rate, start, end, opts, out, ain, state, styliz
             _write_audio(av, *item, end, out, state)
     h, w = state["size"]
     rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-    styled = stylizer(from_array(rgb))[0].permute(1, 2, 0).numpy().astype(np.float32)
+    init = blender.warm_start(rgb) if blender is not None and opts.method == "optimize" else None
+    styled = stylizer(from_array(rgb), None if init is None else from_array(init))
+    styled = styled[0].permute(1, 2, 0).numpy().astype(np.float32)
     if blender is not None:
         styled = blender(rgb, styled)
     vout = state["vout"]

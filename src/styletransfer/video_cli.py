@@ -19,11 +19,16 @@ examples:
   styletransfer video clip.mov a.jpg b.jpg --style-weights 0.7 0.3 -o out.mp4 --model M
   styletransfer video clip.mp4 starry.jpg -o part.mp4 --model M --start 1:05 --duration 10
   styletransfer video clip.mp4 starry.jpg -o flicker.mp4 --model M --no-temporal   # per-frame, to compare
+  styletransfer video short.mp4 starry.jpg -o out.mp4 --method optimize --size 256 --warm-steps 20
 
 Frames are decoded, stylized and encoded as they go (memory stays at a few frames). Output: H.264
 + AAC with the source's frame timing, rotation and audio, written to a temporary file and renamed
 at the end. Temporal coherence (default on): DIS optical flow warps the previous stylized frame
 onto the new one and blends it in where the flow passes a forward-backward check (--blend).
+With --method optimize every frame after the first instead starts from that warped previous
+result (the frame itself where the flow fails; Ruder et al. 2016) and gets only --warm-steps
+steps at the output's size, while the first frame gets the full schedule (--steps); no blend by
+default, which would wash out the optimised texture.
 """
 
 
@@ -38,7 +43,7 @@ def _time(text: str) -> float:
 
 def add_video_parser(sub: Any) -> None:
     """Register ``video`` on the ``styletransfer`` command's subparsers."""
-    from .video import DEFAULT_BLEND
+    from .video import DEFAULT_BLEND, DEFAULT_OPTIMIZE_BLEND, DEFAULT_WARM_STEPS
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("video", help="stylize a video clip (flicker-free)", formatter_class=fmt,
@@ -61,9 +66,10 @@ def add_video_parser(sub: Any) -> None:
     g = p.add_argument_group("temporal coherence")
     g.add_argument("--no-temporal", dest="temporal", action="store_false",
                    help="stylize every frame on its own (flickers; for comparison)")
-    g.add_argument("--blend", type=number(0, 0.99), default=DEFAULT_BLEND, metavar="B",
+    g.add_argument("--blend", type=number(0, 0.99), metavar="B",
                    help=f"how much each frame follows the previous stylized frame where the optical flow "
-                        f"is reliable (0 = per-frame; default {DEFAULT_BLEND:g})")
+                        f"is reliable (0 = no blend; default {DEFAULT_BLEND:g} for fast, "
+                        f"{DEFAULT_OPTIMIZE_BLEND:g} for optimize, whose warm start keeps frames coherent)")
     g = p.add_argument_group("style")
     g.add_argument("--style-weights", type=number(0), nargs="+", metavar="W",
                    help="blend weights, one per STYLE (normalised to sum 1; default equal)")
@@ -74,7 +80,11 @@ def add_video_parser(sub: Any) -> None:
                    help="fast: spatial mask image (white = this style), once per STYLE, resized to the frames")
     g.add_argument("--model", metavar="FILE", help="fast: decoder model.safetensors (default: the built-in model)")
     g.add_argument("--tile", type=positive_int, metavar="PX", help="fast: tile size for big frames (default automatic)")
-    g.add_argument("--steps", type=positive_int, metavar="N", help="optimize: steps of the coarsest scale per frame")
+    g.add_argument("--steps", type=positive_int, metavar="N", help="optimize: steps of the coarsest scale of the first frame (of every frame with --no-temporal)")
+    g.add_argument("--warm-steps", type=positive_int, metavar="N",
+                   help="optimize: steps of every frame after the first, started from the previous stylized "
+                        f"frame warped by the optical flow (default {DEFAULT_WARM_STEPS}; with --no-temporal "
+                        "every frame gets the full --steps schedule from the photo)")
     g.add_argument("--style-weight", type=number(0), metavar="W", help="optimize: style weight (default 20)")
     g = p.add_argument_group("general")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -117,10 +127,12 @@ def _options(args: argparse.Namespace):
         if args.style_weight is not None:
             kw["style_weight"] = args.style_weight
         optimize = OptimizeOptions(style_weights=args.style_weights, preserve_color=preserve, device=args.device, **kw)
+        warm = {} if args.warm_steps is None else {"warm_steps": args.warm_steps}
         return VideoOptions(method="optimize", optimize=optimize, size=args.size, start=args.start,
                             duration=args.duration, temporal=args.temporal, blend=args.blend,
-                            audio=args.audio, crf=args.crf)
-    for flag, value in (("--steps", args.steps), ("--style-weight", args.style_weight)):
+                            audio=args.audio, crf=args.crf, **warm)
+    for flag, value in (("--steps", args.steps), ("--style-weight", args.style_weight),
+                        ("--warm-steps", args.warm_steps)):
         if value is not None:
             raise CLIError(f"{flag} only applies to --method optimize")
     if args.mask and len(args.mask) != n:

@@ -2,7 +2,7 @@
 
 The seed's steps, applied to the pixels of one image ``y``::
 
-    1. input      content c, style(s) s_k, initial y (content, noise or style)
+    1. input      content c, style(s) s_k, initial y (content, noise, style or a given image)
     2. extract    F_l(c) at the content layers, Gram G_l(s) = sum_k w_k G_l(s_k) at the style
                   layers (computed once per scale, no gradients)
     3. generate   F_l(y) in one forward pass of the frozen VGG19 that stops at the deepest layer
@@ -81,7 +81,8 @@ class OptimizeOptions:
             the longest side stays >= ``coarse_size`` (512 -> 256, 512; 1024 -> 256, 512, 1024;
             anything under 512 is done in one scale).
         coarse_size: longest side of the coarsest scale when ``scales`` is ``None``.
-        init: start image: ``"content"``, ``"noise"`` or ``"style"`` (the first style).
+        init: start image: ``"content"``, ``"noise"`` or ``"style"`` (the first style). An image
+            of one's own goes to :func:`stylize_optimize` as ``init_image`` (it overrides this).
         content_weight, style_weight, tv_weight: weights of the three terms.
         content_layers: layer -> weight of the content term.
         style_layers: layer -> weight of the style term.
@@ -309,6 +310,7 @@ def stylize_optimize(
     options: OptimizeOptions | None = None,
     callback: ProgressCallback | None = None,
     encoder: VGG19Encoder | None = None,
+    init_image: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Stylize ``content`` with ``styles`` by optimising the pixels of the output.
 
@@ -321,6 +323,11 @@ def stylize_optimize(
             of all scales; a scale that stops early skips ahead). It may raise to cancel: the
             exception propagates unchanged.
         encoder: a VGG19 encoder to use instead of the pretrained one (tests use a tiny one).
+        init_image: a (1, 3, H, W) start image in [0, 1] with the content's size, used instead of
+            ``options.init`` (e.g. a video's previous stylized frame warped onto this one: Ruder
+            et al. 2016, "Artistic style transfer for videos"). It starts the coarsest scale
+            (resized to it); ``steps=[n]`` optimises it at the output's size only, keeping all
+            its detail. With ``preserve_color="luminance"`` its luminance is used.
 
     Returns:
         (1, 3, H, W) float tensor in [0, 1] on the CPU.
@@ -339,6 +346,8 @@ def stylize_optimize(
             raise StyleTransferError(f"{name} must be a (1, 3, H, W) tensor, got {shape}")
         if min(img.shape[-2:]) < 16:
             raise StyleTransferError(f"{name} is too small ({img.shape[-1]}x{img.shape[-2]}); need >= 16 px")
+    if init_image is not None:
+        _check_init_image(init_image, content)
     try:
         device = resolve_device(options.device)
     except ValueError as exc:
@@ -368,6 +377,10 @@ def stylize_optimize(
         content_y = _to_luminance(content)
         styles = [_match_luminance(_to_luminance(s), content_y) for s in styles]
         content = content_y
+    if init_image is not None:
+        init_image = init_image.detach().float().cpu()
+        if options.preserve_color == "luminance":
+            init_image = _to_luminance(init_image)  # the optimisation runs on luminance only
 
     height, width = content.shape[-2:]
     sizes = scale_sizes(height, width, options)
@@ -386,7 +399,9 @@ def stylize_optimize(
         s_l = [_resize_style(s, pixels).to(device) for s in styles]
         objective = _Objective(encoder, c_l, s_l, blend, options)
         if image is None:
-            if options.init == "content":
+            if init_image is not None:
+                image = resize(init_image, (h, w)).clamp(0, 1).to(device)
+            elif options.init == "content":
                 image = c_l.clone()
             elif options.init == "style":
                 image = resize(s_l[0].cpu(), (h, w)).to(device)
@@ -407,6 +422,21 @@ def stylize_optimize(
     if options.preserve_color == "luminance":
         out = transfer_luminance(out, color_source)  # stylized luminance + the content's chroma
     return out
+
+
+def _check_init_image(init_image: object, content: torch.Tensor) -> None:
+    """``init_image`` must be a finite (1, 3, H, W) tensor in [0, 1] of the content's size."""
+    if not isinstance(init_image, torch.Tensor) or init_image.ndim != 4 or init_image.shape[:2] != (1, 3):
+        shape = tuple(init_image.shape) if isinstance(init_image, torch.Tensor) else type(init_image).__name__
+        raise StyleTransferError(f"init image must be a (1, 3, H, W) tensor, got {shape}")
+    if init_image.shape[-2:] != content.shape[-2:]:
+        raise StyleTransferError(f"init image is {init_image.shape[-1]}x{init_image.shape[-2]}, "
+                                 f"the content {content.shape[-1]}x{content.shape[-2]}: they must match")
+    if not init_image.is_floating_point():
+        raise StyleTransferError(f"init image must be a float tensor in [0, 1], got {init_image.dtype}")
+    lo, hi = float(init_image.min()), float(init_image.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+        raise StyleTransferError(f"init image values must be in [0, 1], got [{lo:.3g}, {hi:.3g}]")
 
 
 class _Stop(Exception):
