@@ -21,9 +21,12 @@ Measures (mean over frames):
   relu1_1..relu5_1 against the style at the frame's area, content MSE at relu4_2 against the
   input frame; lower = closer). The input frames' row shows how far an unstylized frame is.
 
-Then frames/s of the whole ``stylize_video`` (decode, stylize, flow, blend, encode) at 512 px.
+Per-frame and the output blends stylize with every level of the model, as the CLI does (the
+built-in model: four); the feature blend works at relu4_1 alone. Then frames/s of the whole ``stylize_video`` (decode, stylize, flow, blend, encode) at 512 px,
+with the model's levels as the CLI runs them (the built-in model: four) and with relu4_1 alone.
 
     python benchmarks/bench_video.py --model ../shared/models/adain-v1/model.safetensors
+    python benchmarks/bench_video.py --clips --speed-frames 8          # speed only, built-in model
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from styletransfer.encoders import vgg19
 from styletransfer.image import fit_size, from_array, load_image, resize, save_image
 from styletransfer.stylizers.optimize import OptimizeOptions
 from styletransfer.stylizers.fast import (
-    FastOptions, _pad_to, _style_stats, decode_tiled, encode_tiled, load_decoder, stylize_fast, target_features,
+    FastOptions, _pad_to, _style_stats, decode_tiled, encode_tiled, load_decoders, stylize_fast, target_features,
 )
 from styletransfer.video import FlowEstimator, TemporalBlender, VideoOptions, stylize_video, warp, warping_error
 
@@ -158,7 +161,7 @@ def _np(img: torch.Tensor) -> np.ndarray:
 
 
 def per_frame(frames, style, enc, dec) -> list[np.ndarray]:
-    opts = FastOptions(device="cpu")
+    opts = FastOptions(device="cpu")  # dec: {level: decoder}, every level of the model
     return [_np(stylize_fast(_t(f), [style], opts, encoder=enc, decoder=dec)) for f in frames]
 
 
@@ -227,18 +230,20 @@ def _write_clip(path: Path, frames: list[np.ndarray], fps: int = 24) -> None:
             out.mux(p)
 
 
-def speed(photo: np.ndarray, style: torch.Tensor, model: str, side: int, n: int, enc, dec) -> dict[str, float]:
-    """frames/s of the whole stylize_video at side x side, per-frame and temporal."""
+def speed(photo: np.ndarray, style: torch.Tensor, model: str | None, side: int, n: int, enc) -> dict[str, float]:
+    """frames/s of the whole stylize_video at side x side: per-frame and temporal with every level
+    of the model, and temporal with relu4_1 alone."""
     frames, _, _ = affine_clip(photo, side, side, n, "pan")
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.mp4"
         _write_clip(src, frames)
-        for temporal in (False, True):
-            opts = VideoOptions(fast=FastOptions(device="cpu", model=model), temporal=temporal)
+        for name, temporal, levels in (("per-frame", False, None), ("temporal", True, None),
+                                       ("temporal relu4_1 only", True, ["relu4_1"])):
+            opts = VideoOptions(fast=FastOptions(device="cpu", model=model, levels=levels), temporal=temporal)
             t0 = time.perf_counter()
-            r = stylize_video(src, [style], Path(tmp) / f"o{temporal}.mp4", opts, encoder=enc, decoder=dec)
-            res["temporal" if temporal else "per-frame"] = r.frames / (time.perf_counter() - t0)
+            r = stylize_video(src, [style], Path(tmp) / f"out{len(res)}.mp4", opts, encoder=enc)
+            res[name] = r.frames / (time.perf_counter() - t0)
         # the parts: flow + blend alone
         blender = TemporalBlender()
         t0 = time.perf_counter()
@@ -250,13 +255,13 @@ def speed(photo: np.ndarray, style: torch.Tensor, model: str, side: int, n: int,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="decoder model.safetensors")
+    p.add_argument("--model", help="model file (default: the built-in model)")
     p.add_argument("--style", default=str(DATA / "train" / "style" / "brushstrokes.jpg"))
     p.add_argument("--size", type=int, default=256, help="clip width (height = 3/4 of it)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--blends", type=float, nargs="+", default=[0.5, 0.7, 0.85])
     p.add_argument("--feature-blend", type=float, default=0.7, help="0 = skip the feature-blend variant")
-    p.add_argument("--clips", nargs="+", default=["pan", "zoom", "rotation", "object", "shaky"])
+    p.add_argument("--clips", nargs="*", default=["pan", "zoom", "rotation", "object", "shaky"])
     p.add_argument("--speed-size", type=int, default=512)
     p.add_argument("--speed-frames", type=int, default=6, help="0 = skip the speed part")
     p.add_argument("--save", help="folder for a few frames of each variant (PNG)")
@@ -270,7 +275,8 @@ def main() -> None:
                platform.processor())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {cpu}, {os.cpu_count()} cores")
     enc = vgg19(device="cpu")
-    dec = load_decoder(args.model, "cpu")
+    decs, _ = load_decoders(args.model, "cpu")  # per-frame and output blends: every level, as the CLI
+    dec = decs["relu4_1"]  # the feature-blend variant works at relu4_1
     style = load_image(args.style).rgb
     w, h = args.size, args.size * 3 // 4
     content_dir = DATA / "examples" / "content"
@@ -288,7 +294,7 @@ def main() -> None:
         if cache is not None and cache.exists():
             base = list(np.load(cache))
         else:
-            base = per_frame(frames, style, enc, dec)
+            base = per_frame(frames, style, enc, decs)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, np.stack(base))
@@ -315,11 +321,12 @@ def main() -> None:
                 d.mkdir(parents=True, exist_ok=True)
                 for t in (args.frames // 2, args.frames // 2 + 1):
                     save_image(_t(outs[t]), d / f"{clip}_{name.replace(' ', '')}_{t:02d}.png", overwrite=True)
-    print("clip      variant       E_warp    |diff|     style   content  dE_warp  dstyle  (vs per-frame)")
-    print("\n".join(rows))
+    if rows:
+        print("clip      variant       E_warp    |diff|     style   content  dE_warp  dstyle  (vs per-frame)")
+        print("\n".join(rows))
     if args.speed_frames:
         photo = _photo(content_dir / "golden_gate.jpg", int(args.speed_size * 1.3))
-        res = speed(photo, style, args.model, args.speed_size, args.speed_frames, enc, dec)
+        res = speed(photo, style, args.model, args.speed_size, args.speed_frames, enc)
         print(f"stylize_video {args.speed_size}x{args.speed_size}, {args.speed_frames} frames: "
               + ", ".join(f"{k} {v:.3f}" + ("" if "s/frame" in k else " frames/s") for k, v in res.items()))
 

@@ -340,7 +340,7 @@ def tiny_networks(monkeypatch, nets):
 
     enc, dec = nets
     monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
-    monkeypatch.setattr(styletransfer.stylizers.fast, "load_decoder", lambda *a, **k: dec)
+    monkeypatch.setattr(styletransfer.stylizers.fast, "load_decoders", lambda *a, **k: ({"relu4_1": dec}, {}))
 
 
 def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
@@ -527,3 +527,49 @@ def test_the_pipeline_keeps_no_old_frames(tmp_path, nets, style_image, monkeypat
     assert len(alive) == 8 and len(inputs) == 8
     assert max(a for a, _ in alive) <= 2  # the current and the previous input frame
     assert max(s for _, s in alive) <= 2  # the previous output (the blend's past) and at most one more
+
+
+# ----- the model's levels and backend ------------------------------------------------------------
+
+@pytest.fixture
+def two_level_model(tmp_path, nets, monkeypatch):
+    """A bundle with relu4_1 and relu2_1 decoders for the tiny encoder (which vgg19() returns)."""
+    import styletransfer.encoders
+    from styletransfer import checkpoint as ckpt
+    from styletransfer.stylizers.fast import save_bundle
+
+    enc, dec = nets
+    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
+    torch.manual_seed(5)
+    shallow = Decoder(in_channels=8, width=0.125, level="relu2_1").eval()
+    files = []
+    for d in (dec, shallow):
+        files.append(ckpt.atomic_save({f"decoder.{k}": v for k, v in d.state_dict().items()},
+                                      tmp_path / f"{d.level}.safetensors", {"decoder": d.config}))
+    return save_bundle(files, tmp_path / "bundle.safetensors", half=False)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_video_runs_every_level_of_the_model_on_its_backend(tmp_path, two_level_model, style_image, monkeypatch,
+                                                            backend):
+    """Frames get the model's whole cascade (as a photo does), on the backend asked for."""
+    import styletransfer.stylizers.fast as fast_mod
+
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+        monkeypatch.setenv("STYLETRANSFER_CACHE", str(tmp_path / "cache"))
+    seen = []
+    real = fast_mod.stylize_fast
+
+    def spy(content, styles, options=None, encoder=None, decoder=None, **kw):
+        seen.append((sorted(decoder), type(encoder).__name__, options.backend))
+        return real(content, styles, options, encoder=encoder, decoder=decoder, **kw)
+
+    monkeypatch.setattr(fast_mod, "stylize_fast", spy)
+    src = make_clip(tmp_path / "in.mp4", n=3, audio=False)
+    opts = VideoOptions(fast=FastOptions(device="cpu", model=str(two_level_model), backend=backend), temporal=False)
+    result = stylize_video(src, [style_image], tmp_path / "out.mp4", opts)
+    assert result.frames == 3
+    encoder = "OrtEncoder" if backend == "onnxruntime" else "VGG19Encoder"
+    assert seen == [(["relu2_1", "relu4_1"], encoder, "torch")] * 3

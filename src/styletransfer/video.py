@@ -70,7 +70,8 @@ class VideoOptions:
     Attributes:
         method: ``"fast"`` (AdaIN, one pass per frame) or ``"optimize"`` (Gatys per frame: short clips).
         fast: :class:`~styletransfer.stylizers.fast.FastOptions` (alpha, style weights, masks,
-            preserve_color, model, tile, device) for the fast method.
+            preserve_color, model, levels, transform, backend, tile, device) for the fast method: frames get
+            every level of the model, as a photo does.
         optimize: :class:`~styletransfer.stylizers.optimize.OptimizeOptions` for the optimize method.
         size: longest side of the output in pixels; ``None`` = the source's size.
         start: seconds to skip at the beginning.
@@ -291,14 +292,24 @@ class _FrameStylizer:
 
         o = self.options
         if o.method == "fast":
-            from .stylizers.fast import FastOptions, load_decoder
+            from .stylizers.fast import FastOptions, check_encoder, load_decoders
             from .encoders import vgg19
 
             fo = o.fast or FastOptions()
             fo.validate(len(self.styles))
+            if fo.backend == "onnxruntime" and self.encoder is None and self.decoder is None:
+                from .export import OnnxStylizer  # every level's networks in onnxruntime, loaded once
+
+                ort = OnnxStylizer(fo.model)
+                self.encoder, self.decoder = ort.encoder, ort.decoders
+                fo = dataclasses.replace(fo, device="cpu", backend="torch")
             device = resolve_device(fo.device)
+            if self.decoder is None:  # every level of the model, as stylize_fast runs a photo
+                self.decoder, settings = load_decoders(fo.model, str(device))
+                if self.encoder is None:
+                    self.encoder = vgg19(device=device)
+                    check_encoder(self.encoder, settings, str(fo.model or "the built-in model"))
             self.encoder = self.encoder or vgg19(device=device)
-            self.decoder = self.decoder or load_decoder(fo.model, str(device))
             if fo.preserve_color == "histogram":
                 self.styles = [match_color(s, first) for s in self.styles]
                 fo = dataclasses.replace(fo, preserve_color=None)
