@@ -343,6 +343,24 @@ def tiny_networks(monkeypatch, nets):
     monkeypatch.setattr(styletransfer.stylizers.fast, "load_decoders", lambda *a, **k: ({"relu4_1": dec}, {}))
 
 
+def test_cli_video_fast_options_reach_the_stylizer(tmp_path, png_file, tiny_networks, capsys, monkeypatch):
+    import styletransfer.video as video_mod
+
+    seen = {}
+
+    def fake(src, styles, out, options, **kw):
+        seen["fast"] = options.fast
+        raise StyleTransferError("stopped by the test")
+
+    monkeypatch.setattr(video_mod, "stylize_video", fake)
+    src = make_clip(tmp_path / "in.mp4", n=2)
+    assert main(["video", str(src), str(png_file("style.png")), "-o", str(tmp_path / "out.mp4"), "-q",
+          "--levels", "relu2_1", "relu4_1", "--transform", "wct", "--backend", "onnxruntime"]) == 1
+    assert "stopped by the test" in capsys.readouterr().err
+    fast = seen["fast"]
+    assert (fast.levels, fast.transform, fast.backend) == (["relu2_1", "relu4_1"], "wct", "onnxruntime")
+
+
 def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     src = make_clip(tmp_path / "in.mp4", n=4)
     style = png_file("style.png")
@@ -367,6 +385,9 @@ def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     (["--warm-steps", "3"], 2, "only applies to --method optimize"),
     (["--method", "optimize", "--warm-steps", "0"], 2, "--warm-steps"),
     (["--method", "optimize", "--alpha", "0.5"], 2, "only applies to --method fast"),
+    (["--method", "optimize", "--levels", "relu4_1"], 2, "--levels only applies to --method fast"),
+    (["--method", "optimize", "--backend", "onnxruntime"], 2, "--backend only applies to --method fast"),
+    (["--levels", "relu9_1"], 2, "--levels"),
     (["--style-weights", "1", "2"], 2, "--style-weights"),
     (["-o", "out.avi"], 1, "unsupported output type"),
 ])

@@ -80,6 +80,13 @@ def add_video_parser(sub: Any) -> None:
                    help="fast: spatial mask image (white = this style), once per STYLE, resized to the frames")
     g.add_argument("--model", metavar="FILE", help="fast: decoder model.safetensors (default: the built-in model)")
     g.add_argument("--tile", type=positive_int, metavar="PX", help="fast: tile size for big frames (default automatic)")
+    g.add_argument("--levels", nargs="+", metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+                   help="fast: encoder levels to run, deepest first (default: every level of the model; "
+                        "--levels relu4_1 is about twice as quick, softer)")
+    g.add_argument("--transform", choices=("adain", "wct"), default="adain",
+                   help="fast: adain (default) or wct (stronger, wilder textures)")
+    g.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="fast: run the networks in torch (default) or onnxruntime (CPU)")
     g.add_argument("--steps", type=positive_int, metavar="N", help="optimize: steps of the coarsest scale of the first frame (of every frame with --no-temporal)")
     g.add_argument("--warm-steps", type=positive_int, metavar="N",
                    help="optimize: steps of every frame after the first, started from the previous stylized "
@@ -116,7 +123,9 @@ def _options(args: argparse.Namespace):
         raise CLIError("--style-weights: the weights must not all be 0")
     preserve = None if args.preserve_color == "none" else args.preserve_color
     if args.method == "optimize":
-        for flag, value in (("--mask", args.mask), ("--model", args.model), ("--tile", args.tile)):
+        for flag, value in (("--mask", args.mask), ("--model", args.model), ("--tile", args.tile),
+                            ("--levels", args.levels), ("--transform", args.transform != "adain"),
+                            ("--backend", args.backend != "torch")):
             if value:
                 raise CLIError(f"{flag} only applies to --method fast")
         if args.alpha != 1.0:
@@ -146,7 +155,8 @@ def _options(args: argparse.Namespace):
     fast = _import_fast()
     masks = [load_image(m).rgb.mean(dim=1, keepdim=True) for m in args.mask] if args.mask else None
     fopts = fast.FastOptions(alpha=args.alpha, style_weights=args.style_weights, masks=masks,
-                             preserve_color=preserve, tile=args.tile, device=args.device, model=args.model)
+                             preserve_color=preserve, tile=args.tile, device=args.device, model=args.model,
+                             levels=args.levels, transform=args.transform, backend=args.backend)
     return VideoOptions(method="fast", fast=fopts, size=args.size, start=args.start, duration=args.duration,
                         temporal=args.temporal, blend=args.blend, audio=args.audio, crf=args.crf)
 
