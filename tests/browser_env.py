@@ -1,5 +1,9 @@
 """What the real-browser tests share: Debian's Chromium and the flags it needs on this closed network."""
+import contextlib
 import os
+import socket
+import threading
+import time
 
 import pytest
 
@@ -17,3 +21,27 @@ def require_chromium() -> None:
 def launch(playwright):
     """A headless Chromium browser for a ``sync_playwright()`` context."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Serve ``app`` with uvicorn on a free local port, in a thread; yields its base URL and
+    stops the server on exit."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

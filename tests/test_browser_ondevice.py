@@ -7,10 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_env import launch, require_chromium
+from browser_env import launch, require_chromium, serving
 
 pytestmark = pytest.mark.browser
 
@@ -44,21 +41,6 @@ class NoServerStylizer:
 
     def run(self, task, progress):  # pragma: no cover - never called
         raise AssertionError("the on-device mode must not call the server's stylizer")
-
-
-def _serve(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +83,9 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
     folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
     assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
     monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
-    server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
     errors: list[str] = []
     uploads: list[str] = []
-    try:
+    with serving(create_app(Settings(workers=1), NoServerStylizer())) as url:
         with playwright_sync.sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -135,9 +116,6 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
             rgba_keep = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
                 return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
             browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
     assert not errors, errors
     assert uploads == []  # nothing was posted: the photo never left the browser
     assert "this browser" in meta
@@ -160,8 +138,7 @@ def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
 
 def test_page_says_when_on_device_is_unavailable(monkeypatch):
     monkeypatch.setattr(ondevice, "find_ort_dir", lambda: None)
-    server, thread, url = _serve(create_app(Settings(workers=1), NoServerStylizer()))
-    try:
+    with serving(create_app(Settings(workers=1), NoServerStylizer())) as url:
         with playwright_sync.sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page()
@@ -172,7 +149,4 @@ def test_page_says_when_on_device_is_unavailable(monkeypatch):
             assert page.is_disabled("#q-device")
             assert page.text_content("#q-device-time") == "unavailable here"
             browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
     assert "On-device mode is unavailable: onnxruntime-web is not installed" in note

@@ -8,9 +8,7 @@ Stylize and waits until the result image is shown and decoded. Screenshots are w
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_env import launch, require_chromium
+from browser_env import launch, require_chromium, serving
 
 pytestmark = pytest.mark.browser
 
@@ -48,27 +46,10 @@ class SlowStub:
         return (task.strength * out + (1 - task.strength) * task.content).clamp(0, 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
-    app = create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowStub())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowStub())) as url:
+        yield url
 
 
 def _format_seconds(s: float) -> str:
@@ -336,19 +317,8 @@ class SlowVideoEngine:
 def video_server_url():
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    app = create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowVideoEngine())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowVideoEngine())) as url:
+        yield url
 
 
 def test_page_stylizes_a_video_and_plays_it(video_server_url, photo, tmp_path):
