@@ -22,6 +22,24 @@ def tiny_encoder() -> VGG19Encoder:
     return VGG19Encoder(width_divisor=16)
 
 
+@pytest.fixture(scope="session")
+def tiny_levels(tiny_encoder) -> dict:
+    """A random decoder per level for the tiny encoder (relu4_1 32 channels ... relu1_1 4), each
+    with its input scaled to unit features and a larger last gain, so its output follows its
+    input: the four-level cascade of the built-in model, in miniature. Read-only."""
+    from styletransfer.encoders.vgg import layer_channels
+    from styletransfer.models import Decoder
+    from styletransfer.models.decoder import kaiming_init
+
+    torch.manual_seed(11)
+    decs = {}
+    for level in ("relu1_1", "relu2_1", "relu3_1", "relu4_1"):
+        f = tiny_encoder(torch.rand(1, 3, 64, 64), [level])[level]
+        dec = Decoder(layer_channels(level, tiny_encoder.width_divisor), 0.125, float(f.std()), level=level)
+        decs[level] = kaiming_init(dec, last_gain=0.5, last_bias=0.5).eval().requires_grad_(False)
+    return decs
+
+
 def _smooth_image(seed: int, h: int, w: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g)

@@ -27,8 +27,6 @@ require_chromium()
 
 from styletransfer import export  # noqa: E402
 from styletransfer.image import from_array, transfer_luminance  # noqa: E402
-from styletransfer.models import Decoder  # noqa: E402
-from styletransfer.models.decoder import kaiming_init  # noqa: E402
 from styletransfer.stylizers import fast  # noqa: E402
 from styletransfer.web import Settings, create_app, ondevice, styles  # noqa: E402
 
@@ -41,21 +39,6 @@ class NoServerStylizer:
 
     def run(self, task, progress):  # pragma: no cover - never called
         raise AssertionError("the on-device mode must not call the server's stylizer")
-
-
-@pytest.fixture(scope="module")
-def nets(tiny_encoder):
-    """The tiny encoder and a decoder per level: the browser runs the same four-level cascade as
-    the server's default fast mode."""
-    from styletransfer.encoders.vgg import layer_channels
-
-    torch.manual_seed(7)
-    decoders = {}
-    for level in ("relu4_1", "relu3_1", "relu2_1", "relu1_1"):
-        f = tiny_encoder(torch.rand(1, 3, 64, 64), [level])[level]
-        dec = Decoder(layer_channels(level, tiny_encoder.width_divisor), 0.125, float(f.std()), level=level)
-        decoders[level] = kaiming_init(dec, last_gain=0.3, last_bias=0.5).eval().requires_grad_(False)
-    return tiny_encoder, decoders
 
 
 @pytest.fixture()
@@ -76,10 +59,11 @@ def _screenshot(page, name):
     page.screenshot(path=str(d / name), full_page=True)
 
 
-def test_on_device_matches_python(tmp_path, monkeypatch, nets, photo):
+def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_levels, photo):
+    """The browser runs the same four-level cascade as the server's default fast mode."""
     if ondevice.find_ort_dir() is None:
         pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
-    encoder, decoders = nets
+    encoder, decoders = tiny_encoder, tiny_levels
     folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
     assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
     monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))

@@ -140,20 +140,6 @@ def test_onnxruntime_backend_equals_stylize_fast(tmp_path, monkeypatch, tiny_enc
 
 # --- several levels (the built-in model's layout) ------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_levels(tiny_encoder) -> dict[str, Decoder]:
-    """Random decoders for all four levels (tiny widths: relu4_1 32 channels ... relu1_1 4)."""
-    from styletransfer.encoders.vgg import layer_channels
-
-    torch.manual_seed(11)
-    decs = {}
-    for level in ("relu1_1", "relu2_1", "relu3_1", "relu4_1"):
-        f = tiny_encoder(torch.rand(1, 3, 64, 64), [level])[level]
-        dec = Decoder(layer_channels(level, tiny_encoder.width_divisor), 0.125, float(f.std()), level=level)
-        decs[level] = kaiming_init(dec, last_gain=0.5, last_bias=0.5).eval().requires_grad_(False)
-    return decs
-
-
-@pytest.fixture(scope="module")
 def exported_levels(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:
     out = tmp_path_factory.mktemp("export-levels") / "four"
     export.export_onnx(out, encoder=tiny_encoder, decoder=tiny_levels)
