@@ -617,18 +617,25 @@
     return URL.createObjectURL(blob);
   }
 
-  async function showResult(job, started) {
-    if (job.kind === "video") { await showVideoResult(job, started); return; }
-    setProgress(true, "Stylizing · 100%", 100, "Downloading the result…");
+  // The finished job's result as a blob URL (the previous one released); null after an error.
+  async function downloadResult(job, message) {
+    setProgress(true, "Stylizing · 100%", 100, message);
     let url;
     try {
       url = await fetchBlobUrl(`/jobs/${job.id}/result`);
     } catch (err) {
       finish(null, err.message);
-      return;
+      return null;
     }
     if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = url;
+    return url;
+  }
+
+  async function showResult(job, started) {
+    if (job.kind === "video") { await showVideoResult(job, started); return; }
+    const url = await downloadResult(job, "Downloading the result…");
+    if (!url) return;
     const img = $("result-img");
     img.onload = async () => {
       img.classList.remove("fade-in"); void img.offsetWidth; img.classList.add("fade-in");
@@ -647,16 +654,8 @@
   }
 
   async function showVideoResult(job, started) {
-    setProgress(true, "Stylizing · 100%", 100, "Downloading the video…");
-    let url;
-    try {
-      url = await fetchBlobUrl(`/jobs/${job.id}/result`);
-    } catch (err) {
-      finish(null, err.message);
-      return;
-    }
-    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-    state.resultUrl = url;
+    const url = await downloadResult(job, "Downloading the video…");
+    if (!url) return;
     const video = $("result-video");
     video.onloadeddata = async () => {
       video.onloadeddata = null;
