@@ -507,7 +507,7 @@ def test_cli_video_optimize_warm_steps(tmp_path, png_file, tiny_networks, capsys
 def test_the_blend_defaults_to_the_methods_own():
     from styletransfer.video import DEFAULT_BLEND
 
-    assert VideoOptions().effective_blend() == DEFAULT_BLEND == 0.7
+    assert VideoOptions().effective_blend() == DEFAULT_BLEND == 0.6
     assert VideoOptions(method="optimize").effective_blend() == 0.0  # its warm start keeps frames coherent
     assert VideoOptions(method="optimize", blend=0.3).effective_blend() == 0.3
     assert VideoOptions(blend=0.0).effective_blend() == 0.0

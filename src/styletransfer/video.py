@@ -50,7 +50,7 @@ from .errors import StyleTransferError
 # output extension -> FFmpeg muxer; all take H.264 video and AAC audio
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 METHODS = ("fast", "optimize")
-DEFAULT_BLEND = 0.7  # fast method: chosen by benchmarks/bench_video.py (docs/video.md)
+DEFAULT_BLEND = 0.6  # fast method, four levels: chosen by benchmarks/bench_video.py (docs/video.md)
 # optimize method: the warm start alone (blend 0) keeps frames coherent; a blend on top washes out
 # the optimised texture (measured by benchmarks/bench_video_warm.py, docs/video.md)
 DEFAULT_OPTIMIZE_BLEND = 0.0
@@ -79,7 +79,7 @@ class VideoOptions:
         temporal: keep consecutive frames coherent with optical flow (``False`` = every frame
             stylized on its own).
         blend: ``beta`` above: how much a frame follows the warped previous output where the
-            flow is reliable (0 = no blend, 1 = frozen); ``None`` = 0.7 for fast, 0 for optimize
+            flow is reliable (0 = no blend, 1 = frozen); ``None`` = 0.6 for fast, 0 for optimize
             (whose warm start already follows the previous output).
         warm_steps: optimize with ``temporal``: the steps of every frame after the first, at the
             output's size only, started from the warped previous output (the first frame gets
