@@ -360,3 +360,33 @@ def test_blended_affine_map_equals_blending_the_transformed_features(transform):
     expected = 0.6 * (0.3 * transform_features(f_c, stats[0], transform)
                       + 0.7 * transform_features(f_c, stats[1], transform)) + 0.4 * f_c
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+# ----- bf16 autocast where the CPU has it -------------------------------------------------------
+def test_bf16_autocast_only_where_it_pays_and_the_output_stays_float32(tiny_encoder, tiny_levels, monkeypatch):
+    import styletransfer.device as device_mod
+
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    seen = []
+    real = tiny_levels["relu1_1"].forward
+
+    def spy(features):
+        seen.append(features.dtype)
+        return real(features)
+
+    monkeypatch.setattr(tiny_levels["relu1_1"], "forward", spy)
+
+    def go(**kw):
+        return stylize_fast(content, [style], FastOptions(device="cpu", **kw), encoder=tiny_encoder,
+                            decoder=tiny_levels)
+
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)  # an AVX2 CPU: plain float32
+    ref = go()
+    assert seen == [torch.float32]
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: True)  # AVX512-BF16 / AMX
+    out = go()
+    assert seen[-1] == torch.bfloat16 and out.dtype == torch.float32 and out.shape == ref.shape
+    assert (out - ref).abs().mean() < 0.02  # bf16's 8-bit mantissa, four levels of it
+    assert not torch.equal(out, ref)
+    torch.testing.assert_close(go(amp=False), ref)  # --no-amp: float32 even there
+    assert seen[-1] == torch.float32
