@@ -17,6 +17,7 @@ Prints, measured side by side in one run on this machine:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -78,15 +79,15 @@ def bf16_check(opts: FastOptions) -> str:
     if not cpu_has_fast_bf16():
         return "bf16: not measured (this CPU has no native bf16; emulated bf16 is 10-50x slower, so it is off)"
     content, style = _images(512)
-    ref = stylize_fast(content, [style], opts)
+    fp32, bf16 = dataclasses.replace(opts, amp=False), dataclasses.replace(opts, amp=True)
+    ref = stylize_fast(content, [style], fp32)
     t0 = time.perf_counter()
-    ref = stylize_fast(content, [style], opts)
+    ref = stylize_fast(content, [style], fp32)
     t32 = time.perf_counter() - t0
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        stylize_fast(content, [style], opts)
-        t0 = time.perf_counter()
-        low = stylize_fast(content, [style], opts)
-        t16 = time.perf_counter() - t0
+    stylize_fast(content, [style], bf16)
+    t0 = time.perf_counter()
+    low = stylize_fast(content, [style], bf16)
+    t16 = time.perf_counter() - t0
     d = (low.float() - ref).abs()
     return f"bf16 512x512 {t16:.2f} s vs fp32 {t32:.2f} s; output max diff {float(d.max()):.3f}, mean {float(d.mean()):.4f}"
 
