@@ -48,14 +48,16 @@ OPT_SECONDS_PER_MPX_STEP = 13.0  # on 2 cores: 0.87 s/step at 256^2, 3.3 at 512^
 LBFGS_PAIR_BYTES_PER_PIXEL = 2 * 3 * 4  # s and y, float32 RGB
 ADAM_BYTES_PER_PIXEL = 2 * 3 * 4  # its two moment buffers
 NOGRAD_BYTES_PER_PIXEL = 700  # VGG19 without gradients (style targets), around its widest layers
-# fast (relu4_1 AdaIN decoder), OMP_NUM_THREADS=1, peak RSS: 512^2 0.63 GB, 1024^2 (one tile)
-# 1.09, 2048^2 in 4 tiles of 1024 1.68; loading the weights alone peaks at 0.60.
+# fast, the built-in four-level model (relu4_1..relu1_1 decoders, AdaIN), peak RSS (VmHWM of a
+# fresh process, 2026-11-25): 512^2 0.88 GB, 1024^2 (one tile) 1.66, 2048^2 in tiles of 1056 2.92;
+# time, 2 threads, load included: 9.2 s, 27.6 s, 132 s; one thread, warm: 10.5 s at 512^2, 45.7 s
+# at 1024^2. (The single-level relu4_1 model measured 0.63 / 1.09 / 1.68 GB.)
 FAST_LOAD_BYTES = 600_000_000  # peak while the VGG19 and decoder weights are read
-FAST_BASE_BYTES = 500_000_000  # Python + torch + VGG19 + decoder weights
-FAST_TILE_BYTES_PER_PIXEL = 420  # encoder / decoder without gradients, per pixel of a tile window
-FAST_IMAGE_BYTES_PER_PIXEL = 160  # whole-image buffers: photo, features, AdaIN targets, output
-FAST_SECONDS_PER_MPX = 24.0  # one thread, per megapixel of network input (a tile's halo included)
-FAST_TILED_SLOWDOWN = 2.2  # tiled runs: measured 292 s for 2048^2 (5.3 Mpx of windows) vs 25 s for 1024^2
+FAST_BASE_BYTES = 620_000_000  # Python + torch + VGG19 + decoder weights
+FAST_TILE_BYTES_PER_PIXEL = 655  # encoders / decoders of every level without gradients, per pixel of a tile window
+FAST_IMAGE_BYTES_PER_PIXEL = 336  # whole-image buffers: photo, features, AdaIN targets, each level's output
+FAST_SECONDS_PER_MPX = 36.0  # one thread, per megapixel of network input (a tile's halo included), four levels
+FAST_TILED_SLOWDOWN = 1.5  # tiled runs: 2048^2 in 4 tiles took 132 s on 2 threads vs 28 s for 1024^2
 FAST_LOAD_SECONDS = 3.5  # reading VGG19 and the decoder
 FAST_TILES = (1024, 768, 512, 384, 256, 128)  # tiles tried, largest first (128 = FastOptions' minimum)
 FAST_DEFAULT_TILE = 1024  # what stylize_fast uses when FastOptions.tile is None

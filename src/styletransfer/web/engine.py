@@ -120,10 +120,10 @@ def schedule_work_units(height: int, width: int, options: OptimizeOptions) -> fl
 
 def default_seconds_per_unit() -> dict[str, float]:
     """Priors for ETAs until the server has measured a run of its own (the first run replaces
-    them). Measured on a 2-core AMD EPYC (AVX2) with the other core busy, one torch thread:
-    fast 14-43 s per megapixel (0.2-3 MP, VGG19 to relu4_1 + a full-width decoder; bigger
-    images cost more per pixel), best ~15 s per megapixel-step (512^2: 134 s for 9.2)."""
-    return {"fast": 25.0, "best": 15.0}
+    them). Measured on a 2-core AMD EPYC (AVX2), one torch thread: fast ~40 s per megapixel
+    (the four-level model: 10.5 s at 512^2, 45.7 s at 1024^2), best ~15 s per megapixel-step
+    (512^2: 134 s for 9.2)."""
+    return {"fast": 40.0, "best": 15.0}
 
 
 class LibraryEngine:
