@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, StyleTransferError
 
 DEFAULT_MAX_INPUT_PIXELS = 80_000_000  # ~ 10K x 8K: bigger than any camera, smaller than a bomb
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
@@ -198,32 +198,46 @@ def resize(image: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Ten
 
 
 def check_output_path(path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
-    """Validate an output path before any work is done.
-
-    Besides the name, it checks that the folder takes a new file (by creating and removing an
-    empty temporary one there), so a read-only folder or ``/proc/x.png`` is refused before a
-    long run rather than after it.
+    """Validate an image output path before any work is done (see :func:`check_output_file`).
 
     Raises:
         ImageError: a folder, unknown extension, folder missing or not writable, path is an
             input, or exists without ``overwrite``.
     """
+    return check_output_file(path, SAVE_FORMATS, overwrite, inputs, example="out.png", noun="input image")
+
+
+def check_output_file(path: str | Path, formats: Iterable[str], overwrite: bool = False,
+                      inputs: Iterable[str | Path] = (), *, example: str = "out.png", noun: str = "input",
+                      error: type[StyleTransferError] = ImageError) -> Path:
+    """Validate an output file before any work: its type (an extension of ``formats``), that it
+    is not a folder nor one of ``inputs`` (same path or same file), not taken (unless
+    ``overwrite``), and that its folder exists and takes a new file (tried by creating and
+    removing an empty temporary one, so a read-only folder or ``/proc/x.png`` is refused before
+    a long run rather than after it). Errors are ``error``, one line each.
+    """
     path = Path(path)
     if path.is_dir():
-        raise ImageError(f"{path}: is a folder; give a file name such as {path / 'out.png'}")
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise ImageError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
-                         f"use one of {', '.join(sorted(SAVE_FORMATS))}")
+        raise error(f"{path}: is a folder; give a file name such as {path / example}")
+    if path.suffix.lower() not in formats:
+        raise error(f"{path}: unsupported output type {path.suffix or '(none)'}; "
+                    f"use one of {', '.join(sorted(formats))}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise ImageError(f"{path}: folder {parent} does not exist")
+        raise error(f"{path}: folder {parent} does not exist")
     resolved = path.resolve()
     for src in inputs:
-        if isinstance(src, (str, Path)) and Path(src).resolve() == resolved:
-            raise ImageError(f"{path}: refusing to overwrite an input image")
+        if not isinstance(src, (str, Path)):
+            continue
+        src = Path(src)
+        if src.resolve() == resolved or (src.exists() and path.exists() and os.path.samefile(src, path)):
+            raise error(f"{path}: refusing to overwrite an {noun}")
     if path.exists() and not overwrite:
-        raise ImageError(f"{path}: already exists (pass --force to overwrite)")
-    check_writable_folder(parent, what=str(path))
+        raise error(f"{path}: already exists (pass --force to overwrite)")
+    try:
+        check_writable_folder(parent, what=str(path))
+    except ImageError as exc:
+        raise error(str(exc)) from None
     return path
 
 

@@ -363,25 +363,11 @@ def parse_time(text: str) -> float:
 
 
 def check_video_output(path: str | Path, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> Path:
-    """Validate the output before any work: type, folder exists and is writable, not an input, not taken."""
-    path = Path(path)
-    if path.suffix.lower() not in VIDEO_FORMATS:
-        raise VideoError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
-                         f"use one of {', '.join(sorted(VIDEO_FORMATS))}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise VideoError(f"{path}: folder {parent} does not exist")
-    for src in inputs:
-        src = Path(src)
-        if src.resolve() == path.resolve() or (src.exists() and path.exists() and os.path.samefile(src, path)):
-            raise VideoError(f"{path}: refusing to overwrite an input")
-    if path.is_dir():
-        raise VideoError(f"{path}: is a folder")
-    if path.exists() and not overwrite:
-        raise VideoError(f"{path}: already exists (pass --force to overwrite)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise VideoError(f"{path}: folder {parent} is not writable")
-    return path
+    """Validate the output before any work: type, folder exists and takes a new file, not an
+    input, not taken (:func:`styletransfer.image.check_output_file` with the video formats)."""
+    from .image import check_output_file
+
+    return check_output_file(path, VIDEO_FORMATS, overwrite, inputs, example="out.mp4", error=VideoError)
 
 
 def _open_input(av, path: Path):
