@@ -49,13 +49,14 @@ LBFGS_PAIR_BYTES_PER_PIXEL = 2 * 3 * 4  # s and y, float32 RGB
 ADAM_BYTES_PER_PIXEL = 2 * 3 * 4  # its two moment buffers
 NOGRAD_BYTES_PER_PIXEL = 700  # VGG19 without gradients (style targets), around its widest layers
 # fast, the built-in four-level model (relu4_1..relu1_1 decoders, AdaIN), peak RSS (VmHWM of a
-# fresh process, 2026-11-25): 512^2 0.88 GB, 1024^2 (one tile) 1.66, 2048^2 in tiles of 1056 2.92;
-# time, 2 threads, load included: 9.2 s, 27.6 s, 132 s; one thread, warm: 10.5 s at 512^2, 45.7 s
-# at 1024^2. (The single-level relu4_1 model measured 0.63 / 1.09 / 1.68 GB.)
+# fresh process, 2026-11-25): 512^2 0.88 GB, 1024^2 (one tile) 1.66, 2048^2 in tiles of 1056 2.92,
+# 3840x2160 5.16 (292 s); time, 2 threads, load included: 9.2 s, 27.6 s, 132 s; one thread, warm:
+# 10.5 s at 512^2, 45.7 s at 1024^2. (The single-level relu4_1 model measured 0.63 / 1.09 / 1.68 GB.)
+# The constants fit 512^2, 1024^2 and 4K; 2048^2 comes out 15 % high (3.36 GB).
 FAST_LOAD_BYTES = 600_000_000  # peak while the VGG19 and decoder weights are read
 FAST_BASE_BYTES = 620_000_000  # Python + torch + VGG19 + decoder weights
 FAST_TILE_BYTES_PER_PIXEL = 655  # encoders / decoders of every level without gradients, per pixel of a tile window
-FAST_IMAGE_BYTES_PER_PIXEL = 336  # whole-image buffers: photo, features, AdaIN targets, each level's output
+FAST_IMAGE_BYTES_PER_PIXEL = 440  # whole-image buffers: photo, features, AdaIN targets, each level's output
 FAST_SECONDS_PER_MPX = 36.0  # one thread, per megapixel of network input (a tile's halo included), four levels
 FAST_TILED_SLOWDOWN = 1.5  # tiled runs: 2048^2 in 4 tiles took 132 s on 2 threads vs 28 s for 1024^2
 FAST_LOAD_SECONDS = 3.5  # reading VGG19 and the decoder
