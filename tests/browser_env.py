@@ -23,6 +23,14 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
 
 
+def watched_page(browser, errors: list, width: int = 1280, height: int = 900):
+    """A new page whose script errors and console errors are appended to ``errors``."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return page
+
+
 @contextlib.contextmanager
 def serving(app):
     """Serve ``app`` with uvicorn on a free local port, in a thread; yields its base URL and

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_env import launch, require_chromium, serving
+from browser_env import launch, require_chromium, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -72,10 +72,8 @@ def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_leve
     with serving(create_app(Settings(workers=1), NoServerStylizer())) as url:
         with playwright_sync.sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = watched_page(browser, errors)
             page.set_default_timeout(120000)  # a busy 2-core machine
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("request", lambda r: uploads.append(r.url) if r.method != "GET" else None)
             page.goto(url + "/", wait_until="networkidle")
             page.wait_for_selector("#q-device:not([disabled])", timeout=120000)

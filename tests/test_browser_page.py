@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser_env import launch, require_chromium, serving
+from browser_env import launch, require_chromium, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -110,9 +110,7 @@ def test_page_upload_stylize_shows_result(server_url, photo):
     with playwright_sync.sync_playwright() as p:
         browser = _launch(p)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page = watched_page(browser, errors)
             page.goto(server_url + "/", wait_until="networkidle")
             assert "Styletransfer" in page.title()
             # Built-in styles arrive with thumbnails that actually decoded.
@@ -329,9 +327,7 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, photo, tmp_path):
     with playwright_sync.sync_playwright() as p:
         browser = _launch(p)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page = watched_page(browser, errors)
             page.goto(video_server_url + "/", wait_until="networkidle")
             page.wait_for_selector(".style-tile[data-style]")
             assert "video/*" in page.get_attribute("#photo-input", "accept")

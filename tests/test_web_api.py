@@ -104,7 +104,7 @@ def files(content: bytes | None = None, style: bytes | None = None):
     return out
 
 
-def wait_final(client, job_id, timeout=10.0) -> dict:
+def wait_final(client, job_id, timeout=60.0) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
         body = client.get(f"/api/v1/jobs/{job_id}").json()

@@ -33,6 +33,7 @@ from styletransfer.video import probe_video  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.engine import LibraryEngine, VideoTask  # noqa: E402
 from test_video import make_clip, pan_frames  # noqa: E402  (the clips of the video tests)
+from test_web_api import wait_final  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +85,6 @@ def client_for(engine, **settings):
 
 def clip_file(path: Path, mime: str = "video/mp4"):
     return [("content", (path.name, path.read_bytes(), mime))]
-
-
-def wait_final(client, job_id, timeout=60.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        body = client.get(f"/api/v1/jobs/{job_id}").json()
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not finish: {body}")
 
 
 def read_mp4(data: bytes, path: Path) -> dict:
