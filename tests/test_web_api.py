@@ -745,29 +745,11 @@ def test_size_limits_per_quality():
         assert c.get("/api/v1/health").json()["size_choices"] == {"fast": [512, 1024], "best": [512]}
 
 
-@contextmanager
 def live_server(**settings):
     """A real uvicorn server on a free loopback port (the TestClient never closes sockets)."""
-    import socket
+    from browser_env import serving
 
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(Settings(workers=1, **settings), Stub())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    return serving(create_app(Settings(workers=1, **settings), Stub()))
 
 
 def _send_then_read(url: str, head: bytes, body_parts) -> tuple[OSError | None, bytes]:
