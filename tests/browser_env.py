@@ -1,4 +1,5 @@
-"""What the tests with a real server or a real browser share: a uvicorn server in a thread, Debian's Chromium and the flags it needs on this closed network."""
+"""What the tests with a real server or a real browser share: a uvicorn server in a thread,
+Debian's Chromium and the flags it needs on this closed network."""
 import contextlib
 import os
 import socket
