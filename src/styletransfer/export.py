@@ -58,7 +58,7 @@ DEFAULT_OPSET = 17
 OPSETS = range(13, 21)  # what the TorchScript exporter of torch 2.x writes and onnxruntime reads
 FORMAT_VERSION = 2  # 2: statistics of every level, concatenated (1: relu4_1 only)
 from .losses import mean_std  # noqa: E402
-from .stylizers.fast import LAYER, MARGIN, STYLE_SIZE  # noqa: E402 - the same pipeline constants
+from .stylizers.fast import LAYER, MARGIN, STYLE_SIZE, deepest_first  # noqa: E402 - the same pipeline
 MIN_SIDE = 17  # the 16 px mirrored margin needs more than 16 px
 FILES = ("style_encoder.onnx", "stylizer.onnx")
 MANIFEST = "model.json"
@@ -77,12 +77,6 @@ def _stack_stats(f: torch.Tensor) -> torch.Tensor:
     """(N, C, h, w) features -> (N, 2, C): [mean; std] over positions, as :func:`styletransfer.losses.mean_std`."""
     mean, std = mean_std(f)
     return torch.stack([mean.flatten(1), std.flatten(1)], dim=1)
-
-
-def deepest_first(levels) -> list[str]:
-    from .models.decoder import LEVELS
-
-    return sorted(levels, key=LEVELS.index, reverse=True)
 
 
 class StyleEncoderGraph(nn.Module):
@@ -251,11 +245,11 @@ def _networks(model: str | None, encoder: nn.Module | None,
 
 def _layout(encoder: nn.Module, levels: Sequence[str]) -> list[dict[str, Any]]:
     """Where each level's statistics sit in the concatenated vector: [{layer, channels, offset}]."""
-    with torch.no_grad():
-        feats = encoder(torch.rand(1, 3, 32, 32), deepest_first(levels))
+    from .encoders.vgg import layer_channels
+
     out, offset = [], 0
     for level in deepest_first(levels):
-        c = int(feats[level].shape[1])
+        c = layer_channels(level, getattr(encoder, "width_divisor", 1))
         out.append({"layer": level, "channels": c, "offset": offset})
         offset += c
     return out

@@ -304,12 +304,10 @@ class _FrameStylizer:
                 self.encoder, self.decoder = ort.encoder, ort.decoders
                 fo = dataclasses.replace(fo, device="cpu", backend="torch")
             device = resolve_device(fo.device)
+            self.encoder = self.encoder or vgg19(device=device)
             if self.decoder is None:  # every level of the model, as stylize_fast runs a photo
                 self.decoder, settings = load_decoders(fo.model, str(device))
-                if self.encoder is None:
-                    self.encoder = vgg19(device=device)
-                    check_encoder(self.encoder, settings, str(fo.model or "the built-in model"))
-            self.encoder = self.encoder or vgg19(device=device)
+                check_encoder(self.encoder, settings, str(fo.model or "the built-in model"))
             if fo.preserve_color == "histogram":
                 self.styles = [match_color(s, first) for s in self.styles]
                 fo = dataclasses.replace(fo, preserve_color=None)
