@@ -56,9 +56,8 @@ if args["tiny"]:
     dec = Decoder(in_channels=32, width=0.125, input_scale=1e-3).eval()
 else:
     from styletransfer.encoders import vgg19
-    from styletransfer.stylizers.fast import load_decoder
     enc = vgg19(device="cpu")
-    dec = load_decoder(args["model"], "cpu") if args["method"] == "fast" else None
+    dec = None  # stylize_video loads every level of the model, as the CLI does
 from styletransfer.image import load_image
 style = load_image(args["style"]).rgb if args["style"] else None
 if style is None:

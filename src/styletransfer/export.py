@@ -658,12 +658,6 @@ class OnnxStylizer:
         return fast.stylize_fast(content, styles, opts, encoder=self.encoder, decoder=self.decoders)
 
 
-def stylize_onnx(content: torch.Tensor, styles: list[torch.Tensor], options: Any = None) -> torch.Tensor:
-    """:func:`styletransfer.stylizers.fast.stylize_fast` on onnxruntime (model from ``options.model``)."""
-    model = getattr(options, "model", None) if options is not None else None
-    return OnnxStylizer(model)(content, styles, options)
-
-
 # --- WCT without an eigendecomposition (ONNX has none) ------------------------------------------
 def newton_schulz_sqrt(a: torch.Tensor, iters: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
     """``A^(1/2)`` and ``A^(-1/2)`` of a symmetric positive definite (C, C) matrix with matmuls
