@@ -53,7 +53,13 @@ class OnDeviceModel:
         self.engine = engine
         self.lock = threading.Lock()
         self.folder: Path | None = None
+        self.manifest: dict[str, Any] = {}  # the folder's model.json, read once
         self.error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The model's version in its URLs: the start of the stylizer's SHA-256."""
+        return self.manifest["files"]["stylizer.onnx"]["sha256"][:16]
 
     def _source(self) -> tuple[Path | None, str | None]:
         """(folder ready to serve, model file to export); both None when there is no model."""
@@ -88,6 +94,7 @@ class OnDeviceModel:
                         export.export_onnx(folder, model, fp16=True, overwrite=True)
                 if not all((folder / f).is_file() for f in SERVED):
                     raise RuntimeError(f"{folder} is not a `styletransfer export` folder")
+                manifest = json.loads((folder / export.MANIFEST).read_text())
             except RuntimeError as exc:
                 self.error = str(exc)
                 raise
@@ -95,7 +102,7 @@ class OnDeviceModel:
                 log.exception("on-device model unavailable")
                 self.error = f"the server could not prepare the on-device model ({exc.__class__.__name__}: {exc})"
                 raise RuntimeError(self.error) from None
-            self.folder = folder
+            self.manifest, self.folder = manifest, folder
             return folder
 
 
@@ -113,13 +120,12 @@ def mount_ondevice(app: FastAPI, engine: Any) -> None:
             body["reason"] = "onnxruntime-web is not installed on this server (run `npm ci` in the repository)"
             return JSONResponse(body, headers={"Cache-Control": "no-cache"})
         try:
-            folder = await run_in_threadpool(model.resolve)
+            await run_in_threadpool(model.resolve)
         except RuntimeError as exc:
             body["reason"] = str(exc)
             return JSONResponse(body, headers={"Cache-Control": "no-cache"})
-        manifest = json.loads((folder / export.MANIFEST).read_text())
-        key = manifest["files"]["stylizer.onnx"]["sha256"][:16]
-        base = f"/ondevice/model/{key}/"
+        manifest = model.manifest
+        base = f"/ondevice/model/{model.key}/"
         body.update(available=True, model={
             "style_encoder": base + "style_encoder.onnx", "stylizer": base + "stylizer.onnx",
             "bytes": sum(f["bytes"] for f in manifest["files"].values()),
@@ -135,8 +141,7 @@ def mount_ondevice(app: FastAPI, engine: Any) -> None:
             folder = await run_in_threadpool(model.resolve)
         except RuntimeError as exc:
             raise HTTPException(404, str(exc)) from None
-        manifest = json.loads((folder / export.MANIFEST).read_text())
-        if manifest["files"]["stylizer.onnx"]["sha256"][:16] != key:
+        if model.key != key:
             raise HTTPException(404, "this model version is gone; reload the page")
         return FileResponse(folder / name, media_type="application/octet-stream",
                             headers={"Cache-Control": "public, max-age=31536000, immutable"})
