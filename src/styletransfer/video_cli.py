@@ -99,19 +99,8 @@ def add_video_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_video)
 
 
-def _check_files(paths, what: str) -> None:
-    from .errors import StyleTransferError
-
-    for name in paths:
-        path = Path(name)
-        if not path.exists():
-            raise StyleTransferError(f"{what} {name}: no such file")
-        if path.is_dir():
-            raise StyleTransferError(f"{what} {name}: is a folder, not an image")
-
-
 def _options(args: argparse.Namespace):
-    from .cli import CLIError
+    from .cli import CLIError, _check_files
     from .image import load_image
     from .stylizers.optimize import OptimizeOptions
     from .video import VideoOptions
@@ -162,7 +151,7 @@ def _options(args: argparse.Namespace):
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .cli import CLIError
+    from .cli import CLIError, _check_files
     from .video import check_video_output, stylize_video
 
     if args.crf > 51:
