@@ -15,6 +15,21 @@ from styletransfer.encoders import VGG19Encoder
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _float32_unless_asked(monkeypatch):
+    """Every test runs in plain float32 on every CPU (bf16 autocast off, also in the subprocesses
+    it starts), so exact comparisons mean the same on AVX2 and AVX512-BF16 machines. The bf16
+    path has its own tests, which turn it on with the :func:`bf16` fixture."""
+    monkeypatch.setenv("STYLETRANSFER_BF16", "off")
+
+
+@pytest.fixture
+def bf16(monkeypatch):
+    """Force the bf16 path on any CPU (emulated where the CPU lacks it: slow, so tiny networks
+    only), exactly as a CPU with native bf16 runs it."""
+    monkeypatch.setenv("STYLETRANSFER_BF16", "on")
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder() -> VGG19Encoder:
     """VGG19 with 1/16 of the channels and a fixed random initialisation (fast, deterministic)."""

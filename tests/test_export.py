@@ -333,3 +333,17 @@ def test_newton_schulz_wct_matches_eigh(tiny_encoder, content_image, style_image
     sqrt, inv_sqrt = ort.InferenceSession(str(tmp_path / "ns.onnx")).run(None, {"a": a.numpy()})
     assert np.abs(sqrt @ sqrt - a.numpy()).max() < 1e-4
     assert np.abs(inv_sqrt @ a.numpy() @ inv_sqrt - np.eye(16)).max() < 1e-4
+
+
+def test_bf16_server_stays_near_the_float32_app_graph(exported, tiny_encoder, tiny_decoder, content_image,
+                                                       style_image, bf16):
+    """On a bf16 CPU the server's fast mode runs in bf16 while the exported graph is float32:
+    the two pictures differ only by bf16's rounding (forced here, so every CPU checks it)."""
+    ours = _run(exported, content_image, style_image, 1.0)
+    ref = fast.stylize_fast(content_image, [style_image], fast.FastOptions(device="cpu"),
+                            encoder=tiny_encoder, decoder=tiny_decoder).numpy()
+    fp32 = fast.stylize_fast(content_image, [style_image], fast.FastOptions(device="cpu", amp=False),
+                             encoder=tiny_encoder, decoder=tiny_decoder).numpy()
+    assert np.abs(ours - fp32).max() < 1e-4  # amp=False is the graph's float32
+    diff = np.abs(ours - ref)
+    assert 0 < diff.mean() < 0.01 and diff.max() < 0.1, (diff.mean(), diff.max())

@@ -241,15 +241,20 @@ def test_the_trainer_leaves_the_callers_encoder_alone(dirs):
         assert v.is_contiguous() and torch.equal(v, before[k])
 
 
-def test_amp_training_runs_on_the_tiny_encoder(dirs):
+def test_amp_training_runs_on_the_tiny_encoder(dirs, bf16):
+    """The bf16 path a bf16 CPU takes (forced here, so every CPU runs it): finite losses, float32
+    weights."""
     trainer = Trainer(make_config(dirs, amp=True, steps=2), encoder=tiny_encoder())
+    assert trainer.amp_dtype == torch.bfloat16
     trainer.fit(progress=False)
     assert trainer.step == 2
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.decoder.parameters())
 
 
 def test_amp_dtype_choice(monkeypatch):
     from styletransfer import device as dev
 
+    monkeypatch.setenv("STYLETRANSFER_BF16", "auto")  # the CPU's flags decide
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
     assert dev.amp_dtype(torch.device("cpu")) is None  # emulated bf16 is 10-50x slower
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
