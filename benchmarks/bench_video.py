@@ -46,7 +46,7 @@ from styletransfer.encoders import vgg19
 from styletransfer.image import fit_size, from_array, load_image, resize, save_image
 from styletransfer.stylizers.optimize import OptimizeOptions
 from styletransfer.stylizers.fast import (
-    FastOptions, _pad_to, _style_stats, decode_tiled, encode_tiled, load_decoders, stylize_fast, target_features,
+    FastOptions, _pad_to, decode_tiled, encode_tiled, read_model, style_statistics, stylize_fast, target_features,
 )
 from styletransfer.video import FlowEstimator, TemporalBlender, VideoOptions, stylize_video, warp, warping_error
 
@@ -174,7 +174,7 @@ def output_blend(frames, stylized, beta: float, cubic: bool = True) -> list[np.n
 def feature_blend(frames, style, enc, dec, beta: float) -> list[np.ndarray]:
     """Blend the warped previous AdaIN target into the current one at relu4_1, then decode."""
     flow_est = FlowEstimator()
-    stats = [_style_stats(enc, style)]
+    stats = [style_statistics(enc, style)]
     out, prev_t, prev_f = [], None, None
     for f in frames:
         x, (h, w) = _pad_to(_t(f), 8)
@@ -274,8 +274,9 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {cpu}, {os.cpu_count()} cores")
-    enc = vgg19(device="cpu")
-    decs, _ = load_decoders(args.model, "cpu")  # per-frame and output blends: every level, as the CLI
+    fm = read_model(args.model)
+    enc = fm.encoder if fm.encoder is not None else vgg19(device="cpu")  # a slim model carries its own
+    decs = fm.decoders  # per-frame and output blends: every level, as the CLI
     dec = decs["relu4_1"]  # the feature-blend variant works at relu4_1
     style = load_image(args.style).rgb
     w, h = args.size, args.size * 3 // 4

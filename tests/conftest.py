@@ -55,6 +55,22 @@ def tiny_levels(tiny_encoder) -> dict:
     return decs
 
 
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory, tiny_encoder, tiny_levels):
+    """A real four-level model file that carries its own (tiny) encoder, as the slim model does:
+    whatever loads it by path (CLI, video, web, export) runs the tiny networks, unpatched."""
+    from styletransfer.stylizers.fast_model import save_bundle
+    from styletransfer import checkpoint as ckpt
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    files = []
+    for level, dec in tiny_levels.items():
+        meta = {"decoder": dec.config, "encoder": {"normalization": "caffe", "pooling": "max", "width_divisor": 16}}
+        files.append(ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()},
+                                      folder / f"{level}.safetensors", meta))
+    return save_bundle(files, folder / "tiny-model.safetensors", half=False, student=tiny_encoder)
+
+
 def _smooth_image(seed: int, h: int, w: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g)

@@ -90,7 +90,7 @@ def test_style_statistics_and_blending(exported, tiny_encoder, tiny_decoder, con
     enc, sty = _sessions(exported)
     stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
     assert stats.shape == (2, 2, 32)
-    mean, std = fast._style_stats(tiny_encoder, style_image)
+    mean, std = fast.style_statistics(tiny_encoder, style_image)
     assert np.abs(stats[0, 0] - mean.flatten().numpy()).max() < 1e-4
     assert np.abs(stats[0, 1] - std.flatten().numpy()).max() < 1e-4
     # blending statistics linearly == the library's weighted blend of AdaIN targets
@@ -236,13 +236,15 @@ def _one_line_error(code, err, needle, expected_code=1):
 
 
 @pytest.fixture
-def model_file(tmp_path, tiny_decoder, tiny_encoder, monkeypatch) -> Path:
-    """A decoder model file as the trainer writes it; the CLI gets the tiny encoder."""
-    import styletransfer.encoders
+def model_file(tmp_path, tiny_decoder, tiny_encoder) -> Path:
+    """A decoder model file as the trainer writes it, carrying its own (tiny) encoder as a slim
+    model does, so the CLI runs the tiny networks with nothing patched."""
+    from styletransfer.encoders.student import student_meta, student_tensors
 
-    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: tiny_encoder)
     sd = {f"decoder.{k}": v for k, v in tiny_decoder.state_dict().items()}
-    return ckpt.atomic_save(sd, tmp_path / "model.safetensors", {"decoder": tiny_decoder.config})
+    sd.update(student_tensors(tiny_encoder))
+    return ckpt.atomic_save(sd, tmp_path / "model.safetensors",
+                            {"decoder": tiny_decoder.config, "encoder": student_meta(tiny_encoder)})
 
 
 def test_cli_export_and_force(model_file, tmp_path, capsys):

@@ -179,17 +179,18 @@ def test_builtin_model_stylizes_a_small_photo():
     assert d_after < d_before
 
 
-def test_style_statistics_are_cached_by_content(nets):
-    from styletransfer.stylizers import fast
+def test_style_statistics_are_cached_by_content_per_stylizer(nets):
+    from styletransfer.stylizers.fast import FastStylizer
 
-    enc, _ = nets
-    fast._STATS_CACHE.clear()
+    enc, dec = nets
+    st = FastStylizer(enc, dec)
     style = torch.rand(1, 3, 32, 32)
-    first = fast._style_stats(enc, style)
-    assert fast._style_stats(enc, style.clone()) is first  # same pixels: served from the cache
-    other = fast._style_stats(enc, style * 0.5)
+    first = st.style_statistics(style)
+    assert st.style_statistics(style.clone()) is first  # same pixels: served from the cache
+    other = st.style_statistics(style * 0.5)
     assert other is not first and not torch.allclose(other[0], first[0])
-    assert len(fast._STATS_CACHE[enc]) == 2
+    assert len(st._stats) == 2
+    assert FastStylizer(enc, dec).style_statistics(style) is not first  # each stylizer has its own
 
 
 # ----- WCT, several levels, model files --------------------------------------------------------
@@ -271,14 +272,15 @@ def _write_model(path, dec, level, enc_meta=None):
 
 
 def test_bundle_round_trip(nets, tmp_path):
-    from styletransfer.stylizers.fast import load_decoders, save_bundle
+    from styletransfer.stylizers.fast import read_model, save_bundle
 
     enc, _ = nets
     decs = _level_decoders(enc)
     files = [_write_model(tmp_path / f"{lv}.safetensors", d, lv) for lv, d in decs.items()]
     bundle = save_bundle(files, tmp_path / "bundle.safetensors", half=False)
-    loaded, settings = load_decoders(str(bundle))
-    assert sorted(loaded) == sorted(decs) and settings["width_divisor"] == 16
+    model = read_model(str(bundle))
+    assert sorted(model.decoders) == sorted(decs) and model.settings["width_divisor"] == 16
+    assert model.encoder is None  # no student in it: it runs on the (here tiny) VGG19
     content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
     a = stylize_fast(content, [style], FastOptions(device="cpu", model=str(bundle)), encoder=enc)
     b = stylize_fast(content, [style], FastOptions(device="cpu"), encoder=enc, decoder=decs)
@@ -321,20 +323,6 @@ def test_a_model_of_another_encoder_is_refused(nets, tmp_path):
     with pytest.raises(StyleTransferError, match="normalization"):
         stylize_fast(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)],
                      FastOptions(device="cpu", model=str(path)), encoder=enc)
-
-
-def test_style_cache_entries_die_with_their_encoder():
-    import gc
-
-    from styletransfer.stylizers import fast
-
-    fast._STATS_CACHE.clear()
-    enc = VGG19Encoder(width_divisor=16)
-    fast._style_stats(enc, torch.rand(1, 3, 32, 32))
-    assert len(fast._STATS_CACHE) == 1
-    del enc
-    gc.collect()
-    assert len(fast._STATS_CACHE) == 0  # a new encoder reusing the id() can never get these
 
 
 def test_importing_the_fast_stylizer_does_not_import_the_trainer():

@@ -8,7 +8,7 @@ from PIL import Image
 
 from styletransfer.encoders import VGG19Encoder
 from styletransfer.errors import StyleTransferError
-from styletransfer.stylizers.fast import FastOptions, load_decoder, stylize_fast
+from styletransfer.stylizers.fast import FastOptions, read_model, stylize_fast
 from styletransfer.training import TrainConfig, Trainer
 from styletransfer import checkpoint as ckpt
 
@@ -150,7 +150,7 @@ def test_exported_model_loads_for_fast_stylization(dirs):
     half = trainer.export_model(dirs / "half.safetensors", half=True)
     enc = tiny_encoder()
     for path in (model, half, dirs / "run" / "checkpoint.safetensors"):
-        dec = load_decoder(str(path))
+        dec = read_model(str(path)).decoders["relu4_1"]
         out = stylize_fast(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)],
                            FastOptions(model=str(path), device="cpu"), encoder=enc, decoder=dec)
         assert out.shape == (1, 3, 40, 48) and 0 <= out.min() and out.max() <= 1
@@ -272,3 +272,22 @@ def test_a_level_decoder_model_loads_for_fast_stylization(dirs):
     out = stylize_fast(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)],
                        FastOptions(model=str(model), device="cpu"), encoder=tiny_encoder())
     assert out.shape == (1, 3, 40, 48)
+
+
+def test_decoders_train_on_a_student_encoder_and_the_model_carries_it(dirs):
+    """``--student FILE``: the decoder inverts the slim student's features, and the model file it
+    writes runs on that student by itself (no encoder given)."""
+    from styletransfer.encoders.student import pruned_student, save_student
+
+    student = save_student(pruned_student(tiny_encoder(), 2), dirs / "student.safetensors")
+    cfg = make_config(dirs, student=str(student), level="relu3_1", warmup_steps=4)
+    trainer = Trainer(cfg)
+    assert trainer.encoder.width_divisor == 32 and trainer.decoder.config["in_channels"] == 8
+    trainer.fit(progress=False)
+    model = read_model(str(dirs / "run" / "model.safetensors"))
+    assert model.encoder is not None and model.encoder.width_divisor == 32
+    out = stylize_fast(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)],
+                       FastOptions(model=str(dirs / "run" / "model.safetensors"), device="cpu"))
+    assert out.shape == (1, 3, 40, 48)
+    with pytest.raises(StyleTransferError, match="--student"):  # a resume must use the same student
+        Trainer(dataclasses.replace(cfg, student=""), resume=True)

@@ -326,14 +326,14 @@ def test_bad_options_are_refused():
 # ----- command line ------------------------------------------------------------------------------
 
 @pytest.fixture
-def tiny_networks(monkeypatch, nets):
-    """The CLI loads the real VGG19 and a decoder file: hand it the tiny stand-ins instead."""
+def tiny_networks(monkeypatch, nets, tiny_model_file):
+    """The fast method gets a real model file that carries its own tiny encoder (nothing patched);
+    the optimize method loads the pretrained VGG19, which is swapped for the tiny one."""
     import styletransfer.encoders
-    import styletransfer.stylizers.fast
 
     enc, dec = nets
     monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
-    monkeypatch.setattr(styletransfer.stylizers.fast, "load_decoders", lambda *a, **k: ({"relu4_1": dec}, {}))
+    return tiny_model_file
 
 
 def test_cli_video_fast_options_reach_the_stylizer(tmp_path, png_file, tiny_networks, capsys, monkeypatch):
@@ -357,16 +357,14 @@ def test_cli_video_fast_options_reach_the_stylizer(tmp_path, png_file, tiny_netw
 def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     src = make_clip(tmp_path / "in.mp4", n=4)
     style = png_file("style.png")
-    model = tmp_path / "model.safetensors"
-    model.write_bytes(b"stand-in: load_decoder is patched")
-    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(model),
+    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_networks),
                  "--size", "32", "-q", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     assert "4 frames at 12 fps, with audio" in capsys.readouterr().out
     got = read_clip(tmp_path / "out.mp4")
     assert len(got["frames"]) == 4 and got["frames"][0].shape == (24, 32, 3)
     # again without --force: refused, exit 1, one line
-    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(model)])
+    code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_networks)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:") and "exists" in err
 
@@ -546,21 +544,19 @@ def test_the_pipeline_keeps_no_old_frames(tmp_path, nets, style_image, monkeypat
 # ----- the model's levels and backend ------------------------------------------------------------
 
 @pytest.fixture
-def two_level_model(tmp_path, nets, monkeypatch):
-    """A bundle with relu4_1 and relu2_1 decoders for the tiny encoder (which vgg19() returns)."""
-    import styletransfer.encoders
+def two_level_model(tmp_path, nets):
+    """A bundle with relu4_1 and relu2_1 decoders that carries its own (tiny) encoder."""
     from styletransfer import checkpoint as ckpt
     from styletransfer.stylizers.fast import save_bundle
 
     enc, dec = nets
-    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
     torch.manual_seed(5)
     shallow = Decoder(in_channels=8, width=0.125, level="relu2_1").eval()
     files = []
     for d in (dec, shallow):
         files.append(ckpt.atomic_save({f"decoder.{k}": v for k, v in d.state_dict().items()},
                                       tmp_path / f"{d.level}.safetensors", {"decoder": d.config}))
-    return save_bundle(files, tmp_path / "bundle.safetensors", half=False)
+    return save_bundle(files, tmp_path / "bundle.safetensors", half=False, student=enc)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -574,16 +570,16 @@ def test_video_runs_every_level_of_the_model_on_its_backend(tmp_path, two_level_
         pytest.importorskip("onnx")
         monkeypatch.setenv("STYLETRANSFER_CACHE", str(tmp_path / "cache"))
     seen = []
-    real = fast_mod.stylize_fast
+    real = fast_mod.FastStylizer.__call__
 
-    def spy(content, styles, options=None, encoder=None, decoder=None, **kw):
-        seen.append((sorted(decoder), type(encoder).__name__, options.backend))
-        return real(content, styles, options, encoder=encoder, decoder=decoder, **kw)
+    def spy(self, content, styles, options=None, **kw):
+        seen.append((sorted(self.decoders), type(self.encoder).__name__, self.backend))
+        return real(self, content, styles, options, **kw)
 
-    monkeypatch.setattr(fast_mod, "stylize_fast", spy)
+    monkeypatch.setattr(fast_mod.FastStylizer, "__call__", spy)
     src = make_clip(tmp_path / "in.mp4", n=3, audio=False)
     opts = VideoOptions(fast=FastOptions(device="cpu", model=str(two_level_model), backend=backend), temporal=False)
     result = stylize_video(src, [style_image], tmp_path / "out.mp4", opts)
     assert result.frames == 3
     encoder = "OrtEncoder" if backend == "onnxruntime" else "VGG19Encoder"
-    assert seen == [(["relu2_1", "relu4_1"], encoder, "torch")] * 3
+    assert seen == [(["relu2_1", "relu4_1"], encoder, backend)] * 3

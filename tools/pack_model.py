@@ -14,7 +14,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from styletransfer.stylizers.fast import read_decoders, save_bundle
+from styletransfer.encoders.student import read_student
+from styletransfer.stylizers.fast_model import read_model, save_bundle
 
 
 def last_losses(run: Path, rows: int = 10) -> dict[str, float]:
@@ -32,12 +33,14 @@ def main() -> None:
     p.add_argument("runs", nargs="+", help="run folders (or model files)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default fp16: half the size)")
+    p.add_argument("--student", help="the student encoder the decoders were trained on (a slim model); "
+                                     "stored in the bundle, which then runs on it instead of the full VGG19")
     args = p.parse_args()
     files = []
     for run in map(Path, args.runs):
         model = run / "model.safetensors" if run.is_dir() else run
         files.append(model)
-        decs, _ = read_decoders(model)
+        decs = read_model(model).decoders
         level = next(iter(decs))
         from styletransfer import checkpoint as ckpt
 
@@ -45,10 +48,12 @@ def main() -> None:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last_losses(run if run.is_dir() else run.parent).items())
         print(f"{level}: step {meta.get('step')}, {sum(p.numel() for p in decs[level].parameters()):,} parameters"
               + (f", last losses {losses}" if losses else ""))
-    out = save_bundle(files, args.output, half=not args.fp32)
+    student = read_student(args.student) if args.student else None
+    out = save_bundle(files, args.output, half=not args.fp32, student=student)
     print(f"{out}: {out.stat().st_size / 2**20:.2f} MiB")
-    decs, enc = read_decoders(out)
-    print(f"levels {', '.join(decs)}; encoder {enc}")
+    packed = read_model(out)
+    print(f"levels {', '.join(packed.decoders)}; encoder {packed.settings}"
+          + ("; carries its student encoder" if packed.encoder is not None else ""))
 
 
 if __name__ == "__main__":

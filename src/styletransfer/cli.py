@@ -145,6 +145,8 @@ def _demo_photos() -> tuple[str, ...]:
 
 
 _TRAIN_HELP = {
+    "student": "train on this slim student encoder file (a distilled 1/4-width VGG19) instead of the full VGG19; "
+               "the model file then carries it",
     "steps": "training steps", "batch_size": "images per batch", "crop": "random crop size (multiple of 8)",
     "lr": "decoder learning rate", "lr_decay": "lr_t = lr / (1 + decay * t)",
     "content_weight": "content loss weight", "style_weight": "style loss weight",
@@ -301,8 +303,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     method, options = _options(args)
     if getattr(options, "weights", None) and not Path(options.weights).is_file():
         raise StyleTransferError(f"--weights {options.weights}: no such file")
-    if getattr(options, "model", None) and not Path(options.model).is_file():
-        raise StyleTransferError(f"--model {options.model}: no such file")
+    if getattr(options, "model", None):
+        from .stylizers.fast_model import check_model_arg
+
+        check_model_arg(options.model)
     if method == "fast" and args.mask and len(args.mask) != n:
         raise CLIError(f"--mask: give one mask per style image ({n}), got {len(args.mask)}")
     jobs = _stylize_jobs(args)

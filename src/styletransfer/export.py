@@ -35,8 +35,6 @@ styles, every level). :class:`OnnxStylizer` is that backend.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -223,23 +221,21 @@ def _sha256(path: Path) -> str:
 def _networks(model: str | None, encoder: nn.Module | None,
               decoder: nn.Module | Mapping[str, nn.Module] | None,
               levels: Sequence[str] | None = None) -> tuple[nn.Module, dict[str, nn.Module]]:
-    """The encoder and the ``{level: decoder}`` to export: a model file's (``None`` = the built-in
-    model, every level) or the given ones; ``levels`` keeps some of them."""
+    """The encoder and the ``{level: decoder}`` to export: a model file's with the encoder it
+    needs (``None`` = the default built-in model, every level; see ``FastStylizer.from_model``),
+    or the given ones; ``levels`` keeps some of them."""
     from .stylizers import fast
 
-    settings: dict = {}
     if decoder is None:
-        if model is not None and not Path(model).is_file():
-            raise StyleTransferError(f"--model {model}: no such file")
-        decoders, settings = fast.load_decoders(model, "cpu")
+        stylizer = fast.FastStylizer.from_model(model, "cpu", encoder=encoder)
+        encoder, decoders = stylizer.encoder, stylizer.decoders
     else:
         decoders = fast._as_decoders(decoder)
-    chosen = fast.plan_levels(list(decoders), levels)
-    if encoder is None:
-        from .encoders import vgg19
+        if encoder is None:
+            from .encoders import vgg19
 
-        encoder = vgg19(device="cpu")
-        fast.check_encoder(encoder, settings, str(model or "the built-in model"))
+            encoder = vgg19(device="cpu")
+    chosen = fast.plan_levels(list(decoders), levels)
     return encoder.cpu().eval(), {lv: decoders[lv].cpu().eval() for lv in chosen}
 
 
@@ -463,7 +459,7 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
                                    "See docs/onnx.md.")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="folder to create (never replaced "
                                                                           "without --force)")
-    p.add_argument("--model", metavar="FILE", help="decoder model.safetensors (default: the built-in model)")
+    p.add_argument("--model", metavar="FILE", help="a model file, or a built-in model: slim or large (default: the default one)")
     p.add_argument("--fp16", action="store_true", help="float16 weights: half the size, float32 arithmetic")
     p.add_argument("--opset", type=_opset_arg, default=DEFAULT_OPSET, metavar="N",
                    help=f"ONNX opset {OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
@@ -486,8 +482,8 @@ def _opset_arg(text: str) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .stylizers import fast
 
-    if args.model and not Path(args.model).is_file():
-        raise StyleTransferError(f"--model {args.model}: no such file")
+    if args.model:
+        fast.check_model_arg(args.model)
     if not args.model and not fast.default_model_available():
         raise StyleTransferError("no built-in fast model is installed: pass --model FILE "
                                  "(a decoder trained with `styletransfer train`)")
@@ -601,12 +597,6 @@ def _weights_key(*modules: nn.Module) -> str:
     return h.hexdigest()[:24]
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_networks(model: str | None, threads: int) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
-    encoder, decoders = _networks(model, None, None)
-    return onnx_networks(encoder, decoders, threads)
-
-
 def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Module], threads: int | None = None,
                   folder: str | Path | None = None) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
     """onnxruntime versions of an encoder (to each level) and of a decoder or ``{level: decoder}``,
@@ -633,29 +623,20 @@ def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Modul
     return enc, {lv: OrtDecoder(target / _backend_files(lv)[1], threads, lv) for lv in levels}
 
 
-class OnnxStylizer:
-    """``stylize_fast`` with its networks (every level's encoder and decoder) run by
-    onnxruntime: same inputs, options and outputs (levels, AdaIN or WCT, tiles, masks, several
-    styles, colour preservation, alpha).
+def OnnxStylizer(model: str | None = None, threads: int | None = None,  # noqa: N802 - kept name
+                 encoder: nn.Module | None = None, decoder: nn.Module | Mapping[str, nn.Module] | None = None):
+    """``FastStylizer.from_model(model, backend="onnxruntime")``: the fast pipeline with its
+    networks (every level's encoder and decoder) run by onnxruntime, the feature transforms
+    (AdaIN or WCT) in torch; same inputs, options and outputs.
 
     >>> st = OnnxStylizer(model="runs/mine/model.safetensors")      # doctest: +SKIP
     >>> out = st(content, [style], FastOptions(alpha=0.8))          # doctest: +SKIP
     """
+    from .stylizers.fast import FastStylizer
 
-    def __init__(self, model: str | None = None, threads: int | None = None,
-                 encoder: nn.Module | None = None, decoder: nn.Module | Mapping[str, nn.Module] | None = None) -> None:
-        if encoder is None and decoder is None:
-            self.encoder, self.decoders = _cached_networks(model, threads or torch.get_num_threads())
-        else:
-            enc, decs = _networks(model, encoder, decoder)
-            self.encoder, self.decoders = onnx_networks(enc, decs, threads)
-
-    def __call__(self, content: torch.Tensor, styles: list[torch.Tensor], options: Any = None) -> torch.Tensor:
-        from .stylizers import fast
-
-        # the networks run in onnxruntime (its CPU provider), the feature transforms (AdaIN or WCT) in torch
-        opts = dataclasses.replace(options or fast.FastOptions(), device="cpu")
-        return fast.stylize_fast(content, styles, opts, encoder=self.encoder, decoder=self.decoders)
+    if encoder is None and decoder is None:
+        return FastStylizer.from_model(model, "cpu", backend="onnxruntime", threads=threads)
+    return FastStylizer(*_networks(model, encoder, decoder)).to_onnxruntime(threads)
 
 
 # --- WCT without an eigendecomposition (ONNX has none) ------------------------------------------

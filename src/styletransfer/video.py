@@ -292,22 +292,16 @@ class _FrameStylizer:
 
         o = self.options
         if o.method == "fast":
-            from .stylizers.fast import FastOptions, check_encoder, load_decoders
-            from .encoders import vgg19
+            from .stylizers.fast import FastOptions, FastStylizer
 
             fo = o.fast or FastOptions()
             fo.validate(len(self.styles))
-            if fo.backend == "onnxruntime" and self.encoder is None and self.decoder is None:
-                from .export import OnnxStylizer  # every level's networks in onnxruntime, loaded once
+            if self.decoder is None:  # every level of the model, as a photo gets, with the encoder it needs
+                self.fast = FastStylizer.from_model(fo.model, fo.device, fo.backend, encoder=self.encoder)
+            else:
+                from .encoders import vgg19
 
-                ort = OnnxStylizer(fo.model)
-                self.encoder, self.decoder = ort.encoder, ort.decoders
-                fo = dataclasses.replace(fo, device="cpu", backend="torch")
-            device = resolve_device(fo.device)
-            self.encoder = self.encoder or vgg19(device=device)
-            if self.decoder is None:  # every level of the model, as stylize_fast runs a photo
-                self.decoder, settings = load_decoders(fo.model, str(device))
-                check_encoder(self.encoder, settings, str(fo.model or "the built-in model"))
+                self.fast = FastStylizer(self.encoder or vgg19(device=resolve_device(fo.device)), self.decoder)
             if fo.preserve_color == "histogram":
                 self.styles = [match_color(s, first) for s in self.styles]
                 fo = dataclasses.replace(fo, preserve_color=None)
@@ -334,9 +328,7 @@ class _FrameStylizer:
         if not self._prepared:
             self._prepare(frame)
         if self.options.method == "fast":
-            from .stylizers.fast import stylize_fast
-
-            return stylize_fast(frame, self.styles, self.frame_options, encoder=self.encoder, decoder=self.decoder)
+            return self.fast(frame, self.styles, self.frame_options)
         from .stylizers.optimize import stylize_optimize
 
         if init is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .argtypes import int_at_least, number, positive_int
+from .errors import StyleTransferError
 
 VIDEO_EPILOG = """\
 examples:
@@ -78,7 +78,7 @@ def add_video_parser(sub: Any) -> None:
     g.add_argument("--alpha", type=number(0, 1), default=1.0, help="fast: 0 = video, 1 = full style (default 1)")
     g.add_argument("--mask", action="append", metavar="FILE",
                    help="fast: spatial mask image (white = this style), once per STYLE, resized to the frames")
-    g.add_argument("--model", metavar="FILE", help="fast: decoder model.safetensors (default: the built-in model)")
+    g.add_argument("--model", metavar="FILE", help="fast: a model file, or a built-in model: slim (the default) or large")
     g.add_argument("--tile", type=positive_int, metavar="PX", help="fast: tile size for big frames (default automatic)")
     g.add_argument("--levels", nargs="+", metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
                    help="fast: encoder levels to run, deepest first (default: every level of the model; "
@@ -135,8 +135,13 @@ def _options(args: argparse.Namespace):
             raise CLIError(f"{flag} only applies to --method optimize")
     if args.mask and len(args.mask) != n:
         raise CLIError(f"--mask: give one mask per style image ({n}), got {len(args.mask)}")
-    if args.model and not Path(args.model).is_file():
-        raise CLIError(f"--model {args.model}: no such file")
+    if args.model:
+        from .stylizers.fast_model import check_model_arg
+
+        try:
+            check_model_arg(args.model)
+        except StyleTransferError as exc:
+            raise CLIError(str(exc)) from None
     if args.mask:
         _check_files(args.mask, "--mask")
     from . import _import_fast

@@ -76,7 +76,10 @@ class VGG19Encoder(nn.Module):
         pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al. found it gives smoother
             gradients and slightly more appealing results).
         normalization: which input space the weights expect (see module docstring).
-        width_divisor: divides every layer's width; > 1 gives a tiny stand-in encoder for tests.
+        width_divisor: divides every layer's width; > 1 gives a tiny stand-in encoder for tests,
+            or the slim distilled student of the fast mode (4: see ``encoders/student.py``).
+        last_layer: the network stops at this layer (``"relu4_1"`` for the student, which has
+            no deeper weights); asking for a deeper one is an error.
 
     Shape:
         - Input: (N, 3, H, W), RGB in [0, 1].
@@ -95,8 +98,11 @@ class VGG19Encoder(nn.Module):
         pooling: Pooling = "max",
         normalization: Normalization = "caffe",
         width_divisor: int = 1,
+        last_layer: str = "pool5",
     ) -> None:
         super().__init__()
+        if last_layer not in LAYER_NAMES:
+            raise ValueError(f"unknown VGG19 layer {last_layer!r}")
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
         if normalization not in ("caffe", "torchvision"):
@@ -104,9 +110,10 @@ class VGG19Encoder(nn.Module):
         self.pooling = pooling
         self.normalization = normalization
         self.width_divisor = width_divisor
+        self.last_layer = last_layer
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_ch = 3
-        for name in LAYER_NAMES:
+        for name in LAYER_NAMES[: LAYER_NAMES.index(last_layer) + 1]:
             if name.startswith("conv"):
                 out_ch = layer_channels(name, width_divisor)
                 layers[name] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
@@ -135,7 +142,7 @@ class VGG19Encoder(nn.Module):
 
     def load_conv_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Copy ``convX_Y.weight`` / ``convX_Y.bias`` tensors into the network, checking shapes."""
-        for name in CONV_NAMES:
+        for name in self.conv_names:
             conv: nn.Conv2d = self.layers[LAYER_NAMES.index(name)]  # type: ignore[assignment]
             for part in ("weight", "bias"):
                 key = f"{name}.{part}"
@@ -149,6 +156,11 @@ class VGG19Encoder(nn.Module):
                     )
                 with torch.no_grad():
                     dst.copy_(src.to(dst.dtype))
+
+    @property
+    def conv_names(self) -> tuple[str, ...]:
+        """The convs this network has (all 16, or those up to :attr:`last_layer`)."""
+        return tuple(n for n in CONV_NAMES if LAYER_NAMES.index(n) <= LAYER_NAMES.index(self.last_layer))
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] -> the input space of the weights (the only place this happens)."""
@@ -166,6 +178,8 @@ class VGG19Encoder(nn.Module):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an image batch (N, 3, H, W), got shape {tuple(image.shape)}")
         deepest = max(LAYER_NAMES.index(n) for n in wanted)
+        if deepest > LAYER_NAMES.index(self.last_layer):
+            raise ValueError(f"this encoder stops at {self.last_layer}; asked for {LAYER_NAMES[deepest]}")
         out: dict[str, torch.Tensor] = {}
         x = self.normalize(image)
         for i, (name, module) in enumerate(self.layers.named_children()):

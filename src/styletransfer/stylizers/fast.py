@@ -31,11 +31,7 @@ tiles and only the centres are kept. Peak memory is set by the tile size, not th
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import importlib.resources
-import os
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +40,6 @@ from typing import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoint as ckpt
 from ..device import autocast, resolve_device
 from ..encoders import vgg19
 from ..encoders.vgg import VGG19Encoder
@@ -52,16 +47,19 @@ from ..errors import StyleTransferError
 from ..image import fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
 from ..models import Decoder, adain_affine
-from ..models.decoder import LEVEL_STRIDE, LEVELS
+from ..models.decoder import LEVELS
 from ..models.wct import apply_affine, wct_affine, wct_style_stats
+from .fast_model import (  # noqa: F401 - the model-file API, re-exported for callers of this module
+    BUILTIN_MODELS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available, read_model,
+    resolve_model_path, save_bundle,
+)
+from .tiles import (  # noqa: F401 - re-exported: the tiling is part of this pipeline
+    DECODER_HALO, ENCODER_HALO, MARGIN, _pad_to, _tiles, _with_margin, decode_tiled, encode_tiled,
+)
 
-BUILTIN_MODEL = "fast_model.safetensors"
 LAYER = "relu4_1"
 TRANSFORMS = ("wct", "adain")
-ENCODER_HALO = 64  # px; relu4_1 sees ~68 px, and zero padding reaches ~34 px into a tile
-DECODER_HALO = 8  # feature px (= 64 image px at relu4_1); the decoder's receptive field is ~7 feature px
 STYLE_SIZE = 512  # styles are read at this longest side, as in AdaIN's training
-MARGIN = 16  # px of mirrored border around the photo (see _with_margin)
 
 
 @dataclass
@@ -81,7 +79,8 @@ class FastOptions:
             ``"histogram"`` (styles recoloured to the content's colour statistics first).
         tile: tile side in pixels; ``None`` = automatic (whole image up to 1024^2 pixels).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        model: path of a model file (one decoder or a bundle); ``None`` = the built-in model.
+        model: path of a model file (one decoder or a bundle), or a built-in model's name
+            (``"slim"``, ``"large"``); ``None`` = the default built-in model.
         backend: ``"torch"``, or ``"onnxruntime"`` (every level's encoder and decoder exported
             to ONNX once and run by onnxruntime on the CPU; see ``styletransfer.export``).
         amp: run the networks in bf16 autocast where it pays off: CPUs with native bf16
@@ -126,242 +125,16 @@ class FastOptions:
             raise StyleTransferError(f"tile must be at least 128 px, got {self.tile}")
 
 
-def builtin_model_path() -> Path:
-    return Path(str(importlib.resources.files("styletransfer").joinpath("assets", BUILTIN_MODEL)))
-
-
-def default_model_available() -> bool:
-    """True when the package ships a trained model."""
-    return builtin_model_path().is_file()
-
-
-def _decoder_from(tensors: dict[str, torch.Tensor], prefix: str, cfg: Mapping, file: Path) -> Decoder:
-    dec = Decoder(int(cfg["in_channels"]), float(cfg["width"]), float(cfg["input_scale"]),
-                  level=cfg.get("level", LAYER))
-    state = {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
-    try:
-        dec.load_state_dict(state)
-    except RuntimeError as exc:
-        raise StyleTransferError(f"{file}: decoder weights do not match its config ({str(exc).splitlines()[0]})") from None
-    return dec.eval().requires_grad_(False)
-
-
-def read_decoders(path: str | Path) -> tuple[dict[str, Decoder], dict]:
-    """Read a model file: ``({level: decoder}, encoder settings it was trained with)``.
-
-    Accepts a model file written by ``train`` (one decoder), a training checkpoint, or a bundle
-    of several levels (:func:`save_bundle`).
-    """
-    file = Path(path)
-    tensors, meta = ckpt.load(file)
-    encoder_meta = meta.get("encoder", {})
-    if "decoders" in meta:  # a bundle
-        decs = {lv: _decoder_from(tensors, f"{lv}.", cfg, file) for lv, cfg in meta["decoders"].items()}
-    elif "decoder" in meta:
-        dec = _decoder_from(tensors, "decoder.", meta["decoder"], file)
-        decs = {dec.level: dec}
-    elif "config" in meta:  # a training checkpoint
-        tc = meta["config"]
-        level = tc.get("level", LAYER)
-        cfg = {"in_channels": None, "width": tc["decoder_width"], "input_scale": tc["layer_scales"][level], "level": level}
-        cfg["in_channels"] = int(tensors["decoder.net.1.weight"].shape[1])
-        decs = {level: _decoder_from(tensors, "decoder.", cfg, file)}
-        encoder_meta = {}
-    else:
-        raise StyleTransferError(f"{file}: not a styletransfer decoder (no config in its metadata)")
-    return decs, encoder_meta
-
-
-def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True) -> Path:
-    """Pack model files of several levels into one bundle (what ships as the built-in model).
-
-    Every file must have been trained against the same encoder settings; fp16 halves the size.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    configs: dict[str, dict] = {}
-    encoder_meta: dict = {}
-    steps = {}
-    for path in paths:
-        decs, enc = read_decoders(path)
-        enc = {k: v for k, v in enc.items() if k != "layer"}
-        clash = {k for k in enc.keys() & encoder_meta.keys() if enc[k] != encoder_meta[k]}
-        if clash:
-            raise StyleTransferError(f"{path}: trained with encoder {enc}, the others with {encoder_meta}")
-        encoder_meta.update(enc)
-        step = ckpt.load(path)[1].get("step")
-        for level, dec in decs.items():
-            configs[level] = dict(dec.config)
-            steps[level] = step
-            for k, v in dec.state_dict().items():
-                tensors[f"{level}.{k}"] = v.half() if half and v.is_floating_point() else v
-    return ckpt.atomic_save(tensors, out, {"decoders": configs, "encoder": encoder_meta, "steps": steps})
-
-
-_DECODER_CACHE: "OrderedDict[tuple, tuple[dict[str, Decoder], dict]]" = OrderedDict()
-
-
-def load_decoders(path: str | None = None, device: str = "cpu") -> tuple[dict[str, Decoder], dict]:
-    """:func:`read_decoders` of ``path`` (``None`` = the built-in model), cached by the file's path,
-    size and modification time (a rewritten file is read again)."""
-    file = Path(path) if path else builtin_model_path()
-    if path is None and not file.is_file():
-        raise StyleTransferError("this installation has no built-in fast model; use --method optimize or --model FILE")
-    try:
-        st = os.stat(file)
-    except OSError:
-        raise StyleTransferError(f"{file}: no such model file") from None
-    key = (str(file.resolve()), st.st_size, st.st_mtime_ns, str(device))
-    if key not in _DECODER_CACHE:
-        decs, enc = read_decoders(file)
-        _DECODER_CACHE[key] = ({lv: d.to(device) for lv, d in decs.items()}, enc)
-        if len(_DECODER_CACHE) > 4:
-            _DECODER_CACHE.popitem(last=False)
-    _DECODER_CACHE.move_to_end(key)
-    return _DECODER_CACHE[key]
-
-
-def load_decoder(path: str | None = None, device: str = "cpu") -> Decoder:
-    """The deepest decoder of a model file (the relu4_1 one of an AdaIN model); cached."""
-    decs, _ = load_decoders(path, device)
-    return decs[max(decs, key=LEVELS.index)]
-
-
-def check_encoder(encoder: VGG19Encoder, settings: Mapping, source: str = "the model") -> None:
-    """Refuse an encoder whose input space, pooling or width differ from those a model was trained with."""
-    for key in ("normalization", "pooling", "width_divisor"):
-        want = settings.get(key)
-        have = getattr(encoder, key, None)
-        if want is not None and have is not None and want != have:
-            raise StyleTransferError(f"{source} was trained with encoder {key}={want}, this encoder has {have}")
-
-
-def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
-
-
-def _with_margin(image: torch.Tensor, margin: int = MARGIN) -> tuple[torch.Tensor, tuple[int, int], int]:
-    """Mirror-pad ``image`` by ``margin`` px on every side, then to multiples of 8.
-
-    VGG's zero padding makes features at the image border unlike any inside it, and the
-    decoders turn that into a dark or bright frame (seen on every level); a mirrored margin moves
-    that frame outside the picture, where it is cropped. Returns (padded, (h, w), margin).
-
-    Shape:
-        - image: (1, 3, h, w)
-        - output: (1, 3, H, W), H = h + 2 margin rounded up to a multiple of 8; the picture is at
-          [margin: margin + h, margin: margin + w]
-    """
-    h, w = image.shape[-2:]
-    m = margin if min(h, w) > margin else 0
-    x = F.pad(image, (m, m, m, m), mode="reflect") if m else image
-    x, _ = _pad_to(x, 8)
-    return x, (h, w), m
-
-
-def _tiles(length: int, tile: int, halo: int, step: int = 1):
-    """Yield (start, stop, keep_start, keep_stop) covering [0, length) with overlapping halos.
-
-    ``start/stop`` is the window to compute (multiples of ``step``), ``keep`` the part of it to
-    keep (absolute coordinates); kept parts tile [0, length) exactly once.
-    """
-    if length <= tile:
-        yield 0, length, 0, length
-        return
-    pos = 0
-    while pos < length:
-        keep_stop = min(pos + tile, length)
-        start = max(0, pos - halo)
-        stop = min(length, keep_stop + halo)
-        yield start // step * step, -(-stop // step) * step if stop < length else length, pos, keep_stop
-        pos = keep_stop
-
-
-@torch.no_grad()
-def encode_tiled(encoder: VGG19Encoder, image: torch.Tensor, tile: int, layer: str = LAYER) -> torch.Tensor:
-    """``layer`` features of an image whose sides are multiples of 8, computed tile by tile.
-
-    Tile windows start on multiples of 8 px, so every pooling grid lines up with the whole
-    image's and the stitched map equals the whole-image map.
-
-    Shape:
-        - image: (1, 3, H, W), H and W multiples of 8
-        - output: (1, C, H/s, W/s), s = 8, 4, 2, 1 for relu4_1, relu3_1, relu2_1, relu1_1
-    """
-    _, _, h, w = image.shape
-    s = LEVEL_STRIDE[layer]
-    if h * w <= tile * tile:
-        return encoder(image, [layer])[layer]
-    out = None
-    for y0, y1, ky0, ky1 in _tiles(h, tile, ENCODER_HALO, 8):
-        for x0, x1, kx0, kx1 in _tiles(w, tile, ENCODER_HALO, 8):
-            # a slice of a channels_last map is not channels_last-contiguous: convs on it take a slow path
-            f = encoder(image[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last), [layer])[layer]
-            if out is None:
-                out = f.new_empty(1, f.shape[1], h // s, w // s)
-            out[..., ky0 // s: ky1 // s, kx0 // s: kx1 // s] = \
-                f[..., (ky0 - y0) // s: (ky1 - y0) // s, (kx0 - x0) // s: (kx1 - x0) // s]
-    return out
-
-
-@torch.no_grad()
-def decode_tiled(decoder: Decoder, features: torch.Tensor, tile: int) -> torch.Tensor:
-    """Decode a feature map tile by tile (``tile`` in image px).
-
-    Shape:
-        - features: (1, C, h, w)
-        - output: (1, 3, s*h, s*w), s = the decoder's stride (8 for relu4_1 ... 1 for relu1_1)
-    """
-    _, _, h, w = features.shape
-    s = LEVEL_STRIDE[getattr(decoder, "level", LAYER)]
-    ft = max(16, tile // s)
-    if h * w <= ft * ft:
-        return decoder(features)
-    out = features.new_empty(1, 3, h * s, w * s)
-    for y0, y1, ky0, ky1 in _tiles(h, ft, DECODER_HALO):
-        for x0, x1, kx0, kx1 in _tiles(w, ft, DECODER_HALO):
-            y = decoder(features[..., y0:y1, x0:x1].contiguous())
-            out[..., ky0 * s: ky1 * s, kx0 * s: kx1 * s] = \
-                y[..., (ky0 - y0) * s: (ky1 - y0) * s, (kx0 - x0) * s: (kx1 - x0) * s]
-    return out
-
-
-# Style statistics per encoder (weak keys: a freed encoder's entries go with it, and a new
-# encoder that reuses its id() can never be served them), then by content hash (a server reuses
-# its styles).
-_STATS_CACHE: "weakref.WeakKeyDictionary[VGG19Encoder, OrderedDict]" = weakref.WeakKeyDictionary()
-_STATS_CACHE_SIZE = 32
-
-
 def style_statistics(encoder: VGG19Encoder, style: torch.Tensor, layer: str = LAYER,
                      transform: str = "adain") -> tuple[torch.Tensor, torch.Tensor]:
     """A style's statistics at ``layer``: AdaIN's channel (mean, std), each (1, C, 1, 1), or WCT's
-    (mean (C, 1), colouring matrix (C, C)); cached."""
-    digest = hashlib.blake2b(style.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
-    key = (layer, transform, str(style.device), tuple(style.shape), digest)
-    cache = _STATS_CACHE.setdefault(encoder, OrderedDict())
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
+    (mean (C, 1), colouring matrix (C, C)). Styles are read at :data:`STYLE_SIZE`."""
     h, w = style.shape[-2:]
     if max(h, w) > STYLE_SIZE:
         style = resize(style, fit_size(h, w, size=STYLE_SIZE))
     style, _ = _pad_to(style, 8)
     f = encoder(style.contiguous(memory_format=torch.channels_last), [layer])[layer]
-    stats = mean_std(f) if transform == "adain" else wct_style_stats(f)
-    cache[key] = stats
-    if len(cache) > _STATS_CACHE_SIZE:
-        cache.popitem(last=False)
-    return stats
-
-
-def _style_stats(encoder: VGG19Encoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """relu4_1 AdaIN statistics of a style (kept for callers of the single-level API)."""
-    return style_statistics(encoder, style, LAYER, "adain")
+    return mean_std(f) if transform == "adain" else wct_style_stats(f)
 
 
 def affine_map(f_c: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], transform: str
@@ -437,7 +210,138 @@ def deepest_first(levels: Sequence[str]) -> list[str]:
     return sorted(set(levels), key=LEVELS.index, reverse=True)
 
 
-@torch.no_grad()
+class FastStylizer:
+    """The fast pipeline: an encoder, a decoder per level and a cache of style statistics, built
+    once (:meth:`from_model`) and called for each picture. The CLI, the web engine, video, the
+    export and the onnxruntime backend each hold one.
+
+    Args:
+        encoder: the frozen encoder (the full VGG19, a model's student, a tiny stand-in in tests,
+            or onnxruntime sessions with the same call).
+        decoders: ``{level: decoder}`` (or one decoder: its level is read from it).
+        model_path: the file the networks came from, if any (shown to users, exported by the web).
+        backend: ``"torch"`` or ``"onnxruntime"`` (what the networks are; informational).
+
+    Examples:
+        >>> from styletransfer.models import Decoder
+        >>> st = FastStylizer(VGG19Encoder(width_divisor=16), {"relu4_1": Decoder(32, 0.125)})
+        >>> st(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)], FastOptions(alpha=0.5)).shape
+        torch.Size([1, 3, 40, 48])
+    """
+
+    STATS_CACHE_SIZE = 32
+
+    def __init__(self, encoder, decoders: Decoder | Mapping[str, Decoder], *, model_path: str | Path | None = None,
+                 backend: str = "torch") -> None:
+        self.encoder = encoder
+        self.device = _device_of(encoder)
+        self.decoders = {lv: d.to(self.device) if hasattr(d, "to") else d for lv, d in _as_decoders(decoders).items()}
+        self.model_path = Path(model_path) if model_path else None
+        self.backend = backend
+        self._stats: OrderedDict = OrderedDict()
+
+    @classmethod
+    def from_model(cls, model: str | Path | None = None, device: str | torch.device = "auto",
+                   backend: str = "torch", encoder: VGG19Encoder | None = None,
+                   threads: int | None = None) -> "FastStylizer":
+        """Load a model file (``None``: the default built-in model; ``"slim"``, ``"large"``, or a
+        path) with the encoder it needs: its own student if it carries one, else the full
+        pretrained VGG19 (or ``encoder``, checked against the model's settings). ``backend=
+        "onnxruntime"`` runs every network in onnxruntime on the CPU (exported once, cached)."""
+        fm = read_model(model)
+        if backend not in ("torch", "onnxruntime"):
+            raise StyleTransferError(f"backend must be torch or onnxruntime, got {backend!r}")
+        dev = torch.device("cpu") if backend == "onnxruntime" else resolve_device(device)
+        enc = encoder if encoder is not None else fm.encoder if fm.encoder is not None else vgg19(device=dev)
+        check_encoder(enc, fm.settings, str(model or "the built-in model"))
+        if fm.encoder is not None and encoder is not None and encoder is not fm.encoder:
+            raise StyleTransferError(f"{fm.path} carries its own student encoder: pass no encoder with it")
+        stylizer = cls(enc.to(dev), {lv: d.to(dev) for lv, d in fm.decoders.items()}, model_path=fm.path)
+        return stylizer.to_onnxruntime(threads) if backend == "onnxruntime" else stylizer
+
+    def to_onnxruntime(self, threads: int | None = None) -> "FastStylizer":
+        """The same pipeline with every level's encoder and decoder exported to ONNX (once, into
+        the cache) and run by onnxruntime on the CPU; the feature transforms stay in torch."""
+        from ..export import onnx_networks  # the exporter builds the onnxruntime sessions
+
+        enc, decs = onnx_networks(self.encoder, self.decoders, threads)
+        return type(self)(enc, decs, model_path=self.model_path, backend="onnxruntime")
+
+    @property
+    def levels(self) -> list[str]:
+        """The model's levels, deepest first."""
+        return deepest_first(self.decoders)
+
+    def style_statistics(self, style: torch.Tensor, level: str = LAYER, transform: str = "adain"):
+        """:func:`style_statistics` of ``style``, cached by content (a server reuses its styles)."""
+        digest = hashlib.blake2b(style.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+        key = (level, transform, str(style.device), tuple(style.shape), digest)
+        if key in self._stats:
+            self._stats.move_to_end(key)
+            return self._stats[key]
+        stats = style_statistics(self.encoder, style, level, transform)
+        self._stats[key] = stats
+        if len(self._stats) > self.STATS_CACHE_SIZE:
+            self._stats.popitem(last=False)
+        return stats
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, styles: list[torch.Tensor], options: FastOptions | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Stylize ``content`` (1, 3, H, W) in [0, 1] with ``styles``; returns (1, 3, H, W) on the
+        CPU. ``options.model``, ``device`` and ``backend`` are the stylizer's own and ignored."""
+        opts = options or FastOptions()
+        if not styles:
+            raise StyleTransferError("at least one style image is needed")
+        opts.validate(len(styles))
+        device = self.device
+        levels = plan_levels(list(self.decoders), opts.levels)
+        content = content.to(device, torch.float32)
+        styles = [s.to(device, torch.float32) for s in styles]
+        if opts.preserve_color == "histogram":
+            styles = [match_color(s, content) for s in styles]
+        tile = (opts.tile or 1024 + 2 * MARGIN) // 8 * 8  # a 1024^2 photo and its margin: one tile
+        x, (h, w), m = _with_margin(content)
+        weights = opts.style_weights or [1.0] * len(styles)
+        weights = [wt / sum(weights) for wt in weights]
+        masks = None
+        if opts.masks is not None:
+            masks = [F.pad(resize(mk, (h, w)), (m, x.shape[-1] - w - m, m, x.shape[-2] - h - m), mode="replicate")
+                     for mk in opts.masks]
+        for i, level in enumerate(levels):
+            # channels_last: ~30% faster convolutions on x86 CPUs (measured: VGG19 to relu4_1 at 512^2,
+            # 1.33 s -> 0.95 s); the decoder inherits the layout from its input.
+            with autocast(device, opts.amp):  # bf16 where the CPU has it natively, else a no-op
+                f_c = encode_tiled(self.encoder, x.contiguous(memory_format=torch.channels_last), tile, level)
+            stats = [self.style_statistics(s, level, opts.transform) for s in styles]  # float32, cached
+            t = target_features(f_c, stats, weights, masks, opts.alpha, opts.transform)
+            del f_c
+            with autocast(device, opts.amp):
+                x = decode_tiled(self.decoders[level], t, tile).clamp(0, 1)
+            del t
+            if progress is not None:
+                progress(i + 1, len(levels))
+        out = x[..., m: m + h, m: m + w].float()
+        if opts.preserve_color == "luminance":
+            out = transfer_luminance(out, content)
+        return out.cpu()
+
+
+_LAST: dict[tuple, FastStylizer] = {}
+
+
+def _shared_stylizer(model: str | None, device: str, backend: str) -> FastStylizer:
+    """The stylizer of :func:`stylize_fast`'s convenience path, kept for the next call with the same
+    model file (same path, size and modification time), device and backend."""
+    path = resolve_model_path(model)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(device), backend)
+    if key not in _LAST:
+        _LAST.clear()  # one at a time: a model is tens of MB
+        _LAST[key] = FastStylizer.from_model(model, device, backend)
+    return _LAST[key]
+
+
 def stylize_fast(
     content: torch.Tensor,
     styles: list[torch.Tensor],
@@ -446,14 +350,15 @@ def stylize_fast(
     decoder: Decoder | Mapping[str, Decoder] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Stylize ``content`` with one or more ``styles`` in one pass per level.
+    """Stylize ``content`` with one or more ``styles`` in one pass per level: a
+    :class:`FastStylizer` of ``options.model`` (or of the given networks), called once.
 
     Args:
         content: (1, 3, H, W) RGB in [0, 1].
         styles: list of (1, 3, H_k, W_k) RGB in [0, 1].
         options: see :class:`FastOptions`.
-        encoder: override the pretrained VGG19 (tests use a tiny one); used where it is (its
-            device is not changed).
+        encoder: override the encoder (tests use a tiny one); used where it is (its device is not
+            changed).
         decoder: a decoder, or ``{level: decoder}``, instead of the model file's.
         progress: ``progress(done, total)`` after each level.
 
@@ -464,47 +369,10 @@ def stylize_fast(
     if not styles:
         raise StyleTransferError("at least one style image is needed")
     opts.validate(len(styles))
-    if opts.backend == "onnxruntime" and encoder is None and decoder is None:
-        from ..export import OnnxStylizer  # runs the networks in onnxruntime, then comes back here
-
-        return OnnxStylizer(opts.model)(content, styles, dataclasses.replace(opts, backend="torch"))
-    if encoder is None:
-        device = resolve_device(opts.device)
-        encoder = vgg19(device=device)
+    if encoder is None and decoder is None:
+        stylizer = _shared_stylizer(opts.model, opts.device, opts.backend)
+    elif decoder is None:
+        stylizer = FastStylizer.from_model(opts.model, _device_of(encoder), encoder=encoder)
     else:
-        device = _device_of(encoder)
-    if decoder is None:
-        decoders, settings = load_decoders(opts.model, str(device))
-        check_encoder(encoder, settings, str(opts.model or "the built-in model"))
-    else:
-        decoders = {lv: d.to(device) for lv, d in _as_decoders(decoder).items()}
-    levels = plan_levels(list(decoders), opts.levels)
-    content = content.to(device, torch.float32)
-    styles = [s.to(device, torch.float32) for s in styles]
-    if opts.preserve_color == "histogram":
-        styles = [match_color(s, content) for s in styles]
-    tile = (opts.tile or 1024 + 2 * MARGIN) // 8 * 8  # a 1024^2 photo and its margin: one tile
-    x, (h, w), m = _with_margin(content)
-    weights = opts.style_weights or [1.0] * len(styles)
-    weights = [wt / sum(weights) for wt in weights]
-    masks = None
-    if opts.masks is not None:
-        masks = [F.pad(resize(mk, (h, w)), (m, x.shape[-1] - w - m, m, x.shape[-2] - h - m), mode="replicate")
-                 for mk in opts.masks]
-    for i, level in enumerate(levels):
-        # channels_last: ~30% faster convolutions on x86 CPUs (measured: VGG19 to relu4_1 at 512^2,
-        # 1.33 s -> 0.95 s); the decoder inherits the layout from its input.
-        with autocast(device, opts.amp):  # bf16 where the CPU has it natively, else a no-op
-            f_c = encode_tiled(encoder, x.contiguous(memory_format=torch.channels_last), tile, level)
-        stats = [style_statistics(encoder, s, level, opts.transform) for s in styles]  # float32, cached
-        t = target_features(f_c, stats, weights, masks, opts.alpha, opts.transform)
-        del f_c
-        with autocast(device, opts.amp):
-            x = decode_tiled(decoders[level], t, tile).clamp(0, 1)
-        del t
-        if progress is not None:
-            progress(i + 1, len(levels))
-    out = x[..., m: m + h, m: m + w].float()
-    if opts.preserve_color == "luminance":
-        out = transfer_luminance(out, content)
-    return out.cpu()
+        stylizer = FastStylizer(encoder if encoder is not None else vgg19(device=resolve_device(opts.device)), decoder)
+    return stylizer(content, styles, opts, progress)

@@ -63,7 +63,7 @@ from .data import CropSampler
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
 # Options that change the decoder's shape or the networks trained: resuming with others is an error.
-_ARCH_FIELDS = ("level", "decoder_width")
+_ARCH_FIELDS = ("level", "decoder_width", "student")
 
 
 @dataclass
@@ -84,6 +84,7 @@ class TrainConfig:
     tv_weight: float = 0.0
     decoder_width: float = 1.0
     level: str = "relu4_1"  # the encoder layer the decoder inverts (relu1_1 .. relu4_1)
+    student: str = ""  # a slim student encoder file (``train distill``) to train on instead of the full VGG19
     init: str = "kaiming"  # or "default" (PyTorch's; starves a deep decoder, see models/decoder.py)
     warmup_steps: int = 0  # reconstruction-only steps first; = steps for a WCT (reconstruction) decoder
     pixel_weight: float = 10.0  # weight of the pixel L1 term of the reconstruction loss
@@ -180,6 +181,10 @@ class Trainer:
             raise StyleTransferError("--identity-weight is not supported with several processes (two decoder passes per step)")
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if encoder is None and config.student:
+            from ..encoders.student import read_student
+
+            encoder = read_student(config.student)
         self.encoder = copy.deepcopy(encoder or vgg19(device="cpu")).to(self.device)
         self.amp_dtype = amp_dtype(self.device) if config.amp else None
         # fp16 (CUDA without bf16) needs loss scaling or small gradients underflow to zero
@@ -381,9 +386,14 @@ class Trainer:
         return self.ckpt_path
 
     def export_model(self, path: str | Path, half: bool = False) -> Path:
-        """Write the decoder alone (what ``--model`` loads), optionally in fp16."""
+        """Write the decoder (what ``--model`` loads), optionally in fp16; a decoder trained on a
+        student encoder carries it (in float32), so the file runs on its own."""
         sd = {f"decoder.{k}": (v.half() if half and v.is_floating_point() else v)
               for k, v in self.decoder.state_dict().items()}
+        if self.cfg.student:
+            from ..encoders.student import student_tensors
+
+            sd.update({k: v.float() for k, v in student_tensors(self.encoder).items()})
         meta = {"decoder": self.decoder.config, "encoder": self.encoder_meta(),
                 "step": self.step, "train": {k: v for k, v in dataclasses.asdict(self.cfg).items()
                                               if k not in ("layer_scales",)}}
@@ -392,7 +402,8 @@ class Trainer:
     def encoder_meta(self) -> dict[str, Any]:
         """What a model file records of its encoder, checked when it is loaded."""
         return {"name": "vgg19", "layer": self.level, "normalization": self.encoder.normalization,
-                "pooling": self.encoder.pooling, "width_divisor": self.encoder.width_divisor}
+                "pooling": self.encoder.pooling, "width_divisor": self.encoder.width_divisor,
+                "last_layer": getattr(self.encoder, "last_layer", "pool5")}
 
     def _check_resumable(self, saved: dict[str, Any]) -> None:
         """A resume must build the same networks as the run it continues."""
