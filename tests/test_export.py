@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -259,6 +260,37 @@ def test_cli_export_and_force(model_file, tmp_path, capsys):
     assert code == 0, err
     assert (out / "stylizer.onnx").stat().st_size > 1.5 * len(before)  # now float32
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_export_folder_and_files_get_the_usual_permissions(model_file, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        code, _, err = _cli(["export", "-o", tmp_path / "app-model", "--model", model_file], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert (tmp_path / "app-model").stat().st_mode & 0o777 == 0o755  # mkdtemp alone makes 0700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "app-model").iterdir()} == {0o644}
+
+
+def test_force_replaces_only_a_previous_export(model_file, tmp_path, capsys):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    code, _, err = _cli(["export", "-o", mine, "--model", model_file, "--force"], capsys)
+    _one_line_error(code, err, "not a previous export (no model.json)")
+    assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "photos"]
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_current_folder_as_output_is_a_clear_error(model_file, tmp_path, capsys, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = _cli(["export", "-o", name, "--model", model_file, "--force"], capsys)
+    _one_line_error(code, err, "give its name")
+    assert list(work.iterdir()) == [] and "model.safetensors" in {p.name for p in tmp_path.iterdir()}
 
 
 def test_cli_bad_inputs(model_file, tmp_path, capsys, monkeypatch):

@@ -1,6 +1,7 @@
 """Video: round trip (frames, fps, audio, rotation, size), trimming, temporal consistency, bad input."""
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -304,6 +305,16 @@ def test_interrupt_leaves_no_output(tmp_path, nets, style_image):
         stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
                       encoder=enc, decoder=dec, callback=stop)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_output_gets_the_usual_permissions(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=2, audio=False)
+    old = os.umask(0o022)
+    try:
+        run(src, tmp_path / "out.mp4", nets, style_image)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.mp4").stat().st_mode & 0o777 == 0o644  # mkstemp alone makes 0600
 
 
 def test_force_overwrites_an_existing_output(tmp_path, nets, style_image):

@@ -35,13 +35,13 @@ styles, every level). :class:`OnnxStylizer` is that backend.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import atomic_folder
 from .errors import StyleTransferError
 
 DEFAULT_OPSET = 17
@@ -259,13 +260,20 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.suffix.lower() == ".onnx":
         raise StyleTransferError(f"-o {out}: the export is a folder (style_encoder.onnx + stylizer.onnx + "
                                  f"model card); give a folder name, e.g. -o {out.with_suffix('')}")
+    if out.name in ("", ".", ".."):
+        raise StyleTransferError(f"-o {out}: the export is written as a new folder; give its name, "
+                                 f"e.g. -o {out / 'stylizer-onnx'}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise StyleTransferError(f"{out}: folder {parent} does not exist")
     if out.exists() and not out.is_dir():
         raise StyleTransferError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
+        if not (out / MANIFEST).is_file():
+            raise StyleTransferError(f"{out}: not a previous export (no {MANIFEST}); --force only replaces "
+                                     "an export, choose another folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise StyleTransferError(f"{out}: cannot write into {parent} (permission denied)")
 
@@ -305,11 +313,11 @@ def export_onnx(
     layout = _layout(encoder, list(decoders))
     channels = sum(item["channels"] for item in layout)
     source = {"model": Path(model).name if model else "built-in", "sha256": _sha256(Path(model)) if model else None}
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else "."))
-    except OSError as exc:
-        raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(atomic_folder(out, replace=overwrite))
+        except OSError as exc:
+            raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
         meta = {"styletransfer.format": str(FORMAT_VERSION), "license": "MIT (see MODEL_CARD.md)",
                 "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph",
                 "levels": ",".join(item["layer"] for item in layout)}
@@ -339,30 +347,8 @@ def export_onnx(
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / CARD).write_text(model_card(manifest))
-        _swap_in(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     return ExportResult(out, files, time.perf_counter() - t0)
-
-
-def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished temporary folder to ``out`` (replacing an old export only if asked)."""
-    old = None
-    if out.exists():
-        if any(out.iterdir()) and not overwrite:
-            raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 EXAMPLE = '''\
@@ -571,25 +557,25 @@ def _backend_files(level: str) -> tuple[str, str]:
 
 
 def _export_backend(folder: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        for level, decoder in decoders.items():
-            enc_file, dec_file = _backend_files(level)
-            with torch.no_grad():
-                f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
-            _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
-                          ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
-                                         "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
-            _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
-                          {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
-                          DEFAULT_OPSET)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished first: use its files
-            if not folder.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_folder(folder) as tmp:
+            _export_backend_files(tmp, encoder, decoders)
+    except OSError:  # another process finished first: use its files
+        if not folder.is_dir():
+            raise
+
+
+def _export_backend_files(tmp: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
+    for level, decoder in decoders.items():
+        enc_file, dec_file = _backend_files(level)
+        with torch.no_grad():
+            f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
+        _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
+                      ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
+                                     "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
+        _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
+                      {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
+                      DEFAULT_OPSET)
 
 
 def _weights_key(*modules: nn.Module) -> str:

@@ -35,8 +35,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .errors import StyleTransferError
 
 # output extension -> FFmpeg muxer; all take H.264 video and AAC audio
@@ -510,20 +509,12 @@ def stylize_video(
     t_begin = time.perf_counter()
 
     container = _open_input(av, in_path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
-        os.close(fd)
-    except OSError as exc:
-        container.close()
-        raise VideoError(f"{out_path}: cannot write in its folder ({exc.strerror})") from None
-    try:
-        with container:
-            result = _transcode(av, container, in_path, Path(tmp), out_path, opts, stylizer, callback)
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with container, contextlib.ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(atomic_write(out_path, suffix=".part"))
+        except OSError as exc:
+            raise VideoError(f"{out_path}: cannot write in its folder ({exc.strerror})") from None
+        result = _transcode(av, container, in_path, tmp, out_path, opts, stylizer, callback)
     result.seconds = time.perf_counter() - t_begin
     return result
 

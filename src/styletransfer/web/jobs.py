@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
@@ -407,9 +408,8 @@ class JobManager:
             raise RuntimeError(f"engine returned {type(out).__name__} {getattr(out, 'shape', '')}")
         data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.alpha)
         path = self.dir / f"{job.id}.png"
-        tmp = self.dir / f".{job.id}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_write(path, fsync=False) as tmp:  # a result is only served once renamed
+            tmp.write_bytes(data)
         job.result_path = path
         elapsed = time.time() - (job.started or time.time())
         self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
