@@ -262,6 +262,18 @@ def test_over_limit_clips_are_413(tmp_path, nets):
         assert r.status_code == 422 and "at most 1920 for a video" in r.text
 
 
+@pytest.mark.parametrize("field, value", [("start", "inf"), ("start", "1e400"), ("start", "nan"),
+                                          ("duration", "inf"), ("duration", "1e400"), ("duration", "nan")])
+def test_non_finite_times_are_422_before_anything_is_queued(tmp_path, nets, field, value):
+    engine = RecordingEngine(nets)
+    with client_for(engine) as c:
+        r = c.post("/api/v1/jobs", files=clip_file(make_clip(tmp_path / "in.mp4", n=2, audio=False)),
+                   data={"style": "swirls", field: value})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", field] and "finite" in r.json()["detail"][0]["msg"]
+        assert c.app_state.manager.stats()["jobs_kept"] == 0 and not engine.tasks and leftovers(c) == []
+
+
 def test_photos_keep_their_own_byte_limit_on_a_video_server(nets):
     import os
 
