@@ -1,7 +1,9 @@
 """Video: round trip (frames, fps, audio, rotation, size), trimming, temporal consistency, bad input."""
 from __future__ import annotations
 
+import io
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -262,6 +264,56 @@ def _empty_video(path: Path) -> Path:
     return path
 
 
+def truncated_clip(path: Path, cut: str = "half", n: int = 16) -> Path:
+    """An MP4 of ``n`` noise frames with its index first (``faststart``, as web videos are), cut
+    in half (inside a frame) or where a frame's packet begins (every packet before it whole)."""
+    full = path.with_name("full-" + path.name)
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        vs = out.add_stream("libx264", rate=12)
+        vs.height, vs.width, vs.pix_fmt = 48, 64, "yuv420p"
+        vs.options = {"crf": "30", "bframes": "0"}  # frames of about the same size
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray((rng.random((48, 64, 3)) * 255).astype(np.uint8), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    data = full.read_bytes()
+    full.unlink()
+    if cut == "half":
+        size = len(data) // 2
+    else:
+        with av.open(io.BytesIO(data)) as c:
+            size = [p.pos for p in c.demux(video=0) if p.size][n // 2]
+    path.write_bytes(data[:size])
+    return path
+
+
+@pytest.mark.parametrize("cut", ["half", "packet"])
+def test_a_truncated_video_is_an_error_not_a_short_video(tmp_path, nets, style_image, cut):
+    src = truncated_clip(tmp_path / "cut.mp4", cut)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 16  # the header still promises every frame
+    calls = []
+    with pytest.raises(StyleTransferError, match="cannot decode frame|stops after") as info:
+        enc, dec = nets
+        stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
+                      encoder=enc, decoder=dec, callback=lambda done, total: calls.append(done))
+    assert "\n" not in str(info.value) and max(calls, default=0) < 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
+
+
+def test_the_readable_part_of_a_truncated_video_can_be_stylized(tmp_path, nets, style_image):
+    src = truncated_clip(tmp_path / "cut.mp4", "packet")
+    with pytest.raises(StyleTransferError, match=r"--duration (\d\.\d\d) stylizes the part that reads") as info:
+        run(src, tmp_path / "out.mp4", nets, style_image)
+    duration = float(re.search(r"--duration (\S+)", str(info.value)).group(1))
+    result = run(src, tmp_path / "out.mp4", nets, style_image, duration=duration)
+    assert result.frames == len(read_clip(tmp_path / "out.mp4")["frames"]) == round(duration * 12)
+
+
 @pytest.mark.parametrize("case", ["exists", "same_as_input", "no_folder", "bad_suffix", "unwritable"])
 def test_bad_outputs_are_refused_before_any_work(tmp_path, nets, style_image, case, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", n=3)
@@ -380,6 +432,14 @@ def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(model)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:") and "exists" in err
+
+
+def test_cli_video_truncated_input_is_a_one_line_error(tmp_path, png_file, tiny_networks, capsys):
+    src = truncated_clip(tmp_path / "cut.mp4", "half")
+    code = main(["video", str(src), str(png_file("style.png")), "-o", str(tmp_path / "out.mp4"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:"), err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".png") == ["cut.mp4"]
 
 
 @pytest.mark.parametrize("argv,code,message", [

@@ -32,7 +32,7 @@ from styletransfer.models import Decoder  # noqa: E402
 from styletransfer.video import probe_video  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.engine import LibraryEngine, VideoTask  # noqa: E402
-from test_video import make_clip, pan_frames  # noqa: E402  (the clips of the video tests)
+from test_video import make_clip, pan_frames, truncated_clip  # noqa: E402  (the clips of the video tests)
 from test_web_api import wait_final  # noqa: E402
 
 
@@ -216,6 +216,25 @@ def test_a_failed_run_reports_without_server_paths(tmp_path, nets):
         assert done["status"] == "failed"
         assert done["error"] == "content: cannot decode frame 3: Invalid data"
         assert leftovers(c) == []
+
+
+def test_a_truncated_clip_fails_and_the_counts_tell_the_truth(tmp_path, nets):
+    engine = RecordingEngine(nets)
+    with client_for(engine) as c:
+        job = c.post("/api/v1/jobs", files=clip_file(truncated_clip(tmp_path / "cut.mp4")),
+                     data={"style": "swirls"}).json()
+        assert job["frames"] == 16  # what the header promises
+        done = wait_final(c, job["id"])
+        assert done["status"] == "failed" and done["error"].startswith("content: cannot decode frame"), done
+        assert done["frames_done"] < 16 and done["result_url"] is None
+        assert leftovers(c) == [] and not list(c.app_state.manager.dir.glob("*.mp4"))
+        # a finished job counts the frames it wrote (not the header's estimate for the part kept)
+        src = make_clip(tmp_path / "in.mp4", n=12, audio=False)
+        job = c.post("/api/v1/jobs", files=clip_file(src), data={"style": "swirls", "start": "0.2",
+                                                                 "duration": "0.45"}).json()
+        done = wait_final(c, job["id"])
+        written = len(read_mp4(c.get(done["result_url"]).content, tmp_path / "out.mp4")["frames"])
+        assert done["status"] == "succeeded" and done["frames"] == done["frames_done"] == written
 
 
 # --- limits: 413 with a JSON message ---------------------------------------------------------

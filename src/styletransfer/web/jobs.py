@@ -266,7 +266,7 @@ class JobManager:
             "kind": job.kind,
             "media_type": "video/mp4" if video else None,
             "frames": job.frames if video else None,
-            "frames_done": (job.frames if state == SUCCEEDED else job.frames_done) if video else None,
+            "frames_done": job.frames_done if video else None,
             "status": state,
             "progress": round(progress, 4),
             "percent": int(progress * 100),
@@ -396,6 +396,8 @@ class JobManager:
         if not path.is_file():
             raise RuntimeError("the engine wrote no video")
         job.result_path = path
+        if job.frames_done:  # the frames written, not the header's estimate
+            job.frames = job.frames_done
         frames = job.frames_done or job.frames or 1
         elapsed = time.time() - (job.started or time.time())
         self._record_speed("video", elapsed / (frames * self.work_units("fast", task.height, task.width)))
