@@ -442,6 +442,65 @@ def test_cli_video_truncated_input_is_a_one_line_error(tmp_path, png_file, tiny_
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".png") == ["cut.mp4"]
 
 
+# the video command in a process of its own, with the tiny networks; it says "frame" on stdout
+# after the first frame, then waits (the test's SIGTERM arrives while it waits)
+SLOW_CLI = """
+import sys, time, torch
+import styletransfer.encoders, styletransfer.stylizers.fast as fast, styletransfer.video as video
+from styletransfer.cli import main
+from styletransfer.encoders import VGG19Encoder
+from styletransfer.models import Decoder
+torch.manual_seed(0)
+enc, dec = VGG19Encoder(width_divisor=16), Decoder(in_channels=32, width=0.125).eval()
+styletransfer.encoders.vgg19 = lambda *a, **k: enc
+fast.load_decoders = lambda *a, **k: ({"relu4_1": dec}, {})
+stylize = video._FrameStylizer.__call__
+def slow(self, *a, **k):
+    out = stylize(self, *a, **k)
+    print("frame", flush=True)
+    time.sleep(120)
+    return out
+video._FrameStylizer.__call__ = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_video_sigterm_cleans_up_like_ctrl_c(tmp_path, png_file):
+    import signal
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "in.mp4", n=4, audio=False)
+    style = png_file("style.png")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, "video", str(src), str(style), "-o",
+                             str(out_dir / "styled.mp4"), "-q", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "frame", proc.stderr.read()
+        assert [p.name for p in out_dir.iterdir() if p.name.endswith(".part")]  # mid-write
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 143 and err.strip() == "styletransfer: terminated", err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_sigterm_raises_terminated_only_inside_the_block():
+    import signal
+
+    from styletransfer.signals import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        with sigterm_as_interrupt():
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 @pytest.mark.parametrize("argv,code,message", [
     (["--blend", "1.5"], 2, "--blend"),
     (["--start", "soon"], 2, "--start"),
