@@ -162,6 +162,10 @@ def test_parse_time():
         parse_time("1:x")
     with pytest.raises(ValueError):
         parse_time("-3")
+    assert parse_time("59:59.5") == 3599.5 and parse_time("2:00:00") == 7200
+    for typo in ("1:99", "1:60", "1:60:00", "1.5:30", "1:"):
+        with pytest.raises(ValueError, match="MM:SS"):
+            parse_time(typo)
 
 
 # ----- temporal consistency ----------------------------------------------------------------------
@@ -504,6 +508,9 @@ def test_sigterm_raises_terminated_only_inside_the_block():
 @pytest.mark.parametrize("argv,code,message", [
     (["--blend", "1.5"], 2, "--blend"),
     (["--start", "soon"], 2, "--start"),
+    (["--start", "1:99"], 2, "argument --start: expected [HH:]MM:SS"),
+    (["--duration", "0"], 2, "argument --duration: must be more than 0 seconds"),
+    (["--duration", "0:00"], 2, "argument --duration: must be more than 0 seconds"),
     (["--steps", "3"], 2, "only applies to --method optimize"),
     (["--warm-steps", "3"], 2, "only applies to --method optimize"),
     (["--method", "optimize", "--warm-steps", "0"], 2, "--warm-steps"),

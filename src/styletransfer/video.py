@@ -346,13 +346,17 @@ class _FrameStylizer:
 # ----- input / output checks ---------------------------------------------------------------------
 
 def parse_time(text: str) -> float:
-    """``90``, ``90.5``, ``1:30`` or ``0:01:30.5`` -> seconds."""
+    """``90``, ``90.5``, ``1:30`` or ``0:01:30.5`` -> seconds. On a clock, minutes and seconds
+    are below 60 and only the seconds have a fraction (``1:99`` is a typo, not 159 s)."""
     try:
         parts = [float(p) for p in text.strip().split(":")]
     except ValueError:
         raise ValueError(f"expected seconds or [HH:]MM:SS, got {text!r}") from None
     if not 1 <= len(parts) <= 3 or any(not math.isfinite(p) or p < 0 for p in parts):
         raise ValueError(f"expected seconds or [HH:]MM:SS, got {text!r}")
+    if any(p >= 60 for p in parts[1:]) or any(p != int(p) for p in parts[:-1]):
+        raise ValueError(f"expected [HH:]MM:SS with whole hours and minutes and minutes and seconds "
+                         f"below 60, got {text!r}")
     seconds = 0.0
     for p in parts:
         seconds = seconds * 60 + p
