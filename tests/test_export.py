@@ -346,6 +346,23 @@ def test_example_script_stylizes(exported, tmp_path, tiny_encoder, tiny_decoder)
     assert np.abs(got - ref).max() <= 1.5 / 255
 
 
+@pytest.mark.parametrize("side", [16, 17])
+def test_example_script_at_the_documented_minimum_size(exported, tmp_path, side):
+    assert json.loads((exported / "model.json").read_text())["min_side"] == 17
+    assert "at least 17 px" in (ROOT / "docs" / "onnx.md").read_text()
+    Image.fromarray(np.full((side, 40, 3), 128, np.uint8)).save(tmp_path / "photo.png")
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "style.png")
+    proc = subprocess.run([sys.executable, str(EXAMPLE), str(exported), str(tmp_path / "photo.png"),
+                           str(tmp_path / "style.png"), str(tmp_path / "out.png")], capture_output=True, text=True,
+                          timeout=120)
+    if side >= 17:
+        assert proc.returncode == 0, proc.stderr
+        assert Image.open(tmp_path / "out.png").size == (40, side)
+    else:  # one line, no onnxruntime traceback
+        assert proc.returncode == 1 and proc.stderr.strip().endswith("both sides must be at least 17 px"), proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
+
+
 # --- WCT with Newton-Schulz (matmuls only) ------------------------------------------------------
 def test_newton_schulz_wct_matches_eigh(tiny_encoder, content_image, style_image, tmp_path):
     f_c = tiny_encoder(torch.nn.functional.interpolate(content_image, size=(128, 128)), ["relu4_1"])["relu4_1"]
