@@ -139,6 +139,21 @@ def test_onnxruntime_backend_equals_stylize_fast(tmp_path, monkeypatch, tiny_enc
     assert len(list((tmp_path / "cache").iterdir())) == 1  # exported once, reused
 
 
+def test_a_cut_file_in_the_backend_cache_is_exported_again(tmp_path, monkeypatch, tiny_encoder, tiny_decoder,
+                                                           content_image, style_image):
+    monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
+    opts = fast.FastOptions(device="cpu")
+    want = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)(content_image, [style_image], opts)
+    [entry] = list((tmp_path / "cache" / "onnx").iterdir())
+    cut = entry / "decoder_relu4_1.onnx"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # what a full disk or a kill leaves
+    with pytest.warns(UserWarning, match="did not load .* exporting it again"):
+        runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)
+    assert torch.equal(runner(content_image, [style_image], opts), want)
+    assert list((tmp_path / "cache" / "onnx").iterdir()) == [entry]
+    assert sorted(p.name for p in entry.iterdir()) == ["decoder_relu4_1.onnx", "encoder_relu4_1.onnx"]
+
+
 # --- several levels (the built-in model's layout) ------------------------------------------------
 @pytest.fixture(scope="module")
 def exported_levels(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:

@@ -87,6 +87,14 @@ def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, ti
     assert manifest["fp16_weights"] is True
     assert manifest["source"] == {"model": "model.safetensors", "sha256": export._sha256(model)}
     assert client.get(body["model"]["style_encoder"]).status_code == 200
+    # a cut file in the cache (a full disk, a killed copy) is exported again, not sent to browsers
+    stylizer = exported[0] / "stylizer.onnx"
+    stylizer.write_bytes(stylizer.read_bytes()[:1000])
+    client = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=model))
+    body = client.get("/ondevice/status").json()
+    assert body["available"] is True, body
+    assert stylizer.stat().st_size == manifest["files"]["stylizer.onnx"]["bytes"]
+    assert len(client.get(body["model"]["stylizer"]).content) == stylizer.stat().st_size
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"junk")
     body = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=broken)).get("/ondevice/status").json()

@@ -609,14 +609,30 @@ def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Modul
     key = _weights_key(encoder, *(decoders[lv] for lv in levels)) + "-" + "-".join(levels)
     target = Path(folder) if folder else cache_dir() / key
     if not all((target / name).is_file() for lv in levels for name in _backend_files(lv)):
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():  # an incomplete folder (e.g. other levels): export afresh
-                shutil.rmtree(target)
-            _export_backend(target, encoder.cpu().eval(), decoders)
-        except OSError as exc:
-            raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
-                                     f"(set ${CACHE_ENV} to a writable folder)") from None
+        _refresh_backend(target, encoder, decoders)
+    try:
+        return _backend_sessions(target, levels, threads)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf...) derive from Exception
+        # a cut or damaged file (disk full, a killed copy): the cache is only a cache, build it again
+        warnings.warn(f"{target}: a cached ONNX file did not load ({exc.__class__.__name__}); exporting it again",
+                      stacklevel=2)
+        _refresh_backend(target, encoder, decoders)
+    return _backend_sessions(target, levels, threads)
+
+
+def _refresh_backend(target: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
+    """Export the backend's files into ``target`` afresh (whatever was there goes)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # incomplete (e.g. other levels) or damaged
+            shutil.rmtree(target)
+        _export_backend(target, encoder.cpu().eval(), decoders)
+    except OSError as exc:
+        raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
+                                 f"(set ${CACHE_ENV} to a writable folder)") from None
+
+
+def _backend_sessions(target: Path, levels: Sequence[str], threads: int) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
     enc = OrtEncoder({lv: target / _backend_files(lv)[0] for lv in levels}, threads)
     return enc, {lv: OrtDecoder(target / _backend_files(lv)[1], threads, lv) for lv in levels}
 
