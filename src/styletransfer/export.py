@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -614,8 +615,9 @@ def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Modul
         return _backend_sessions(target, levels, threads)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf...) derive from Exception
         # a cut or damaged file (disk full, a killed copy): the cache is only a cache, build it again
-        warnings.warn(f"{target}: a cached ONNX file did not load ({exc.__class__.__name__}); exporting it again",
-                      stacklevel=2)
+        logging.getLogger("styletransfer").warning(
+            "styletransfer: warning: %s: a cached ONNX file did not load (%s); exporting it again",
+            target, exc.__class__.__name__)  # one line on stderr (logging's last resort) unless configured
         _refresh_backend(target, encoder, decoders)
     return _backend_sessions(target, levels, threads)
 
