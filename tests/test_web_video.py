@@ -207,6 +207,20 @@ def test_progress_counts_frames_and_cancel_cleans_up(tmp_path, nets):
         assert list(c.app_state.manager.dir.iterdir()) == []  # no upload, no half-written MP4
 
 
+def test_stopping_the_server_mid_video_leaves_no_partial_file(tmp_path, nets):
+    """What SIGTERM to `serve` does (uvicorn stops the app): running jobs are cancelled and
+    their half-written MP4s removed, even in a result folder the server keeps."""
+    engine = RecordingEngine(nets, hold_after=1)
+    results = tmp_path / "results"
+    with client_for(engine, result_dir=str(results)) as c:
+        job = c.post("/api/v1/jobs", files=clip_file(make_clip(tmp_path / "in.mp4", n=4, audio=False)),
+                     data={"style": "swirls"}).json()
+        assert engine.held.wait(60)
+        assert [p.name for p in results.iterdir() if p.name.endswith(".part")]  # mid-write
+    assert c.app_state.manager.get(job["id"]).state == "cancelled"
+    assert list(results.iterdir()) == []
+
+
 def test_a_failed_run_reports_without_server_paths(tmp_path, nets):
     engine = RecordingEngine(nets, fail="cannot decode frame 3: Invalid data")
     with client_for(engine) as c:
