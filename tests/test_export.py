@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,23 @@ def test_onnxruntime_backend_equals_stylize_fast(tmp_path, monkeypatch, tiny_enc
     assert len(list((tmp_path / "cache").iterdir())) == 1  # exported once, reused
 
 
+def test_a_cut_file_in_the_backend_cache_is_exported_again(tmp_path, monkeypatch, caplog, tiny_encoder, tiny_decoder,
+                                                           content_image, style_image):
+    monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
+    opts = fast.FastOptions(device="cpu")
+    first = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)
+    want = first(content_image, [style_image], opts)
+    [entry] = list((tmp_path / "cache" / "onnx").iterdir())
+    cut = entry / "decoder_relu4_1.onnx"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # what a full disk or a kill leaves
+    with caplog.at_level("WARNING", logger="styletransfer"):
+        runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)
+    assert "did not load (InvalidProtobuf); exporting it again" in caplog.text
+    assert torch.equal(runner(content_image, [style_image], opts), want)
+    assert list((tmp_path / "cache" / "onnx").iterdir()) == [entry]
+    assert sorted(p.name for p in entry.iterdir()) == ["decoder_relu4_1.onnx", "encoder_relu4_1.onnx"]
+
+
 # --- several levels (the built-in model's layout) ------------------------------------------------
 @pytest.fixture(scope="module")
 def exported_levels(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:
@@ -263,6 +281,37 @@ def test_cli_export_and_force(model_file, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_export_folder_and_files_get_the_usual_permissions(model_file, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        code, _, err = _cli(["export", "-o", tmp_path / "app-model", "--model", model_file], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert (tmp_path / "app-model").stat().st_mode & 0o777 == 0o755  # mkdtemp alone makes 0700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "app-model").iterdir()} == {0o644}
+
+
+def test_force_replaces_only_a_previous_export(model_file, tmp_path, capsys):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    code, _, err = _cli(["export", "-o", mine, "--model", model_file, "--force"], capsys)
+    _one_line_error(code, err, "not a previous export (no model.json)")
+    assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "photos"]
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_current_folder_as_output_is_a_clear_error(model_file, tmp_path, capsys, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = _cli(["export", "-o", name, "--model", model_file, "--force"], capsys)
+    _one_line_error(code, err, "give its name")
+    assert list(work.iterdir()) == [] and "model.safetensors" in {p.name for p in tmp_path.iterdir()}
+
+
 def test_cli_bad_inputs(model_file, tmp_path, capsys, monkeypatch):
     code, _, err = _cli(["export", "-o", tmp_path / "a", "--model", tmp_path / "missing.safetensors"], capsys)
     _one_line_error(code, err, "no such file")
@@ -314,6 +363,23 @@ def test_example_script_stylizes(exported, tmp_path, tiny_encoder, tiny_decoder)
                             encoder=tiny_encoder, decoder=tiny_decoder)[0].permute(1, 2, 0).numpy()
     assert got.shape == ref.shape == (48, 64, 3)
     assert np.abs(got - ref).max() <= 1.5 / 255
+
+
+@pytest.mark.parametrize("side", [16, 17])
+def test_example_script_at_the_documented_minimum_size(exported, tmp_path, side):
+    assert json.loads((exported / "model.json").read_text())["min_side"] == 17
+    assert "at least 17 px" in (ROOT / "docs" / "onnx.md").read_text()
+    Image.fromarray(np.full((side, 40, 3), 128, np.uint8)).save(tmp_path / "photo.png")
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "style.png")
+    proc = subprocess.run([sys.executable, str(EXAMPLE), str(exported), str(tmp_path / "photo.png"),
+                           str(tmp_path / "style.png"), str(tmp_path / "out.png")], capture_output=True, text=True,
+                          timeout=120)
+    if side >= 17:
+        assert proc.returncode == 0, proc.stderr
+        assert Image.open(tmp_path / "out.png").size == (40, side)
+    else:  # one line, no onnxruntime traceback
+        assert proc.returncode == 1 and proc.stderr.strip().endswith("both sides must be at least 17 px"), proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
 
 
 # --- WCT with Newton-Schulz (matmuls only) ------------------------------------------------------

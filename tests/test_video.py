@@ -1,6 +1,9 @@
 """Video: round trip (frames, fps, audio, rotation, size), trimming, temporal consistency, bad input."""
 from __future__ import annotations
 
+import io
+import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -159,6 +162,10 @@ def test_parse_time():
         parse_time("1:x")
     with pytest.raises(ValueError):
         parse_time("-3")
+    assert parse_time("59:59.5") == 3599.5 and parse_time("2:00:00") == 7200
+    for typo in ("1:99", "1:60", "1:60:00", "1.5:30", "1:"):
+        with pytest.raises(ValueError, match="MM:SS"):
+            parse_time(typo)
 
 
 # ----- temporal consistency ----------------------------------------------------------------------
@@ -261,6 +268,56 @@ def _empty_video(path: Path) -> Path:
     return path
 
 
+def truncated_clip(path: Path, cut: str = "half", n: int = 16) -> Path:
+    """An MP4 of ``n`` noise frames with its index first (``faststart``, as web videos are), cut
+    in half (inside a frame) or where a frame's packet begins (every packet before it whole)."""
+    full = path.with_name("full-" + path.name)
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        vs = out.add_stream("libx264", rate=12)
+        vs.height, vs.width, vs.pix_fmt = 48, 64, "yuv420p"
+        vs.options = {"crf": "30", "bframes": "0"}  # frames of about the same size
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray((rng.random((48, 64, 3)) * 255).astype(np.uint8), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    data = full.read_bytes()
+    full.unlink()
+    if cut == "half":
+        size = len(data) // 2
+    else:
+        with av.open(io.BytesIO(data)) as c:
+            size = [p.pos for p in c.demux(video=0) if p.size][n // 2]
+    path.write_bytes(data[:size])
+    return path
+
+
+@pytest.mark.parametrize("cut", ["half", "packet"])
+def test_a_truncated_video_is_an_error_not_a_short_video(tmp_path, nets, style_image, cut):
+    src = truncated_clip(tmp_path / "cut.mp4", cut)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 16  # the header still promises every frame
+    calls = []
+    with pytest.raises(StyleTransferError, match="cannot decode frame|stops after") as info:
+        enc, dec = nets
+        stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
+                      encoder=enc, decoder=dec, callback=lambda done, total: calls.append(done))
+    assert "\n" not in str(info.value) and max(calls, default=0) < 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
+
+
+def test_the_readable_part_of_a_truncated_video_can_be_stylized(tmp_path, nets, style_image):
+    src = truncated_clip(tmp_path / "cut.mp4", "packet")
+    with pytest.raises(StyleTransferError, match=r"--duration (\d\.\d\d) stylizes the part that reads") as info:
+        run(src, tmp_path / "out.mp4", nets, style_image)
+    duration = float(re.search(r"--duration (\S+)", str(info.value)).group(1))
+    result = run(src, tmp_path / "out.mp4", nets, style_image, duration=duration)
+    assert result.frames == len(read_clip(tmp_path / "out.mp4")["frames"]) == round(duration * 12)
+
+
 @pytest.mark.parametrize("case", ["exists", "same_as_input", "no_folder", "bad_suffix", "unwritable"])
 def test_bad_outputs_are_refused_before_any_work(tmp_path, nets, style_image, case, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", n=3)
@@ -304,6 +361,16 @@ def test_interrupt_leaves_no_output(tmp_path, nets, style_image):
         stylize_video(src, [style_image], tmp_path / "out.mp4", VideoOptions(fast=FastOptions(device="cpu")),
                       encoder=enc, decoder=dec, callback=stop)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_output_gets_the_usual_permissions(tmp_path, nets, style_image):
+    src = make_clip(tmp_path / "in.mp4", n=2, audio=False)
+    old = os.umask(0o022)
+    try:
+        run(src, tmp_path / "out.mp4", nets, style_image)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.mp4").stat().st_mode & 0o777 == 0o644  # mkstemp alone makes 0600
 
 
 def test_force_overwrites_an_existing_output(tmp_path, nets, style_image):
@@ -369,9 +436,79 @@ def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:") and "exists" in err
 
 
+def test_cli_video_truncated_input_is_a_one_line_error(tmp_path, png_file, tiny_networks, capsys):
+    src = truncated_clip(tmp_path / "cut.mp4", "half")
+    code = main(["video", str(src), str(png_file("style.png")), "-o", str(tmp_path / "out.mp4"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:"), err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".png") == ["cut.mp4"]
+
+
+# the video command in a process of its own, with the tiny networks; it says "frame" on stdout
+# after the first frame, then waits (the test's SIGTERM arrives while it waits)
+SLOW_CLI = """
+import sys, time, torch
+import styletransfer.encoders, styletransfer.stylizers.fast as fast, styletransfer.video as video
+from styletransfer.cli import main
+from styletransfer.encoders import VGG19Encoder
+from styletransfer.models import Decoder
+torch.manual_seed(0)
+enc, dec = VGG19Encoder(width_divisor=16), Decoder(in_channels=32, width=0.125).eval()
+styletransfer.encoders.vgg19 = lambda *a, **k: enc
+fast.load_decoders = lambda *a, **k: ({"relu4_1": dec}, {})
+stylize = video._FrameStylizer.__call__
+def slow(self, *a, **k):
+    out = stylize(self, *a, **k)
+    print("frame", flush=True)
+    time.sleep(120)
+    return out
+video._FrameStylizer.__call__ = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_video_sigterm_cleans_up_like_ctrl_c(tmp_path, png_file):
+    import signal
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "in.mp4", n=4, audio=False)
+    style = png_file("style.png")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, "video", str(src), str(style), "-o",
+                             str(out_dir / "styled.mp4"), "-q", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "frame", proc.stderr.read()
+        assert [p.name for p in out_dir.iterdir() if p.name.endswith(".part")]  # mid-write
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 143 and err.strip() == "styletransfer: terminated", err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_sigterm_raises_terminated_only_inside_the_block():
+    import signal
+
+    from styletransfer.signals import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        with sigterm_as_interrupt():
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 @pytest.mark.parametrize("argv,code,message", [
     (["--blend", "1.5"], 2, "--blend"),
     (["--start", "soon"], 2, "--start"),
+    (["--start", "1:99"], 2, "argument --start: expected [HH:]MM:SS"),
+    (["--duration", "0"], 2, "argument --duration: must be more than 0 seconds"),
+    (["--duration", "0:00"], 2, "argument --duration: must be more than 0 seconds"),
     (["--steps", "3"], 2, "only applies to --method optimize"),
     (["--warm-steps", "3"], 2, "only applies to --method optimize"),
     (["--method", "optimize", "--warm-steps", "0"], 2, "--warm-steps"),

@@ -399,6 +399,20 @@ def test_bad_options_are_422(data, field, words):
         assert any(d["loc"][-1] == field and words in d["msg"] for d in detail), detail
 
 
+@pytest.mark.parametrize("field, value", [("strength", "nan"), ("strength", "-inf"), ("style_weights", "1,inf"),
+                                          ("style_weights", "nan,1"), ("style_weights", "1e308,1e308"),
+                                          ("size", "1e400"), ("seed", "inf")])
+@pytest.mark.parametrize("endpoint", ["/api/v1/jobs", "/api/v1/stylize"])
+def test_non_finite_numbers_are_422_before_anything_runs(endpoint, field, value):
+    engine = Stub()
+    with client_for(engine) as c:
+        data = {"style": ["swirls", "waves"] if field == "style_weights" else "swirls", field: value}
+        r = c.post(endpoint, files=files(image_bytes()), data=data)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"][1] == field  # ("body", field[, index])
+        assert engine.tasks == [] and c.app_state.manager.stats()["jobs_kept"] == 0
+
+
 def test_missing_content_duplicate_option_and_unknown_file_field_are_422():
     with client_for() as c:
         r = c.post("/api/v1/jobs", data={"style": "swirls"})

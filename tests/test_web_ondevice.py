@@ -14,12 +14,10 @@ from styletransfer import export  # noqa: E402
 from styletransfer.models import Decoder  # noqa: E402
 from styletransfer.stylizers import fast  # noqa: E402
 from styletransfer.web import Settings, create_app, ondevice  # noqa: E402
+from styletransfer.web.engine import LibraryEngine  # noqa: E402
 
 
 class Stub:
-    def __init__(self, fast_model=None):
-        self.fast_model = fast_model
-
     def modes(self):
         return {"fast": False, "best": False}
 
@@ -79,14 +77,25 @@ def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, ti
     dec = Decoder(32, 0.125)
     model = ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()}, tmp_path / "model.safetensors",
                              {"decoder": dec.config})
-    client = _client(Stub(str(model)))
+    monkeypatch.setattr(fast, "builtin_model_path", lambda: pytest.fail("the built-in model was sent"))
+    client = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=model))  # as `serve --fast-model`
     body = client.get("/ondevice/status").json()
     assert body["available"] is True, body
     exported = list((tmp_path / "cache" / "onnx").glob("app-*-fp16"))
     assert len(exported) == 1
-    assert json.loads((exported[0] / "model.json").read_text())["fp16_weights"] is True
+    manifest = json.loads((exported[0] / "model.json").read_text())
+    assert manifest["fp16_weights"] is True
+    assert manifest["source"] == {"model": "model.safetensors", "sha256": export._sha256(model)}
     assert client.get(body["model"]["style_encoder"]).status_code == 200
+    # a cut file in the cache (a full disk, a killed copy) is exported again, not sent to browsers
+    stylizer = exported[0] / "stylizer.onnx"
+    stylizer.write_bytes(stylizer.read_bytes()[:1000])
+    client = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=model))
+    body = client.get("/ondevice/status").json()
+    assert body["available"] is True, body
+    assert stylizer.stat().st_size == manifest["files"]["stylizer.onnx"]["bytes"]
+    assert len(client.get(body["model"]["stylizer"]).content) == stylizer.stat().st_size
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"junk")
-    body = _client(Stub(str(broken))).get("/ondevice/status").json()
+    body = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=broken)).get("/ondevice/status").json()
     assert body["available"] is False and "could not prepare" in body["reason"]

@@ -32,7 +32,7 @@ from styletransfer.models import Decoder  # noqa: E402
 from styletransfer.video import probe_video  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.engine import LibraryEngine, VideoTask  # noqa: E402
-from test_video import make_clip, pan_frames  # noqa: E402  (the clips of the video tests)
+from test_video import make_clip, pan_frames, truncated_clip  # noqa: E402  (the clips of the video tests)
 from test_web_api import wait_final  # noqa: E402
 
 
@@ -207,6 +207,20 @@ def test_progress_counts_frames_and_cancel_cleans_up(tmp_path, nets):
         assert list(c.app_state.manager.dir.iterdir()) == []  # no upload, no half-written MP4
 
 
+def test_stopping_the_server_mid_video_leaves_no_partial_file(tmp_path, nets):
+    """What SIGTERM to `serve` does (uvicorn stops the app): running jobs are cancelled and
+    their half-written MP4s removed, even in a result folder the server keeps."""
+    engine = RecordingEngine(nets, hold_after=1)
+    results = tmp_path / "results"
+    with client_for(engine, result_dir=str(results)) as c:
+        job = c.post("/api/v1/jobs", files=clip_file(make_clip(tmp_path / "in.mp4", n=4, audio=False)),
+                     data={"style": "swirls"}).json()
+        assert engine.held.wait(60)
+        assert [p.name for p in results.iterdir() if p.name.endswith(".part")]  # mid-write
+    assert c.app_state.manager.get(job["id"]).state == "cancelled"
+    assert list(results.iterdir()) == []
+
+
 def test_a_failed_run_reports_without_server_paths(tmp_path, nets):
     engine = RecordingEngine(nets, fail="cannot decode frame 3: Invalid data")
     with client_for(engine) as c:
@@ -216,6 +230,25 @@ def test_a_failed_run_reports_without_server_paths(tmp_path, nets):
         assert done["status"] == "failed"
         assert done["error"] == "content: cannot decode frame 3: Invalid data"
         assert leftovers(c) == []
+
+
+def test_a_truncated_clip_fails_and_the_counts_tell_the_truth(tmp_path, nets):
+    engine = RecordingEngine(nets)
+    with client_for(engine) as c:
+        job = c.post("/api/v1/jobs", files=clip_file(truncated_clip(tmp_path / "cut.mp4")),
+                     data={"style": "swirls"}).json()
+        assert job["frames"] == 16  # what the header promises
+        done = wait_final(c, job["id"])
+        assert done["status"] == "failed" and done["error"].startswith("content: cannot decode frame"), done
+        assert done["frames_done"] < 16 and done["result_url"] is None
+        assert leftovers(c) == [] and not list(c.app_state.manager.dir.glob("*.mp4"))
+        # a finished job counts the frames it wrote (not the header's estimate for the part kept)
+        src = make_clip(tmp_path / "in.mp4", n=12, audio=False)
+        job = c.post("/api/v1/jobs", files=clip_file(src), data={"style": "swirls", "start": "0.2",
+                                                                 "duration": "0.45"}).json()
+        done = wait_final(c, job["id"])
+        written = len(read_mp4(c.get(done["result_url"]).content, tmp_path / "out.mp4")["frames"])
+        assert done["status"] == "succeeded" and done["frames"] == done["frames_done"] == written
 
 
 # --- limits: 413 with a JSON message ---------------------------------------------------------
@@ -260,6 +293,18 @@ def test_over_limit_clips_are_413(tmp_path, nets):
     with client_for(engine) as c:
         r = c.post("/api/v1/jobs", files=clip_file(clip), data={"style": "swirls", "size": "2048"})
         assert r.status_code == 422 and "at most 1920 for a video" in r.text
+
+
+@pytest.mark.parametrize("field, value", [("start", "inf"), ("start", "1e400"), ("start", "nan"),
+                                          ("duration", "inf"), ("duration", "1e400"), ("duration", "nan")])
+def test_non_finite_times_are_422_before_anything_is_queued(tmp_path, nets, field, value):
+    engine = RecordingEngine(nets)
+    with client_for(engine) as c:
+        r = c.post("/api/v1/jobs", files=clip_file(make_clip(tmp_path / "in.mp4", n=2, audio=False)),
+                   data={"style": "swirls", field: value})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", field] and "finite" in r.json()["detail"][0]["msg"]
+        assert c.app_state.manager.stats()["jobs_kept"] == 0 and not engine.tasks and leftovers(c) == []
 
 
 def test_photos_keep_their_own_byte_limit_on_a_video_server(nets):

@@ -11,8 +11,6 @@ decoder and encoder config in the metadata, optionally in fp16.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .errors import StyleTransferError
 
 
@@ -27,18 +26,9 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
     """``safetensors`` save to a temp file in the same folder, fsync, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_write(path) as tmp:
         save_file(tensors, tmp, metadata={k: json.dumps(v) for k, v in metadata.items()})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -2,8 +2,9 @@
 (and ``styletransfer serve`` when the web part is installed).
 
 Every user error ends as one line ``styletransfer: error: ...`` on stderr and a non-zero exit
-code (2 for bad command-line usage, 1 for bad input files or values, 130 for Ctrl-C); never a
-traceback (set ``STYLETRANSFER_DEBUG=1`` to see one for an unexpected error).
+code (2 for bad command-line usage, 1 for bad input files or values, 130 for Ctrl-C, 143 for
+SIGTERM, which cleans up as Ctrl-C does); never a traceback (set ``STYLETRANSFER_DEBUG=1`` to see
+one for an unexpected error).
 """
 from __future__ import annotations
 
@@ -537,6 +538,7 @@ def _error(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (``sys.exit(main())``)."""
     from .errors import StyleTransferError
+    from .signals import Terminated, sigterm_as_interrupt
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -544,12 +546,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["demo", *argv]  # `styletransfer -q`, `styletransfer --size 256`: the demo's options
         args = parser.parse_args(argv)
-        code = args.func(args)
+        with sigterm_as_interrupt():  # `kill`/`timeout` clean up like Ctrl-C (no .part left)
+            code = args.func(args)
         return int(code or 0)
     except CLIError as exc:
         return _error(str(exc), 2)
     except StyleTransferError as exc:
         return _error(str(exc), 1)
+    except Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as the shell reports a process killed by it
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

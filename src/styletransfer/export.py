@@ -35,11 +35,12 @@ styles, every level). :class:`OnnxStylizer` is that backend.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import atomic_folder
 from .errors import StyleTransferError
 
 DEFAULT_OPSET = 17
@@ -255,13 +257,20 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.suffix.lower() == ".onnx":
         raise StyleTransferError(f"-o {out}: the export is a folder (style_encoder.onnx + stylizer.onnx + "
                                  f"model card); give a folder name, e.g. -o {out.with_suffix('')}")
+    if out.name in ("", ".", ".."):
+        raise StyleTransferError(f"-o {out}: the export is written as a new folder; give its name, "
+                                 f"e.g. -o {out / 'stylizer-onnx'}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise StyleTransferError(f"{out}: folder {parent} does not exist")
     if out.exists() and not out.is_dir():
         raise StyleTransferError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
+        if not (out / MANIFEST).is_file():
+            raise StyleTransferError(f"{out}: not a previous export (no {MANIFEST}); --force only replaces "
+                                     "an export, choose another folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise StyleTransferError(f"{out}: cannot write into {parent} (permission denied)")
 
@@ -301,11 +310,11 @@ def export_onnx(
     layout = _layout(encoder, list(decoders))
     channels = sum(item["channels"] for item in layout)
     source = {"model": Path(model).name if model else "built-in", "sha256": _sha256(Path(model)) if model else None}
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else "."))
-    except OSError as exc:
-        raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(atomic_folder(out, replace=overwrite))
+        except OSError as exc:
+            raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
         meta = {"styletransfer.format": str(FORMAT_VERSION), "license": "MIT (see MODEL_CARD.md)",
                 "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph",
                 "levels": ",".join(item["layer"] for item in layout)}
@@ -335,30 +344,8 @@ def export_onnx(
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / CARD).write_text(model_card(manifest))
-        _swap_in(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     return ExportResult(out, files, time.perf_counter() - t0)
-
-
-def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished temporary folder to ``out`` (replacing an old export only if asked)."""
-    old = None
-    if out.exists():
-        if any(out.iterdir()) and not overwrite:
-            raise StyleTransferError(f"{out}: already exists (pass --force to replace it)")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 EXAMPLE = '''\
@@ -381,9 +368,11 @@ def load(path, side):  # RGB [0, 1] float32, (1, 3, H, W), longest side at most 
 
 encoder = ort.InferenceSession(f"{folder}/style_encoder.onnx", providers=["CPUExecutionProvider"])
 stylizer = ort.InferenceSession(f"{folder}/stylizer.onnx", providers=["CPUExecutionProvider"])
+content = load(photo, 512)
+if min(content.shape[2:]) < 17:  # model.json's min_side: the graph mirrors a 16 px margin
+    sys.exit(f"{photo}: too small; both sides must be at least 17 px")
 stats = encoder.run(None, {"style": load(style, 512)})[0]  # (1, 2, C): cache it per style
-image = stylizer.run(None, {"content": load(photo, 512), "statistics": stats,
-                            "alpha": np.array([alpha], np.float32)})[0]
+image = stylizer.run(None, {"content": content, "statistics": stats, "alpha": np.array([alpha], np.float32)})[0]
 Image.fromarray((image[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)).save(out)
 '''
 
@@ -567,25 +556,25 @@ def _backend_files(level: str) -> tuple[str, str]:
 
 
 def _export_backend(folder: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        for level, decoder in decoders.items():
-            enc_file, dec_file = _backend_files(level)
-            with torch.no_grad():
-                f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
-            _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
-                          ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
-                                         "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
-            _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
-                          {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
-                          DEFAULT_OPSET)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished first: use its files
-            if not folder.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_folder(folder) as tmp:
+            _export_backend_files(tmp, encoder, decoders)
+    except OSError:  # another process finished first: use its files
+        if not folder.is_dir():
+            raise
+
+
+def _export_backend_files(tmp: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
+    for level, decoder in decoders.items():
+        enc_file, dec_file = _backend_files(level)
+        with torch.no_grad():
+            f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
+        _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
+                      ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
+                                     "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
+        _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
+                      {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
+                      DEFAULT_OPSET)
 
 
 def _weights_key(*modules: nn.Module) -> str:
@@ -611,14 +600,31 @@ def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Modul
     key = _weights_key(encoder, *(decoders[lv] for lv in levels)) + "-" + "-".join(levels)
     target = Path(folder) if folder else cache_dir() / key
     if not all((target / name).is_file() for lv in levels for name in _backend_files(lv)):
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():  # an incomplete folder (e.g. other levels): export afresh
-                shutil.rmtree(target)
-            _export_backend(target, encoder.cpu().eval(), decoders)
-        except OSError as exc:
-            raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
-                                     f"(set ${CACHE_ENV} to a writable folder)") from None
+        _refresh_backend(target, encoder, decoders)
+    try:
+        return _backend_sessions(target, levels, threads)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf...) derive from Exception
+        # a cut or damaged file (disk full, a killed copy): the cache is only a cache, build it again
+        logging.getLogger("styletransfer").warning(
+            "styletransfer: warning: %s: a cached ONNX file did not load (%s); exporting it again",
+            target, exc.__class__.__name__)  # one line on stderr (logging's last resort) unless configured
+        _refresh_backend(target, encoder, decoders)
+    return _backend_sessions(target, levels, threads)
+
+
+def _refresh_backend(target: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
+    """Export the backend's files into ``target`` afresh (whatever was there goes)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # incomplete (e.g. other levels) or damaged
+            shutil.rmtree(target)
+        _export_backend(target, encoder.cpu().eval(), decoders)
+    except OSError as exc:
+        raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
+                                 f"(set ${CACHE_ENV} to a writable folder)") from None
+
+
+def _backend_sessions(target: Path, levels: Sequence[str], threads: int) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
     enc = OrtEncoder({lv: target / _backend_files(lv)[0] for lv in levels}, threads)
     return enc, {lv: OrtDecoder(target / _backend_files(lv)[1], threads, lv) for lv in levels}
 

@@ -17,7 +17,6 @@ import errno
 import io
 import math
 import os
-import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_write
 from .errors import ImageError, StyleTransferError
 
 DEFAULT_MAX_INPUT_PIXELS = 80_000_000  # ~ 10K x 8K: bigger than any camera, smaller than a bomb
@@ -257,27 +257,6 @@ def check_writable_folder(folder: str | Path, what: str | None = None) -> None:
         os.unlink(tmp)
 
 
-def _new_file_mode(path: Path) -> int:
-    """Permissions of a written file: an overwritten file's own, else 0666 minus the umask (as
-    ``open()`` would give; ``mkstemp`` alone makes 0600)."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(path.stat().st_mode)
-    return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    try:  # Linux: read it without changing it (os.umask is process-wide, racy with threads)
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_image(
     image: torch.Tensor,
     path: str | Path,
@@ -295,25 +274,12 @@ def save_image(
     pil = to_pil(image, alpha)
     if fmt in ("JPEG", "BMP"):
         pil = _flatten(pil)
-    mode = _new_file_mode(path)
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    except OSError as exc:
+        with atomic_write(path) as tmp:
+            pil.save(tmp, format=fmt, **kwargs)
+    except OSError as exc:  # disk full, folder gone...: name the output, not the temp file
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            pil.save(f, format=fmt, **kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):  # disk full, folder gone...: name the output, not the temp file
-            raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
     return path
 
 

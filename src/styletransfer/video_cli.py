@@ -41,6 +41,13 @@ def _time(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _duration(text: str) -> float:
+    seconds = _time(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
 def add_video_parser(sub: Any) -> None:
     """Register ``video`` on the ``styletransfer`` command's subparsers."""
     from .video import DEFAULT_BLEND, DEFAULT_OPTIMIZE_BLEND, DEFAULT_WARM_STEPS
@@ -59,7 +66,7 @@ def add_video_parser(sub: Any) -> None:
     g = p.add_argument_group("clip")
     g.add_argument("--size", type=int_at_least(16), metavar="PX", help="longest side of the output (default: the source's)")
     g.add_argument("--start", type=_time, default=0.0, metavar="T", help="skip T at the start (seconds or [HH:]MM:SS)")
-    g.add_argument("--duration", type=_time, metavar="T", help="keep only T after --start")
+    g.add_argument("--duration", type=_duration, metavar="T", help="keep only T after --start")
     g.add_argument("--no-audio", dest="audio", action="store_false", help="drop the audio stream")
     g.add_argument("--crf", type=int_at_least(0), default=18, metavar="N",
                    help="H.264 quality: 0 lossless, 18 visually lossless (default), 23 smaller")

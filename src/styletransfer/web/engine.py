@@ -84,7 +84,9 @@ class Engine(Protocol):
     result of that size, in the units its speed is measured in); without it the cost is
     :func:`pixel_work_units`. An engine that can stylize video defines
     ``run_video(task: VideoTask, progress: FrameProgress, output: Path) -> None`` (writes the
-    MP4 ``output``); the server offers video jobs only then.
+    MP4 ``output``); the server offers video jobs only then. An engine whose fast mode runs a
+    model file of its own names it in ``fast_model`` (the on-device mode sends that model to
+    the browser; without it, the built-in one).
     """
 
     def modes(self) -> dict[str, bool]: ...
@@ -151,6 +153,12 @@ class LibraryEngine:
         if fast_model is not None:
             self.fast_options.model = str(fast_model)
         self.best_options = dataclasses.replace(best_options or OptimizeOptions(), device=device)
+
+    @property
+    def fast_model(self) -> str | None:
+        """The fast mode's model file (``serve --fast-model``); ``None`` = the built-in model
+        (or the ``decoder`` given). The on-device mode exports this file for the browser."""
+        return self.fast_options.model or None
 
     def modes(self) -> dict[str, bool]:
         if self.decoder is not None:

@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
@@ -265,7 +266,7 @@ class JobManager:
             "kind": job.kind,
             "media_type": "video/mp4" if video else None,
             "frames": job.frames if video else None,
-            "frames_done": (job.frames if state == SUCCEEDED else job.frames_done) if video else None,
+            "frames_done": job.frames_done if video else None,
             "status": state,
             "progress": round(progress, 4),
             "percent": int(progress * 100),
@@ -395,6 +396,8 @@ class JobManager:
         if not path.is_file():
             raise RuntimeError("the engine wrote no video")
         job.result_path = path
+        if job.frames_done:  # the frames written, not the header's estimate
+            job.frames = job.frames_done
         frames = job.frames_done or job.frames or 1
         elapsed = time.time() - (job.started or time.time())
         self._record_speed("video", elapsed / (frames * self.work_units("fast", task.height, task.width)))
@@ -407,9 +410,8 @@ class JobManager:
             raise RuntimeError(f"engine returned {type(out).__name__} {getattr(out, 'shape', '')}")
         data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.alpha)
         path = self.dir / f"{job.id}.png"
-        tmp = self.dir / f".{job.id}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_write(path, fsync=False) as tmp:  # a result is only served once renamed
+            tmp.write_bytes(data)
         job.result_path = path
         elapsed = time.time() - (job.started or time.time())
         self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))

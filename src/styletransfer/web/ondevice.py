@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ class OnDeviceModel:
                     raise RuntimeError("this server has no fast model to send to your device")
                 if folder is None:
                     folder = export.cache_dir() / f"app-v{export.FORMAT_VERSION}-{export._sha256(Path(model))[:16]}-fp16"
-                    if not (folder / export.MANIFEST).is_file():
+                    if not _intact(folder):  # never exported, or cut (a full disk, a killed copy)
+                        shutil.rmtree(folder, ignore_errors=True)
                         folder.parent.mkdir(parents=True, exist_ok=True)
                         log.info("exporting %s to ONNX for the on-device mode", model)
                         export.export_onnx(folder, model, fp16=True, overwrite=True)
@@ -104,6 +106,15 @@ class OnDeviceModel:
                 raise RuntimeError(self.error) from None
             self.manifest, self.folder = manifest, folder
             return folder
+
+
+def _intact(folder: Path) -> bool:
+    """Whether a cached export has its model.json and every file at the size it states."""
+    try:
+        files = json.loads((folder / export.MANIFEST).read_text())["files"]
+        return all((folder / name).stat().st_size == entry["bytes"] for name, entry in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def mount_ondevice(app: FastAPI, engine: Any) -> None:

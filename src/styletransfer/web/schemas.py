@@ -2,6 +2,7 @@
 multipart form as OpenAPI describes it."""
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,7 +15,8 @@ VIDEO_ONLY = ("temporal", "audio", "start", "duration")  # options of a video jo
 class JobOptions(BaseModel):
     """Options of a stylization (multipart form fields besides ``content`` and ``style``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # inf/nan (and 1e400, which parses as inf) are refused here, as a 422, before any work
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     quality: Literal["fast", "best"] | None = Field(
         None, description="fast = feed-forward model (seconds, up to 4K); best = optimisation (minutes). "
@@ -67,8 +69,8 @@ class JobOptions(BaseModel):
     @field_validator("style_weights")
     @classmethod
     def _weights(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (any(w < 0 for w in v) or sum(v) <= 0):
-            raise ValueError("style weights must be >= 0 and not all zero")
+        if v is not None and (any(w < 0 for w in v) or not 0 < sum(v) < math.inf):
+            raise ValueError("style weights must be >= 0, not all zero, and not overflow when added")
         return v
 
 
@@ -137,9 +139,19 @@ def form_schema(sync: bool) -> dict:
 
 def friendly(error: dict) -> dict:
     """A pydantic error -> FastAPI's 422 shape, with a plain message for unknown options."""
-    out = {k: v for k, v in error.items() if k in ("type", "msg", "input")}
+    out = {k: json_safe(v) for k, v in error.items() if k in ("type", "msg", "input")}
     out["loc"] = ("body", *error["loc"])
     if error.get("type") == "extra_forbidden":
         known = ", ".join(sorted([*FORM_FIELDS, *JobOptions.model_fields]))
         out["msg"] = f"unknown option {error['loc'][0]!r}; known fields: {known}"
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can carry it: a non-finite float (which JSON has no words for, and
+    which would turn a 422 into a 500) becomes its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -34,7 +34,7 @@ from ..image import fit_size, from_array, load_image, resize
 from . import styles as builtin_styles
 from .config import Settings
 from .engine import Task, VideoTask
-from .schemas import FORM_FIELDS, MIN_SIDE, VIDEO_ONLY, JobOptions, friendly
+from .schemas import FORM_FIELDS, MIN_SIDE, VIDEO_ONLY, JobOptions, friendly, json_safe
 
 STYLE_SIDE = 512  # style images are reduced to this longest side (the statistics do not need more)
 MIN_SHORT_SIDE = 16  # the stylizers need both sides of the result (and of a style) >= 16 px
@@ -47,7 +47,7 @@ def problem(status: int, message: str, headers: dict | None = None) -> HTTPExcep
 
 def invalid(field: str, message: str, kind: str = "value_error", value: Any = None) -> RequestValidationError:
     """A 422 in FastAPI's shape, about one form field."""
-    return RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message, "input": value}])
+    return RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message, "input": json_safe(value)}])
 
 
 # --- the body limit --------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""atomic_write / atomic_folder: unique temporary names, usual permissions, nothing left on failure."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from styletransfer.atomic import atomic_folder, atomic_write
+
+
+@pytest.fixture
+def umask022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_new_file_gets_0644_and_no_temp_is_left(tmp_path, umask022):
+    with atomic_write(tmp_path / "a.bin") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".a.bin.")
+        tmp.write_bytes(b"data")
+    assert (tmp_path / "a.bin").read_bytes() == b"data"
+    assert _mode(tmp_path / "a.bin") == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_umask_is_followed(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with atomic_write(tmp_path / "a.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "a.bin") == 0o600
+
+
+def test_overwritten_file_keeps_its_mode(tmp_path, umask022):
+    (tmp_path / "a.bin").write_bytes(b"old")
+    (tmp_path / "a.bin").chmod(0o640)
+    with atomic_write(tmp_path / "a.bin", fsync=False) as tmp:
+        tmp.write_bytes(b"new")
+    assert _mode(tmp_path / "a.bin") == 0o640 and (tmp_path / "a.bin").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path, exc):
+    (tmp_path / "a.bin").write_bytes(b"old")
+    with pytest.raises(exc):
+        with atomic_write(tmp_path / "a.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise exc()
+    assert (tmp_path / "a.bin").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_two_writers_never_share_a_temporary_name(tmp_path):
+    with atomic_write(tmp_path / "a.bin") as t1, atomic_write(tmp_path / "a.bin") as t2:
+        assert t1 != t2
+        t1.write_bytes(b"1")
+        t2.write_bytes(b"2")
+    assert (tmp_path / "a.bin").read_bytes() == b"1"  # the outer block ends last
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_unwritable_folder_is_an_oserror(tmp_path):
+    with pytest.raises(OSError):
+        with atomic_write(tmp_path / "missing" / "a.bin"):
+            pass
+
+
+def test_folder_gets_0755(tmp_path, umask022):
+    with atomic_folder(tmp_path / "out") as tmp:
+        (tmp / "f").write_text("x")
+    assert _mode(tmp_path / "out") == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_folder_failure_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(tmp_path / "out") as tmp:
+            (tmp / "f").write_text("x")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folder_replaces_only_when_asked(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old").write_text("old")
+    with pytest.raises(OSError):
+        with atomic_folder(tmp_path / "out") as tmp:
+            (tmp / "new").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old"]
+    with atomic_folder(tmp_path / "out", replace=True) as tmp:
+        (tmp / "new").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new"]
