@@ -69,16 +69,17 @@ def test_serves_the_exported_model_and_onnxruntime_web(tmp_path, monkeypatch, fa
 
 
 def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, tiny_encoder):
-    import styletransfer.encoders
+    from styletransfer.encoders.student import student_meta, student_tensors
 
     monkeypatch.delenv(ondevice.MODEL_ENV, raising=False)
     monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: tiny_encoder)
     dec = Decoder(32, 0.125)
-    model = ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()}, tmp_path / "model.safetensors",
-                             {"decoder": dec.config})
+    tensors = {f"decoder.{k}": v for k, v in dec.state_dict().items()}
+    tensors.update(student_tensors(tiny_encoder))  # the file carries its (tiny) encoder, as the slim model does
+    model = ckpt.atomic_save(tensors, tmp_path / "model.safetensors",
+                             {"decoder": dec.config, "encoder": student_meta(tiny_encoder)})
     monkeypatch.setattr(fast, "builtin_model_path", lambda: pytest.fail("the built-in model was sent"))
-    client = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=model))  # as `serve --fast-model`
+    client = _client(LibraryEngine(device="cpu", fast_model=model))  # as `serve --fast-model`
     body = client.get("/ondevice/status").json()
     assert body["available"] is True, body
     exported = list((tmp_path / "cache" / "onnx").glob("app-*-fp16"))
@@ -90,7 +91,7 @@ def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, ti
     # a cut file in the cache (a full disk, a killed copy) is exported again, not sent to browsers
     stylizer = exported[0] / "stylizer.onnx"
     stylizer.write_bytes(stylizer.read_bytes()[:1000])
-    client = _client(LibraryEngine(device="cpu", encoder=tiny_encoder, fast_model=model))
+    client = _client(LibraryEngine(device="cpu", fast_model=model))
     body = client.get("/ondevice/status").json()
     assert body["available"] is True, body
     assert stylizer.stat().st_size == manifest["files"]["stylizer.onnx"]["bytes"]
