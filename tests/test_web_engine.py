@@ -101,6 +101,23 @@ def test_fast_mode_with_a_decoder_file(encoder, model_file):
     assert (other - out).abs().max() > 1e-4  # strength is the AdaIN alpha
 
 
+def test_the_engine_holds_one_fast_stylizer(encoder, model_file):
+    """Built once from the model (or injected), reused for every task; the on-device mode is told
+    its model file."""
+    from styletransfer.stylizers.fast import FastStylizer
+
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    first = engine.fast_stylizer
+    engine.run(_task(), lambda f: None)
+    assert engine.fast_stylizer is first and first.encoder is encoder
+    assert engine.fast_model == str(model_file)
+    given = FastStylizer.from_model(str(model_file), "cpu", encoder=encoder)
+    engine = LibraryEngine(device="cpu", stylizer=given)
+    assert engine.modes()["fast"] is True and engine.fast_stylizer is given and engine.fast_model == str(model_file)
+    task = _task(strength=0.6)
+    torch.testing.assert_close(engine.run(task, lambda f: None), given(task.content, task.styles, FastOptions(alpha=0.6)))
+
+
 def test_fast_mode_passes_its_base_options_through(encoder, model_file):
     engine = LibraryEngine(device="cpu", encoder=encoder, fast_options=FastOptions(tile=128, model=str(model_file)))
     task = _task(content=torch.rand(1, 3, 200, 136))

@@ -279,9 +279,9 @@ def warping_error(output: np.ndarray, previous: np.ndarray, flow: np.ndarray, va
 class _FrameStylizer:
     """Stylizes one (1, 3, H, W) frame with the clip's fixed styles and networks."""
 
-    def __init__(self, styles: list[torch.Tensor], options: VideoOptions, encoder, decoder) -> None:
+    def __init__(self, styles: list[torch.Tensor], options: VideoOptions, encoder, decoder, fast=None) -> None:
         self.styles, self.options = styles, options
-        self.encoder, self.decoder = encoder, decoder
+        self.encoder, self.decoder, self.fast = encoder, decoder, fast
         self._prepared = False
 
     def _prepare(self, first: torch.Tensor) -> None:
@@ -295,7 +295,9 @@ class _FrameStylizer:
 
             fo = o.fast or FastOptions()
             fo.validate(len(self.styles))
-            if self.decoder is None:  # every level of the model, as a photo gets, with the encoder it needs
+            if self.fast is not None:  # given, built once (a server's)
+                pass
+            elif self.decoder is None:  # every level of the model, as a photo gets, with the encoder it needs
                 self.fast = FastStylizer.from_model(fo.model, fo.device, fo.backend, encoder=self.encoder)
             else:
                 from .encoders import vgg19
@@ -466,6 +468,7 @@ def stylize_video(
     callback: ProgressCallback | None = None,
     encoder=None,
     decoder=None,
+    stylizer=None,
 ) -> VideoResult:
     """Stylize the video ``input`` with one or more ``styles`` and write ``output`` (streaming).
 
@@ -478,6 +481,8 @@ def stylize_video(
         callback: ``callback(frames_done, frames_total_or_None)`` after every frame; may raise
             to cancel (nothing is written).
         encoder, decoder: networks to use instead of the pretrained ones (tests use tiny ones).
+        stylizer: a :class:`~styletransfer.stylizers.fast.FastStylizer` to run the fast method
+            with (a server's, built once); default: one of ``options.fast.model``.
 
     Returns:
         :class:`VideoResult`.
@@ -501,7 +506,7 @@ def stylize_video(
     inputs = [in_path] + [s for s in style_list if isinstance(s, (str, Path))]
     out_path = check_video_output(output, overwrite, inputs)
     style_ts = [as_tensor(s) for s in style_list]
-    stylizer = _FrameStylizer(style_ts, opts, encoder, decoder)
+    stylizer = _FrameStylizer(style_ts, opts, encoder, decoder, stylizer)
     t_begin = time.perf_counter()
 
     container = _open_input(av, in_path)

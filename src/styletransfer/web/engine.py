@@ -11,12 +11,14 @@ import dataclasses
 import math
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
 
+from ..device import resolve_device
 from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
 from ..models import Decoder
@@ -136,7 +138,9 @@ class LibraryEngine:
         device: where both run (``"auto"``, ``"cpu"``, ``"cuda"``...); overrides the options'.
         encoder: the VGG19 encoder; ``None`` = the pretrained one (tests pass a tiny one).
         decoder: the fast mode's decoder; ``None`` = ``fast_options.model`` or the built-in one.
-        fast_model: a decoder ``model.safetensors`` (same as ``fast_options.model``).
+        fast_model: a model file or a built-in model's name (same as ``fast_options.model``).
+        stylizer: the fast pipeline to use (a :class:`~styletransfer.stylizers.fast.FastStylizer`);
+            default: one built once, on first use, from the options (or ``encoder``/``decoder``).
         fast_options: base options of the fast mode; each task sets ``alpha``,
             ``style_weights`` and ``preserve_color`` on a copy.
         best_options: base options of the best mode; each task sets ``style_weights``,
@@ -145,10 +149,13 @@ class LibraryEngine:
 
     def __init__(self, device: str = "auto", *, encoder: VGG19Encoder | None = None,
                  decoder: Decoder | None = None, fast_model: str | os.PathLike | None = None,
-                 fast_options: fast.FastOptions | None = None, best_options: OptimizeOptions | None = None):
+                 fast_options: fast.FastOptions | None = None, best_options: OptimizeOptions | None = None,
+                 stylizer: fast.FastStylizer | None = None):
         self.device = device
         self.encoder = encoder
         self.decoder = decoder
+        self._stylizer = stylizer
+        self._stylizer_lock = threading.Lock()
         self.fast_options = dataclasses.replace(fast_options or fast.FastOptions(), device=device)
         if fast_model is not None:
             self.fast_options.model = str(fast_model)
@@ -156,15 +163,38 @@ class LibraryEngine:
 
     @property
     def fast_model(self) -> str | None:
-        """The fast mode's model file (``serve --fast-model``); ``None`` = the built-in model
-        (or the ``decoder`` given). The on-device mode exports this file for the browser."""
-        return self.fast_options.model or None
+        """The fast mode's model file (``serve --fast-model``, a built-in model's name resolved);
+        ``None`` = the default built-in model (or the ``decoder`` given). The on-device mode
+        exports this file for the browser."""
+        if self._stylizer is not None and self._stylizer.model_path is not None:
+            return str(self._stylizer.model_path)
+        if not self.fast_options.model:
+            return None
+        try:
+            return str(fast.resolve_model_path(self.fast_options.model))
+        except StyleTransferError:
+            return None
+
+    @property
+    def fast_stylizer(self) -> fast.FastStylizer:
+        """The fast pipeline, built once (on first use: loading the networks takes a moment)."""
+        with self._stylizer_lock:
+            if self._stylizer is None:
+                if self.decoder is not None:
+                    from ..encoders import vgg19
+
+                    enc = self.encoder or vgg19(device=resolve_device(self.device))
+                    self._stylizer = fast.FastStylizer(enc, self.decoder)
+                else:
+                    o = self.fast_options
+                    self._stylizer = fast.FastStylizer.from_model(o.model, o.device, o.backend, encoder=self.encoder)
+            return self._stylizer
 
     def modes(self) -> dict[str, bool]:
-        if self.decoder is not None:
+        if self._stylizer is not None or self.decoder is not None:
             fast_ok = True
         elif self.fast_options.model:
-            fast_ok = os.path.isfile(self.fast_options.model)
+            fast_ok = self.fast_model is not None
         else:
             fast_ok = fast.default_model_available()
         return {"fast": fast_ok, "best": True}
@@ -188,8 +218,7 @@ class LibraryEngine:
                                duration=task.duration, temporal=task.temporal, audio=task.audio)
         progress(0, task.frames)
         with torch.inference_mode():
-            stylize_video(task.input, task.styles, output, options, callback=progress,
-                          encoder=self.encoder, decoder=self.decoder)
+            stylize_video(task.input, task.styles, output, options, callback=progress, stylizer=self.fast_stylizer)
 
     def run(self, task: Task, progress: Progress) -> torch.Tensor:
         progress(0.0)
@@ -206,7 +235,7 @@ class LibraryEngine:
         options = dataclasses.replace(self.fast_options, alpha=float(task.strength),
                                       style_weights=task.style_weights, preserve_color=task.keep_colors)
         with torch.inference_mode():
-            out = fast.stylize_fast(task.content, task.styles, options, encoder=self.encoder, decoder=self.decoder)
+            out = self.fast_stylizer(task.content, task.styles, options)
         progress(1.0)
         return out
 
