@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     from .video_cli import add_video_parser  # -- video --
     add_video_parser(sub)
+    from .distill_cli import add_distill_parser  # -- distill (the slim student encoder) --
+    add_distill_parser(sub)
 
     # -- serve (owned by the web part) --
     try:
@@ -177,24 +179,9 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, samples, metrics)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
-    defaults = TrainConfig("", "", "")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in _TRAIN_SKIP:
-            continue
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        help_text = _TRAIN_HELP.get(f.name, f.name.replace("_", " "))
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                           help=f"{help_text} (default {'on' if default else 'off'})")
-        elif f.name == "max_minutes":
-            p.add_argument(flag, type=number(0, lo_open=True), default=None, metavar="MIN", help=help_text)
-        elif isinstance(default, int):
-            p.add_argument(flag, type=int, default=default, metavar="N", help=f"{help_text} (default {default})")
-        elif isinstance(default, float):
-            p.add_argument(flag, type=number(), default=default, metavar="X", help=f"{help_text} (default {default:g})")
-        else:
-            p.add_argument(flag, default=default, help=f"{help_text} (default {default})")
+    from .clioptions import add_config_flags
+
+    add_config_flags(p, TrainConfig, _TRAIN_SKIP, _TRAIN_HELP)
     p.set_defaults(func=cmd_train)
 
 

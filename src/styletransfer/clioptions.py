@@ -269,3 +269,32 @@ def name_flags(message: str, specs: Sequence[FlagSpec]) -> str:
         elif message.startswith(s.name + " "):
             message = s.flags[0] + message[len(s.name):]
     return message
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str], helps: dict[str, str]) -> None:
+    """One flag per field of a training config dataclass (``TrainConfig``, ``DistillConfig``):
+    ``--field-name``, typed by its default; booleans get ``--x/--no-x``."""
+    defaults = cls(*[""] * sum(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                                for f in dataclasses.fields(cls)))
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        help_text = helps.get(f.name, f.name.replace("_", " "))
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                           help=f"{help_text} (default {'on' if default else 'off'})")
+        elif f.name == "max_minutes":
+            p.add_argument(flag, type=number(0, lo_open=True), default=None, metavar="MIN", help=help_text)
+        elif isinstance(default, int):
+            p.add_argument(flag, type=int, default=default, metavar="N", help=f"{help_text} (default {default})")
+        elif isinstance(default, float):
+            p.add_argument(flag, type=number(), default=default, metavar="X", help=f"{help_text} (default {default:g})")
+        else:
+            p.add_argument(flag, default=default, help=f"{help_text} (default {default})")
+
+
+def config_values(args: argparse.Namespace, cls: type, skip: set[str]) -> dict[str, Any]:
+    """The flag values of :func:`add_config_flags`' fields."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
