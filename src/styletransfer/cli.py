@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .argtypes import number, positive_int
+from .argtypes import positive_int
 
 PROG = "styletransfer"
 METHODS = ("auto", "optimize", "fast")
