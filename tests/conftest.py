@@ -68,7 +68,10 @@ def tiny_model_file(tmp_path_factory, tiny_encoder, tiny_levels):
         meta = {"decoder": dec.config, "encoder": {"normalization": "caffe", "pooling": "max", "width_divisor": 16}}
         files.append(ckpt.atomic_save({f"decoder.{k}": v for k, v in dec.state_dict().items()},
                                       folder / f"{level}.safetensors", meta))
-    return save_bundle(files, folder / "tiny-model.safetensors", half=False, student=tiny_encoder)
+    # its encoder stops at relu4_1, as the slim student does (the same weights as tiny_encoder's)
+    student = VGG19Encoder(width_divisor=16, last_layer="relu4_1")
+    student.load_state_dict({k: v for k, v in tiny_encoder.state_dict().items() if k in student.state_dict()})
+    return save_bundle(files, folder / "tiny-model.safetensors", half=False, student=student)
 
 
 def _smooth_image(seed: int, h: int, w: int) -> torch.Tensor:

@@ -59,12 +59,21 @@ def _screenshot(page, name):
     page.screenshot(path=str(d / name), full_page=True)
 
 
-def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_levels, photo):
-    """The browser runs the same four-level cascade as the server's default fast mode."""
+@pytest.mark.parametrize("source", ["networks", "slim model file"])
+def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_levels, tiny_model_file, photo, source):
+    """The browser runs the same four-level cascade as the server's default fast mode: given
+    networks, or a model file that carries its own encoder stopping at relu4_1 (as the slim
+    model's student does)."""
     if ondevice.find_ort_dir() is None:
         pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
-    encoder, decoders = tiny_encoder, tiny_levels
-    folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
+    if source == "networks":
+        encoder, decoders = tiny_encoder, tiny_levels
+        folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
+    else:
+        stylizer = fast.FastStylizer.from_model(str(tiny_model_file), "cpu")
+        encoder, decoders = stylizer.encoder, stylizer.decoders
+        assert encoder.last_layer == "relu4_1"
+        folder = export.export_onnx(tmp_path / "model", str(tiny_model_file)).folder
     assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
     monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
     errors: list[str] = []
