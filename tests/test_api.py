@@ -76,9 +76,15 @@ def test_fast_without_model_is_a_clean_error(content_image, style_image, tmp_pat
 def test_auto_picks_by_options_type(tiny_vgg, content_image, style_image, monkeypatch):
     monkeypatch.setattr(st, "fast_available", lambda: True)
     called = {}
-    monkeypatch.setattr(fast, "stylize_fast", lambda c, s, o: called.setdefault("fast", c))
+    monkeypatch.setattr(st, "stylize_fast", lambda c, s, o: called.setdefault("fast", c))
     st.stylize(content_image, [style_image], method="auto")
     assert "fast" in called
     out = st.stylize(content_image, [style_image], method="auto",
                      options=st.OptimizeOptions(steps=[1], device="cpu"))
     assert out.shape == content_image.shape
+
+
+def test_an_injected_fast_stylizer_is_used(tiny_model_file, content_image, style_image):
+    stylizer = fast.FastStylizer.from_model(str(tiny_model_file), "cpu")
+    out = st.stylize(content_image, [style_image], stylizer=stylizer, options=fast.FastOptions(alpha=0.5))
+    torch.testing.assert_close(out, stylizer(content_image, [style_image], fast.FastOptions(alpha=0.5)))

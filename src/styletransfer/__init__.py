@@ -17,9 +17,13 @@ import torch
 
 from .device import resolve_device
 from .errors import ImageError, StyleTransferError
-from .image import LoadedImage, fit_size, from_array, load_image, match_color, resize, save_image, transfer_luminance
+from .image import (
+    LoadedImage, as_tensor, fit_size, from_array, load_image, match_color, resize, save_image, transfer_luminance,
+)
+from .stylizers import fast
+from .stylizers.fast import FastOptions, FastStylizer, stylize_fast
 from .stylizers.optimize import OptimizeOptions, stylize_optimize
-from .video import VideoOptions, stylize_video  # noqa: F401 - video (PyAV, OpenCV imported lazily)
+from .video import VideoOptions, stylize_video  # video (PyAV, OpenCV imported lazily)
 
 __version__ = "0.1.0"
 
@@ -27,6 +31,8 @@ ImageLike = Union[str, Path, bytes, torch.Tensor, np.ndarray, "PIL.Image.Image"]
 METHODS = ("optimize", "fast", "auto")
 
 __all__ = [
+    "FastOptions",
+    "FastStylizer",
     "ImageError",
     "LoadedImage",
     "OptimizeOptions",
@@ -41,63 +47,17 @@ __all__ = [
     "resolve_device",
     "save_image",
     "stylize",
+    "stylize_fast",
     "stylize_optimize",
+    "stylize_video",
     "transfer_luminance",
+    "VideoOptions",
 ]
 
 
-def as_tensor(image: Any, max_pixels: int | None = None) -> torch.Tensor:
-    """Any supported image -> (1, 3, H, W) float tensor in [0, 1] (alpha dropped).
-
-    Accepts a path (str / Path), encoded bytes, a PIL image, a numpy array ((H, W), (H, W, 3)
-    or (H, W, 4); uint8, uint16 or float in [0, 1]) or a tensor ((3, H, W) or (1, 3, H, W)).
-    """
-    if isinstance(image, (str, Path, bytes, bytearray)):
-        kwargs = {"max_pixels": max_pixels} if max_pixels else {}
-        return load_image(bytes(image) if isinstance(image, bytearray) else image, **kwargs).rgb
-    if isinstance(image, torch.Tensor):
-        t = image.detach()
-        if t.ndim == 3:
-            t = t.unsqueeze(0)
-        if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] not in (1, 3):
-            raise StyleTransferError(f"expected an image tensor (1, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
-        if t.shape[1] == 1:
-            t = t.repeat(1, 3, 1, 1)
-        return t.float().clamp(0, 1)
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        Image = None  # type: ignore[assignment]
-    if Image is not None and isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return from_array(np.asarray(image, dtype=np.uint16))
-        return from_array(np.asarray(image.convert("RGB")))
-    if isinstance(image, np.ndarray):
-        try:
-            return from_array(image)
-        except ValueError as exc:
-            raise StyleTransferError(str(exc)) from None
-    raise StyleTransferError(f"cannot use a {type(image).__name__} as an image; pass a path, PIL image, array or tensor")
-
-
 def fast_available() -> bool:
-    """True when the feed-forward stylizer and its built-in model are installed."""
-    try:
-        from .stylizers import fast
-    except ImportError:
-        return False
-    try:
-        return bool(fast.default_model_available())
-    except Exception:  # noqa: BLE001 - a broken model file means "not available"
-        return False
-
-
-def _import_fast():
-    try:
-        from .stylizers import fast
-    except ImportError as exc:
-        raise StyleTransferError(f"the fast (feed-forward) stylizer is not available: {exc}") from None
-    return fast
+    """True when a built-in fast model is installed."""
+    return bool(fast.default_model_available())
 
 
 def stylize(
@@ -110,6 +70,7 @@ def stylize(
     size: int | None = None,
     max_pixels: int | None = None,
     callback: Callable[[int, int, float], None] | None = None,
+    stylizer: FastStylizer | None = None,
 ) -> torch.Tensor:
     """Stylize one content image with one or more style images.
 
@@ -127,6 +88,8 @@ def stylize(
         max_pixels: upper bound on the output's pixel count (applied after ``size``).
         callback: ``callback(step, total, loss)`` progress of the optimize method (may raise to
             cancel). The fast method reports nothing.
+        stylizer: the fast method's pipeline, built once by the caller
+            (``FastStylizer.from_model(...)``); default: the one of ``options.model``.
 
     Returns:
         (1, 3, H, W) float tensor in [0, 1] on the CPU.
@@ -144,7 +107,7 @@ def stylize(
     if method == "auto":
         if isinstance(options, OptimizeOptions):
             method = "optimize"
-        elif options is not None:
+        elif options is not None or stylizer is not None:
             method = "fast"
         else:
             method = "fast" if fast_available() else "optimize"
@@ -166,10 +129,11 @@ def stylize(
             opts = dataclasses.replace(opts, style_weights=[float(w) for w in style_weights])
         return stylize_optimize(content_t, style_ts, opts, callback=callback)
 
-    fast = _import_fast()
-    if options is not None and not isinstance(options, fast.FastOptions):
+    if options is not None and not isinstance(options, FastOptions):
         raise StyleTransferError(f"method 'fast' takes FastOptions, got {type(options).__name__}")
-    fopts = options or fast.FastOptions()
+    fopts = options or FastOptions()
     if style_weights is not None:
         fopts = dataclasses.replace(fopts, style_weights=[float(w) for w in style_weights])
-    return fast.stylize_fast(content_t, style_ts, fopts)
+    if stylizer is not None:
+        return stylizer(content_t, style_ts, fopts)
+    return stylize_fast(content_t, style_ts, fopts)

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .argtypes import positive_int
+from .errors import CLIError
+from .image import check_input_files as _check_files
 
 PROG = "styletransfer"
 METHODS = ("auto", "optimize", "fast")
 DEMO_NAME = "styletransfer-demo"
 DEMO_SIZE_ENV = "STYLETRANSFER_DEMO_SIZE"  # the demo's output size (tests use a tiny one)
-
-
-class CLIError(Exception):
-    """Bad command-line usage (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -265,17 +263,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"for the best quality (Gatys optimisation, about {guess} on a 2-core CPU): "
               f"styletransfer demo --method optimize")
     return 0
-
-
-def _check_files(paths: Sequence[str], what: str) -> None:
-    from .errors import ImageError
-
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise ImageError(f"{what} {p}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{what} {p}: is a folder, not an image")
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:

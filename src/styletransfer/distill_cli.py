@@ -45,7 +45,7 @@ def add_distill_parser(sub: Any) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from .cli import CLIError
+    from .errors import CLIError
     from .clioptions import config_values
     from .training.distill import DistillConfig, Distiller
 

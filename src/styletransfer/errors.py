@@ -7,3 +7,7 @@ class StyleTransferError(Exception):
 
 class ImageError(StyleTransferError):
     """An image could not be read or written (missing, corrupt, too large, unsupported)."""
+
+
+class CLIError(Exception):
+    """Bad command-line usage (exit code 2)."""

@@ -38,105 +38,30 @@ import argparse
 import contextlib
 import hashlib
 import json
-import logging
 import os
-import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .atomic import atomic_folder
 from .errors import StyleTransferError
 
-DEFAULT_OPSET = 17
+from .stylizers.fast import STYLE_SIZE
+from .stylizers.graphs import FORMAT_VERSION, EncoderGraph, StyleEncoderGraph, StylizerGraph, layout  # noqa: F401
+from .stylizers.onnx_backend import (  # noqa: F401 - the backend's names, also reachable from here
+    CACHE_ENV, DEFAULT_OPSET, OrtDecoder, OrtEncoder, _onnx, cache_dir, onnx_networks, torch_export,
+)
+
 OPSETS = range(13, 21)  # what the TorchScript exporter of torch 2.x writes and onnxruntime reads
-FORMAT_VERSION = 2  # 2: statistics of every level, concatenated (1: relu4_1 only)
-from .losses import mean_std  # noqa: E402
-from .stylizers.fast import LAYER, MARGIN, STYLE_SIZE, deepest_first  # noqa: E402 - the same pipeline
+_torch_export = torch_export
 MIN_SIDE = 17  # the 16 px mirrored margin needs more than 16 px
 FILES = ("style_encoder.onnx", "stylizer.onnx")
 MANIFEST = "model.json"
 CARD = "MODEL_CARD.md"
-CACHE_ENV = "STYLETRANSFER_CACHE"
-
-
-# --- the graphs ---------------------------------------------------------------------------------
-def _pad8(x: torch.Tensor) -> torch.Tensor:
-    """Reflection-pad the bottom/right to multiples of 8 (relu4_1 has stride 8)."""
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="reflect")
-
-
-def _stack_stats(f: torch.Tensor) -> torch.Tensor:
-    """(N, C, h, w) features -> (N, 2, C): [mean; std] over positions, as :func:`styletransfer.losses.mean_std`."""
-    mean, std = mean_std(f)
-    return torch.stack([mean.flatten(1), std.flatten(1)], dim=1)
-
-
-class StyleEncoderGraph(nn.Module):
-    """style (N, 3, H, W) in [0, 1] -> statistics (N, 2, sum C_L): [mean; std] of each level,
-    concatenated deepest first, from one encoder pass."""
-
-    def __init__(self, encoder: nn.Module, levels: Sequence[str] = (LAYER,)) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.levels = deepest_first(levels)
-
-    def forward(self, style: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(_pad8(style), self.levels)
-        return torch.cat([_stack_stats(feats[level]) for level in self.levels], dim=2)
-
-
-class StylizerGraph(nn.Module):
-    """(content, statistics, alpha) -> image: for each level, deepest first, VGG19 to that level,
-    AdaIN with the level's slice of the statistics, alpha blend, the level's decoder; all in
-    [0, 1] RGB (see the module docstring).
-
-    Shape:
-        - content: (1, 3, H, W); statistics: (1, 2, sum C_L); alpha: (1,)
-        - output: (1, 3, H, W)
-    """
-
-    def __init__(self, encoder: nn.Module, decoders: Mapping[str, nn.Module], channels: Mapping[str, int]) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.levels = deepest_first(decoders)
-        self.decoders = nn.ModuleDict({lv: decoders[lv] for lv in self.levels})
-        self.channels = [int(channels[lv]) for lv in self.levels]
-
-    def forward(self, content: torch.Tensor, statistics: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2:]
-        m = MARGIN  # the mirrored margin of stylize_fast: keeps VGG's border frame out of the picture
-        x = _pad8(F.pad(content, (m, m, m, m), mode="reflect"))
-        offset = 0
-        for level, c in zip(self.levels, self.channels):
-            f = self.encoder(x, [level])[level]  # (1, C, H/s, W/s)
-            mean, std = mean_std(f)
-            s_mean = statistics[:, 0, offset: offset + c, None, None]
-            s_std = statistics[:, 1, offset: offset + c, None, None]
-            offset += c
-            t = (f - mean) / std * s_std + s_mean
-            t = alpha * t + (1.0 - alpha) * f
-            x = self.decoders[level](t).clamp(0.0, 1.0)
-        return x[..., m: m + h, m: m + w]
-
-
-class EncoderGraph(nn.Module):
-    """image (N, 3, 8h, 8w) in [0, 1] -> one level's features (internal: the backend's tiles)."""
-
-    def __init__(self, encoder: nn.Module, level: str = LAYER) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.level = level
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder(image, [self.level])[self.level]
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -154,23 +79,6 @@ def _check_opset(opset: int) -> int:
         raise StyleTransferError(f"unsupported ONNX opset {opset}: use {OPSETS.start}..{OPSETS.stop - 1} "
                                  f"(default {DEFAULT_OPSET})")
     return int(opset)
-
-
-def _onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise StyleTransferError("ONNX export needs the 'onnx' package: pip install 'styletransfer[onnx]'") from None
-    return onnx
-
-
-def _torch_export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-                  dynamic: dict[str, dict[int, str]], opset: int) -> None:
-    """TorchScript-based exporter: ~20x quicker than the dynamo one here, same numbers."""
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
 
 
 def _half_weights(model: Any) -> Any:
@@ -241,18 +149,6 @@ def _networks(model: str | None, encoder: nn.Module | None,
     return encoder.cpu().eval(), {lv: decoders[lv].cpu().eval() for lv in chosen}
 
 
-def _layout(encoder: nn.Module, levels: Sequence[str]) -> list[dict[str, Any]]:
-    """Where each level's statistics sit in the concatenated vector: [{layer, channels, offset}]."""
-    from .encoders.vgg import layer_channels
-
-    out, offset = [], 0
-    for level in deepest_first(levels):
-        c = layer_channels(level, getattr(encoder, "width_divisor", 1))
-        out.append({"layer": level, "channels": c, "offset": offset})
-        offset += c
-    return out
-
-
 def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.suffix.lower() == ".onnx":
         raise StyleTransferError(f"-o {out}: the export is a folder (style_encoder.onnx + stylizer.onnx + "
@@ -307,9 +203,13 @@ def export_onnx(
     _prepare_folder(out, overwrite)
     _onnx()
     encoder, decoders = _networks(model, encoder, decoder, levels)
-    layout = _layout(encoder, list(decoders))
-    channels = sum(item["channels"] for item in layout)
-    source = {"model": Path(model).name if model else "built-in", "sha256": _sha256(Path(model)) if model else None}
+    levels_layout = layout(encoder, list(decoders))
+    channels = sum(item["channels"] for item in levels_layout)
+    from .stylizers.fast_model import resolve_model_path
+
+    model_path = resolve_model_path(model) if decoder is None else (Path(model) if model else None)
+    source = {"model": model_path.name if model_path else "given networks",
+              "sha256": _sha256(model_path) if model_path else None}
     with contextlib.ExitStack() as stack:
         try:
             tmp = stack.enter_context(atomic_folder(out, replace=overwrite))
@@ -317,7 +217,7 @@ def export_onnx(
             raise StyleTransferError(f"{out}: cannot write ({exc.strerror or exc})") from None
         meta = {"styletransfer.format": str(FORMAT_VERSION), "license": "MIT (see MODEL_CARD.md)",
                 "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph",
-                "levels": ",".join(item["layer"] for item in layout)}
+                "levels": ",".join(item["layer"] for item in levels_layout)}
         probe = torch.rand(1, 3, 48, 64)
         style_graph = StyleEncoderGraph(encoder, list(decoders))
         with torch.no_grad():
@@ -325,14 +225,14 @@ def export_onnx(
         _torch_export(style_graph, (probe,), tmp / FILES[0], ["style"], ["statistics"],
                       {"style": {0: "batch", 2: "height", 3: "width"}, "statistics": {0: "batch"}}, opset)
         _finish(tmp / FILES[0], fp16, {**meta, "graph": "style_encoder"})
-        graph = StylizerGraph(encoder, decoders, {item["layer"]: item["channels"] for item in layout})
+        graph = StylizerGraph(encoder, decoders, {item["layer"]: item["channels"] for item in levels_layout})
         _torch_export(graph, (probe, stats, torch.tensor([1.0])), tmp / FILES[1],
                       ["content", "statistics", "alpha"], ["image"],
                       {"content": {2: "height", 3: "width"}, "image": {2: "height", 3: "width"}}, opset)
         _finish(tmp / FILES[1], fp16, {**meta, "graph": "stylizer"})
         manifest = {
             "format": FORMAT_VERSION, "opset": opset, "fp16_weights": fp16, "channels": channels,
-            "levels": layout, "transform": "adain", "style_size": STYLE_SIZE, "min_side": MIN_SIDE,
+            "levels": levels_layout, "transform": "adain", "style_size": STYLE_SIZE, "min_side": MIN_SIDE,
             "source": source,
             "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES},
             "inputs": {"style_encoder": {"style": "float32 (N,3,H,W) RGB [0,1]"},
@@ -483,152 +383,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- onnxruntime backend ----------------------------------------------------------------------
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise StyleTransferError("the onnxruntime backend needs the 'onnxruntime' package: "
-                                 "pip install 'styletransfer[onnx]'") from None
-    return onnxruntime
-
-
-def cache_dir() -> Path:
-    base = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                     os.path.expanduser("~/.cache"), "styletransfer")
-    return Path(base) / "onnx"
-
-
-class _OrtNet:
-    """An onnxruntime session that looks enough like a torch module for ``stylize_fast``."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        ort = _ort()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # No memory arena: with eight sessions (an encoder and a decoder per level) and tiles of
-        # changing shapes, each arena kept its largest blocks; measured at 1024^2, four levels,
-        # one thread: peak RSS 12.1 GB with arenas vs 1.81 GB without (PyTorch: 1.60 GB), same time.
-        opts.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-
-    def to(self, *args: Any, **kwargs: Any) -> "_OrtNet":
-        return self  # onnxruntime runs on the CPU here
-
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
-
-
-class OrtEncoder:
-    """The encoder of every level as onnxruntime sessions; called like the torch encoder with one layer."""
-
-    def __init__(self, paths: Mapping[str, Path], threads: int) -> None:
-        self.levels = {level: _OrtNet(path, threads) for level, path in paths.items()}
-
-    def to(self, *args: Any, **kwargs: Any) -> "OrtEncoder":
-        return self
-
-    def __call__(self, image: torch.Tensor, layers: Any) -> dict[str, torch.Tensor]:
-        layers = list(layers)
-        missing = [lv for lv in layers if lv not in self.levels]
-        if missing:
-            raise StyleTransferError(f"the onnxruntime encoder has no {', '.join(missing)} "
-                                     f"(it computes {', '.join(self.levels)})")
-        return {lv: self.levels[lv]._run(image) for lv in layers}
-
-
-class OrtDecoder(_OrtNet):
-    """One level's decoder as an onnxruntime session (``level`` sets the tiles' stride)."""
-
-    def __init__(self, path: Path, threads: int, level: str = LAYER) -> None:
-        super().__init__(path, threads)
-        self.level = level
-
-    def __call__(self, features: torch.Tensor) -> torch.Tensor:
-        return self._run(features)
-
-
-def _backend_files(level: str) -> tuple[str, str]:
-    return f"encoder_{level}.onnx", f"decoder_{level}.onnx"
-
-
-def _export_backend(folder: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
-    try:
-        with atomic_folder(folder) as tmp:
-            _export_backend_files(tmp, encoder, decoders)
-    except OSError:  # another process finished first: use its files
-        if not folder.is_dir():
-            raise
-
-
-def _export_backend_files(tmp: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
-    for level, decoder in decoders.items():
-        enc_file, dec_file = _backend_files(level)
-        with torch.no_grad():
-            f = encoder(torch.rand(1, 3, 48, 64), [level])[level]
-        _torch_export(EncoderGraph(encoder, level), (torch.rand(1, 3, 48, 64),), tmp / enc_file, ["image"],
-                      ["features"], {"image": {0: "batch", 2: "height", 3: "width"},
-                                     "features": {0: "batch", 2: "fh", 3: "fw"}}, DEFAULT_OPSET)
-        _torch_export(decoder, (f,), tmp / dec_file, ["features"], ["image"],
-                      {"features": {0: "batch", 2: "fh", 3: "fw"}, "image": {0: "batch", 2: "height", 3: "width"}},
-                      DEFAULT_OPSET)
-
-
-def _weights_key(*modules: nn.Module) -> str:
-    h = hashlib.sha256(f"{FORMAT_VERSION} {torch.__version__}".encode())
-    for m in modules:
-        for name, t in m.state_dict().items():
-            h.update(name.encode())
-            h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
-
-
-def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Module], threads: int | None = None,
-                  folder: str | Path | None = None) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
-    """onnxruntime versions of an encoder (to each level) and of a decoder or ``{level: decoder}``,
-    exported once into ``folder`` (default: the cache, keyed by a hash of the weights and the
-    levels) and reused after. Returns ``(encoder, {level: decoder})``."""
-    from .stylizers import fast
-
-    _ort()
-    decoders = {lv: d.cpu().eval() for lv, d in fast._as_decoders(decoder).items()}
-    levels = deepest_first(decoders)
-    threads = threads or torch.get_num_threads()
-    key = _weights_key(encoder, *(decoders[lv] for lv in levels)) + "-" + "-".join(levels)
-    target = Path(folder) if folder else cache_dir() / key
-    if not all((target / name).is_file() for lv in levels for name in _backend_files(lv)):
-        _refresh_backend(target, encoder, decoders)
-    try:
-        return _backend_sessions(target, levels, threads)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf...) derive from Exception
-        # a cut or damaged file (disk full, a killed copy): the cache is only a cache, build it again
-        logging.getLogger("styletransfer").warning(
-            "styletransfer: warning: %s: a cached ONNX file did not load (%s); exporting it again",
-            target, exc.__class__.__name__)  # one line on stderr (logging's last resort) unless configured
-        _refresh_backend(target, encoder, decoders)
-    return _backend_sessions(target, levels, threads)
-
-
-def _refresh_backend(target: Path, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
-    """Export the backend's files into ``target`` afresh (whatever was there goes)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # incomplete (e.g. other levels) or damaged
-            shutil.rmtree(target)
-        _export_backend(target, encoder.cpu().eval(), decoders)
-    except OSError as exc:
-        raise StyleTransferError(f"cannot write the ONNX cache {target}: {exc.strerror or exc} "
-                                 f"(set ${CACHE_ENV} to a writable folder)") from None
-
-
-def _backend_sessions(target: Path, levels: Sequence[str], threads: int) -> tuple[OrtEncoder, dict[str, OrtDecoder]]:
-    enc = OrtEncoder({lv: target / _backend_files(lv)[0] for lv in levels}, threads)
-    return enc, {lv: OrtDecoder(target / _backend_files(lv)[1], threads, lv) for lv in levels}
-
-
 def OnnxStylizer(model: str | None = None, threads: int | None = None,  # noqa: N802 - kept name
                  encoder: nn.Module | None = None, decoder: nn.Module | Mapping[str, nn.Module] | None = None):
     """``FastStylizer.from_model(model, backend="onnxruntime")``: the fast pipeline with its
@@ -643,56 +397,3 @@ def OnnxStylizer(model: str | None = None, threads: int | None = None,  # noqa: 
     if encoder is None and decoder is None:
         return FastStylizer.from_model(model, "cpu", backend="onnxruntime", threads=threads)
     return FastStylizer(*_networks(model, encoder, decoder)).to_onnxruntime(threads)
-
-
-# --- WCT without an eigendecomposition (ONNX has none) ------------------------------------------
-def newton_schulz_sqrt(a: torch.Tensor, iters: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A^(1/2)`` and ``A^(-1/2)`` of a symmetric positive definite (C, C) matrix with matmuls
-    only: the coupled Newton-Schulz iteration (Higham, "Functions of Matrices", 2008, eq. 6.35)::
-
-        Y_0 = A / ||A||_F,  Z_0 = I,  T_k = (3 I - Z_k Y_k) / 2,  Y_k+1 = Y_k T_k,  Z_k+1 = T_k Z_k
-        A^(1/2) ~ Y_n sqrt(||A||_F),  A^(-1/2) ~ Z_n / sqrt(||A||_F)
-
-    An eigenvalue l of ``A / ||A||_F`` converges once about ``log(1/l) / log(1.5)`` iterations
-    have passed, so the smallest eigenvalues (the noisiest directions of a covariance) are
-    whitened least: ``eps`` in :func:`wct_newton_schulz` bounds how small they are.
-    """
-    norm = a.norm()
-    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-    y, z = a / norm, eye
-    for _ in range(iters):
-        t = 0.5 * (3.0 * eye - z @ y)
-        y, z = y @ t, t @ z
-    return y * norm.sqrt(), z / norm.sqrt()
-
-
-def _centred_cov(f: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = f.flatten(2)[0]  # (C, N)
-    mean = x.mean(1, keepdim=True)
-    x = x - mean
-    cov = x @ x.T / (x.shape[1] - 1) + eps * torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
-    return x, mean, cov
-
-
-def wct_newton_schulz(f_c: torch.Tensor, f_s: torch.Tensor, iters: int = 30, eps: float = 1e-2) -> torch.Tensor:
-    """Whitening and colouring transform (Li et al., "Universal Style Transfer via Feature
-    Transforms", NeurIPS 2017) with matrix square roots by Newton-Schulz, so it can live in an
-    ONNX graph: ``t = C_s^(1/2) C_c^(-1/2) (f_c - mu_c) + mu_s``, covariances over positions."""
-    x, _, cov_c = _centred_cov(f_c.double(), eps)
-    _, mean_s, cov_s = _centred_cov(f_s.double(), eps)
-    _, inv_sqrt_c = newton_schulz_sqrt(cov_c, iters)
-    sqrt_s, _ = newton_schulz_sqrt(cov_s, iters)
-    t = sqrt_s @ (inv_sqrt_c @ x) + mean_s
-    return t.reshape(f_c.shape).to(f_c.dtype)
-
-
-def wct_eigh(f_c: torch.Tensor, f_s: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
-    """The same transform with an eigendecomposition (the reference for the error)."""
-    def powers(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        vals, vecs = torch.linalg.eigh(cov)
-        return vecs @ torch.diag(vals.sqrt()) @ vecs.T, vecs @ torch.diag(vals.rsqrt()) @ vecs.T
-
-    x, _, cov_c = _centred_cov(f_c.double(), eps)
-    _, mean_s, cov_s = _centred_cov(f_s.double(), eps)
-    t = powers(cov_s)[0] @ (powers(cov_c)[1] @ x) + mean_s
-    return t.reshape(f_c.shape).to(f_c.dtype)

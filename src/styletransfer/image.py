@@ -21,7 +21,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -349,3 +349,47 @@ def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -
     a = _sqrt(cov_t) @ _sqrt(cov_s, inverse=True)
     out = a @ (s - mu_s) + mu_t
     return out.reshape(n, c, h, w).to(source.dtype).clamp(0, 1)
+
+
+def as_tensor(image: Any, max_pixels: int | None = None) -> torch.Tensor:
+    """Any supported image -> (1, 3, H, W) float tensor in [0, 1] (alpha dropped).
+
+    Accepts a path (str / Path), encoded bytes, a PIL image, a numpy array ((H, W), (H, W, 3)
+    or (H, W, 4); uint8, uint16 or float in [0, 1]) or a tensor ((3, H, W) or (1, 3, H, W)).
+    """
+    if isinstance(image, (str, Path, bytes, bytearray)):
+        kwargs = {"max_pixels": max_pixels} if max_pixels else {}
+        return load_image(bytes(image) if isinstance(image, bytearray) else image, **kwargs).rgb
+    if isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.ndim == 3:
+            t = t.unsqueeze(0)
+        if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] not in (1, 3):
+            raise StyleTransferError(f"expected an image tensor (1, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
+        if t.shape[1] == 1:
+            t = t.repeat(1, 3, 1, 1)
+        return t.float().clamp(0, 1)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        Image = None  # type: ignore[assignment]
+    if Image is not None and isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return from_array(np.asarray(image, dtype=np.uint16))
+        return from_array(np.asarray(image.convert("RGB")))
+    if isinstance(image, np.ndarray):
+        try:
+            return from_array(image)
+        except ValueError as exc:
+            raise StyleTransferError(str(exc)) from None
+    raise StyleTransferError(f"cannot use a {type(image).__name__} as an image; pass a path, PIL image, array or tensor")
+
+
+def check_input_files(paths, what: str) -> None:
+    """Each path must be an existing file: else a one-line ImageError naming ``what`` (e.g. ``--mask``)."""
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise ImageError(f"{what} {p}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{what} {p}: is a folder, not an image")

@@ -494,7 +494,7 @@ def stylize_video(
     """
     import time
 
-    from . import as_tensor
+    from .image import as_tensor
 
     av, _ = _import_media()
     opts = options or VideoOptions()

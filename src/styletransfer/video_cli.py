@@ -107,7 +107,8 @@ def add_video_parser(sub: Any) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from .cli import CLIError, _check_files
+    from .errors import CLIError
+    from .image import check_input_files as _check_files
     from .image import load_image
     from .stylizers.optimize import OptimizeOptions
     from .video import VideoOptions
@@ -151,9 +152,8 @@ def _options(args: argparse.Namespace):
             raise CLIError(str(exc)) from None
     if args.mask:
         _check_files(args.mask, "--mask")
-    from . import _import_fast
+    from .stylizers import fast
 
-    fast = _import_fast()
     masks = [load_image(m).rgb.mean(dim=1, keepdim=True) for m in args.mask] if args.mask else None
     fopts = fast.FastOptions(alpha=args.alpha, style_weights=args.style_weights, masks=masks,
                              preserve_color=preserve, tile=args.tile, device=args.device, model=args.model,
@@ -163,7 +163,8 @@ def _options(args: argparse.Namespace):
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .cli import CLIError, _check_files
+    from .errors import CLIError
+    from .image import check_input_files as _check_files
     from .video import check_video_output, stylize_video
 
     if args.crf > 51:

@@ -35,6 +35,19 @@ import torch
 from torch import nn
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+def deepest_first(levels) -> list[str]:
+    """Levels in the order the cascade runs them: relu4_1, relu3_1, relu2_1, relu1_1 (duplicates
+    dropped).
+
+    Examples:
+        >>> deepest_first(["relu1_1", "relu4_1", "relu2_1"])
+        ['relu4_1', 'relu2_1', 'relu1_1']
+    """
+    return sorted(set(levels), key=LEVELS.index, reverse=True)
+
+
 # Scale factor between a level's feature map and the image.
 LEVEL_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
 

@@ -47,7 +47,7 @@ from ..errors import StyleTransferError
 from ..image import fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
 from ..models import Decoder, adain_affine
-from ..models.decoder import LEVELS
+from ..models.decoder import LEVELS, deepest_first
 from ..models.wct import apply_affine, wct_affine, wct_style_stats
 from .fast_model import (  # noqa: F401 - the model-file API, re-exported for callers of this module
     BUILTIN_MODELS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available, read_model,
@@ -205,11 +205,6 @@ def plan_levels(available: Sequence[str], wanted: Sequence[str] | None) -> list[
     return deepest_first(chosen)
 
 
-def deepest_first(levels: Sequence[str]) -> list[str]:
-    """Levels in the order they run: relu4_1, relu3_1, relu2_1, relu1_1 (duplicates dropped)."""
-    return sorted(set(levels), key=LEVELS.index, reverse=True)
-
-
 class FastStylizer:
     """The fast pipeline: an encoder, a decoder per level and a cache of style statistics, built
     once (:meth:`from_model`) and called for each picture. The CLI, the web engine, video, the
@@ -262,7 +257,7 @@ class FastStylizer:
     def to_onnxruntime(self, threads: int | None = None) -> "FastStylizer":
         """The same pipeline with every level's encoder and decoder exported to ONNX (once, into
         the cache) and run by onnxruntime on the CPU; the feature transforms stay in torch."""
-        from ..export import onnx_networks  # the exporter builds the onnxruntime sessions
+        from .onnx_backend import onnx_networks
 
         enc, decs = onnx_networks(self.encoder, self.decoders, threads)
         return type(self)(enc, decs, model_path=self.model_path, backend="onnxruntime")
