@@ -19,7 +19,8 @@ from browser_env import launch, require_chromium, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="browser test skipped: playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("fastapi")
 pytest.importorskip("onnx")
 uvicorn = pytest.importorskip("uvicorn")
@@ -62,7 +63,8 @@ def _screenshot(page, name):
 def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_levels, photo):
     """The browser runs the same four-level cascade as the server's default fast mode."""
     if ondevice.find_ort_dir() is None:
-        pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
+        pytest.skip("on-device browser test skipped: onnxruntime-web is not installed; run `npm ci "
+                    "--ignore-scripts` in the repository (needs Node.js) before the tests")
     encoder, decoders = tiny_encoder, tiny_levels
     folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
     assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
