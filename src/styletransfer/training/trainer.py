@@ -31,7 +31,8 @@ the config): the per-layer version of the "normalised VGG" that AdaIN's weights 
 style 10) were tuned for.
 
 Distributed: started by ``torchrun``, each process draws its own batches (seed + rank) and the
-decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes files.
+decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes files;
+``Trainer.close()`` (or ``with Trainer(...)``) leaves the process group before the process exits.
 """
 from __future__ import annotations
 
@@ -251,8 +252,8 @@ class Trainer:
         it (without the barrier if the block raised: the other ranks may never get there).
         """
         self.model, self.disc_model = self.decoder, self.disc
-        gc.collect()  # a wrapper in a reference cycle would keep the group alive until a later gc
         if self._owns_group and dist.is_initialized():
+            gc.collect()  # a wrapper in a reference cycle would keep the group alive until a later gc
             if wait:
                 dist.barrier()
             dist.destroy_process_group()
