@@ -16,7 +16,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 def require_chromium() -> None:
     """Skip the calling test module when Chromium is missing (CI installs it: .ci/install-browser)."""
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed (bash .ci/install-browser)", allow_module_level=True)
+        pytest.skip(f"browser test skipped: {CHROMIUM} is not installed; run `bash .ci/install-browser` "
+                    "(as root) before the tests", allow_module_level=True)
 
 
 def launch(playwright):

@@ -19,7 +19,8 @@ from browser_env import launch, require_chromium, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="browser test skipped: playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("fastapi")
 pytest.importorskip("onnx")
 uvicorn = pytest.importorskip("uvicorn")
@@ -65,7 +66,8 @@ def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_leve
     networks, or a model file that carries its own encoder stopping at relu4_1 (as the slim
     model's student does)."""
     if ondevice.find_ort_dir() is None:
-        pytest.skip("onnxruntime-web is not installed (npm ci in the repository)")
+        pytest.skip("on-device browser test skipped: onnxruntime-web is not installed; run `npm ci "
+                    "--ignore-scripts` in the repository (needs Node.js) before the tests")
     if source == "networks":
         encoder, decoders = tiny_encoder, tiny_levels
         folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder

@@ -7,9 +7,10 @@ Stylize and waits until the result image is shown and decoded. Screenshots are w
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from browser_env import launch, require_chromium, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="browser test skipped: playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 require_chromium()
@@ -30,25 +32,52 @@ from styletransfer.web import Settings, create_app  # noqa: E402
 from styletransfer.web.engine import Task  # noqa: E402
 
 
-class SlowStub:
-    """Posterised content tinted with the style's mean colour, with visible progress steps."""
+class GatedStub:
+    """Posterised content tinted with the style's mean colour, reporting progress in quarters.
+
+    A test that wants to see a job running sets ``gate`` (a ``threading.Event``): the job then
+    stops at 50 % until the test opens the gate, so the page's polling (every 150-300 ms) sees
+    that state however fast or slow the machine is; no sleeps, no race."""
+
+    HOLD_AT = 0.5
+
+    def __init__(self):
+        self.gate: threading.Event | None = None
 
     def modes(self):
         return {"fast": True, "best": True}
 
     def run(self, task: Task, progress):
-        steps = 6
-        for i in range(steps):
-            progress(i / steps)
-            time.sleep(0.12)
+        gate = self.gate
+        for i in range(4):
+            progress(i / 4)
+            if gate is not None and i / 4 == self.HOLD_AT and not gate.wait(60):
+                raise RuntimeError("the test never opened the gate")
         tint = task.styles[0].mean(dim=(2, 3), keepdim=True)
         out = (torch.round(task.content * 4) / 4) * 0.5 + tint * 0.5
         return (task.strength * out + (1 - task.strength) * task.content).clamp(0, 1)
 
 
+@contextlib.contextmanager
+def held(engine):
+    """Jobs started inside the block wait at the engine's hold point until the block ends (also
+    when it raises: a job left waiting would hold the server's only worker)."""
+    engine.gate = gate = threading.Event()
+    try:
+        yield
+    finally:
+        engine.gate = None
+        gate.set()
+
+
 @pytest.fixture(scope="module")
-def server_url():
-    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowStub())) as url:
+def stub():
+    return GatedStub()
+
+
+@pytest.fixture(scope="module")
+def server_url(stub):
+    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), stub)) as url:
         yield url
 
 
@@ -105,7 +134,7 @@ def _launch(p):
     return launch(p)
 
 
-def test_page_upload_stylize_shows_result(server_url, photo):
+def test_page_upload_stylize_shows_result(server_url, stub, photo):
     errors: list[str] = []
     with playwright_sync.sync_playwright() as p:
         browser = _launch(p)
@@ -136,12 +165,14 @@ def test_page_upload_stylize_shows_result(server_url, photo):
             page.fill("#strength", "80")
             page.dispatch_event("#strength", "input")
             assert page.inner_text("#strength-value") == "80%"
-            page.click("#stylize")
-
-            # Live progress shows a percentage while the job runs.
-            page.wait_for_selector("#progress:not([hidden])")
-            page.wait_for_function("() => /\\d+%/.test(document.getElementById('progress-text').textContent)", timeout=10_000)
-            page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-progress.png"))
+            # Live progress shows the server's percentage while the job runs (held at 50 %).
+            with held(stub):
+                page.click("#stylize")
+                page.wait_for_selector("#progress:not([hidden])")
+                page.wait_for_function("() => document.getElementById('progress-text').textContent"
+                                       " === 'Stylizing · 50%'", timeout=30_000)
+                assert page.locator("#result-img").is_hidden() and page.is_disabled("#stylize")
+                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-progress.png"))
             page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
             page.wait_for_function("() => document.getElementById('result-img').complete && "
                                    "document.getElementById('result-img').naturalWidth > 0", timeout=10_000)
@@ -282,8 +313,12 @@ def test_api_reference_page_renders_offline(server_url):
     assert not errors, errors
 
 
-class SlowVideoEngine:
-    """The library's video path with tiny stand-in networks, slowed to show frame progress."""
+class GatedVideoEngine:
+    """The library's video path with tiny stand-in networks. With ``gate`` set (see ``held``), a
+    video job stops after frame ``HOLD_FRAME`` until the test opens the gate, so the page is
+    seen showing frame progress."""
+
+    HOLD_FRAME = 6
 
     def __init__(self):
         from styletransfer.encoders import VGG19Encoder
@@ -296,6 +331,7 @@ class SlowVideoEngine:
             decoder.net[-1].bias.fill_(0.5)
             decoder.net[-1].weight.mul_(20.0)
         self.library = LibraryEngine(device="cpu", encoder=VGG19Encoder(width_divisor=16), decoder=decoder)
+        self.gate: threading.Event | None = None
 
     def modes(self):
         return {"fast": True, "best": True}
@@ -304,22 +340,30 @@ class SlowVideoEngine:
         return self.library.run(task, progress)
 
     def run_video(self, task, progress, output):
-        def slow(done, total):
-            progress(done, total)
-            time.sleep(0.15)
+        gate = self.gate
 
-        return self.library.run_video(task, slow, output)
+        def gated(done, total):
+            progress(done, total)
+            if gate is not None and done == self.HOLD_FRAME and not gate.wait(60):
+                raise RuntimeError("the test never opened the gate")
+
+        return self.library.run_video(task, gated, output)
 
 
 @pytest.fixture(scope="module")
-def video_server_url():
+def video_engine():
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), SlowVideoEngine())) as url:
+    return GatedVideoEngine()
+
+
+@pytest.fixture(scope="module")
+def video_server_url(video_engine):
+    with serving(create_app(Settings(workers=1, max_queue=4, result_ttl=600), video_engine)) as url:
         yield url
 
 
-def test_page_stylizes_a_video_and_plays_it(video_server_url, photo, tmp_path):
+def test_page_stylizes_a_video_and_plays_it(video_server_url, video_engine, photo, tmp_path):
     from test_video import make_clip, pan_frames
 
     clip = make_clip(tmp_path / "walk.mp4", frames=pan_frames(12, 72, 96), fps=12)
@@ -342,10 +386,12 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, photo, tmp_path):
             assert "photos only" in page.inner_text("#video-note") and page.locator("#video-note").is_visible()
             assert page.locator("#temporal-field").is_visible() and page.is_checked("#temporal")
             assert page.locator("#size-choices label").all_inner_texts() == ["Full · 96 px"]
-            page.click("#stylize")
-            page.wait_for_function("() => /frame [1-9]\\d* of 12/.test(document.getElementById('progress-text').textContent)",
-                                   timeout=20_000)
-            page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-video-progress.png"))
+            with held(video_engine):  # frame progress while the job runs (held after frame 6)
+                page.click("#stylize")
+                page.wait_for_function("() => document.getElementById('progress-text').textContent"
+                                       " === 'Stylizing · frame 6 of 12 · 50%'", timeout=30_000)
+                assert page.locator("#result-video").is_hidden()
+                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-video-progress.png"))
             # the result plays in a <video controls>, with an MP4 download
             page.wait_for_selector("#result-video:not([hidden])", timeout=60_000)
             page.wait_for_function("() => { const v = document.getElementById('result-video');"

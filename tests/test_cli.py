@@ -261,7 +261,14 @@ def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
             seen["cfg"], seen["resume"] = cfg, resume
 
         def fit(self):
+            seen["fit"] = True
             return {"total": 1.0}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):  # Trainer.close: a torchrun run leaves its process group
+            seen["closed_after_fit"] = seen.get("fit", False)
 
     monkeypatch.setattr(training, "Trainer", FakeTrainer)
     (tmp_path / "c").mkdir()
@@ -275,7 +282,7 @@ def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
     assert (cfg.steps, cfg.batch_size, cfg.crop, cfg.style_loss, cfg.amp, cfg.gan_weight, cfg.max_minutes) == (
         7, 2, 64, "gram", False, 0.1, 2.5)
     assert cfg.content_dir == str(tmp_path / "c") and cfg.out_dir == str(tmp_path / "r")
-    assert seen["resume"] is False
+    assert seen["resume"] is False and seen["closed_after_fit"]
     defaults = training.TrainConfig("", "", "")
     assert cfg.lr == defaults.lr and cfg.channels_last == defaults.channels_last
     flags = {f.name for f in dataclasses.fields(training.TrainConfig)} - {"content_dir", "style_dir", "out_dir",

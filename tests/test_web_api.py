@@ -39,9 +39,11 @@ from styletransfer.web.engine import LibraryEngine, Task  # noqa: E402
 class Stub:
     """Output = (1 - strength) * content + strength * weighted mean colour of the styles."""
 
-    def __init__(self, modes=None, gate: threading.Event | None = None, fail: Exception | None = None):
+    def __init__(self, modes=None, gate: threading.Event | None = None, fail: Exception | None = None,
+                 hold_at: float = 0.5):
         self._modes = modes or {"fast": True, "best": True}
         self.gate = gate
+        self.hold_at = hold_at  # the progress reported while the gate is shut
         self.fail = fail
         self.tasks: list[Task] = []
         self.started = threading.Event()
@@ -51,11 +53,11 @@ class Stub:
 
     def run(self, task: Task, progress):
         self.tasks.append(task)
-        progress(0.5)
+        progress(self.hold_at)
         self.started.set()
         if self.gate is not None:
             while not self.gate.wait(0.01):
-                progress(0.5)  # raises JobCancelled once the job is cancelled
+                progress(self.hold_at)  # raises JobCancelled once the job is cancelled
         if self.fail is not None:
             raise self.fail
         weights = task.style_weights or [1.0] * len(task.styles)
@@ -263,18 +265,32 @@ def test_job_ids_are_random_and_unique():
 
 
 # --- progress, queue, cancel -----------------------------------------------------------------
-def test_progress_and_eta_while_running():
+class FakeClock:
+    """The job manager's ``time`` module, moved on by the test alone (no sleeps, no wall clock)."""
+
+    def __init__(self):
+        self.now = float(int(time.time()))
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_progress_and_eta_while_running(monkeypatch):
+    from styletransfer.web import jobs
+
+    clock = FakeClock()
+    monkeypatch.setattr(jobs, "time", clock)
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub) as c:
         r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
         job_id = r.json()["id"]
         assert stub.started.wait(5)
-        time.sleep(0.05)
+        clock.now += 3.0  # the job has run 3 s and is half done
         body = c.get(f"/api/v1/jobs/{job_id}").json()
         assert body["status"] == "running" and body["percent"] == 50
-        assert body["eta_seconds"] is not None and body["eta_seconds"] >= 0
-        assert body["elapsed_seconds"] > 0
+        assert body["elapsed_seconds"] == 3.0  # since the job started, not since it was queued
+        assert body["eta_seconds"] == 3.0  # 3 s for the first half: 3 s for the second
         r = c.get(f"/api/v1/jobs/{job_id}/result")
         assert r.status_code == 409 and "running" in r.json()["detail"]
         gate.set()
@@ -350,14 +366,22 @@ def test_sync_refuses_what_the_queue_would_delay_past_its_limit():
 
 def test_sync_run_longer_than_its_limit_is_handed_back_at_once():
     gate = threading.Event()
-    stub = Stub(gate=gate)
-    with client_for(stub, sync_timeout=30.0) as c:
-        c.app_state.manager.speed["fast"] = 1000.0  # ~250 s for this photo: no point waiting 30 s
-        t0 = time.time()
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
-        assert r.status_code == 202 and time.time() - t0 < 5, r.text
+    stub = Stub(gate=gate, hold_at=0.0)  # no progress yet: the ETA is the server's estimate
+    # The job cannot finish while the gate is shut, and the sync limit (an hour) cannot pass:
+    # a 202 that arrives with the gate still shut was handed back without waiting for either.
+    # A server that waited would hang; the guard then opens the gate after a minute, the job
+    # finishes and the answer is a 200 image instead: a failure, not a hung test.
+    guard = threading.Timer(60, gate.set)
+    with client_for(stub, sync_timeout=3600.0) as c:
+        c.app_state.manager.speed["fast"] = 1e5  # hours for this photo: no point waiting
+        guard.start()
+        try:
+            r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
+        finally:
+            guard.cancel()
+        assert r.status_code == 202 and not gate.is_set(), r.text
         job = r.json()
-        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["eta_seconds"] > 30
+        assert r.headers["location"] == f"/api/v1/jobs/{job['id']}" and job["eta_seconds"] > 3600
         gate.set()
         assert wait_final(c, job["id"])["status"] == "succeeded"
 

@@ -474,7 +474,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.validate()
     except StyleTransferError as exc:  # the values came from flags: bad usage (exit 2), as for stylize
         raise CLIError(str(exc)) from None
-    last = Trainer(cfg, resume=args.resume).fit()
+    with Trainer(cfg, resume=args.resume) as trainer:  # leaves a torchrun process group cleanly
+        last = trainer.fit()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
     print(f"training finished; run folder {args.out}" + (f" (last step: {summary})" if summary else ""))
     return 0

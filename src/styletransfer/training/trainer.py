@@ -31,13 +31,15 @@ the config): the per-layer version of the "normalised VGG" that AdaIN's weights 
 style 10) were tuned for.
 
 Distributed: started by ``torchrun``, each process draws its own batches (seed + rank) and the
-decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes files.
+decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes files;
+``Trainer.close()`` (or ``with Trainer(...)``) leaves the process group before the process exits.
 """
 from __future__ import annotations
 
 import copy
 import csv
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -124,11 +126,22 @@ class TrainConfig:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
 
-def init_distributed(device: str = "auto") -> None:
-    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1); gloo on CPU, nccl on CUDA."""
+def init_distributed(device: str = "auto") -> bool:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1); gloo on CPU, nccl on CUDA.
+    Returns True if this call created the group (then :meth:`Trainer.close` destroys it)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        # DistributedDataParallel's constructor imports torch._dynamo. Imported after the group
+        # exists, that import keeps ~10 references to the group's Python object that nothing frees
+        # (torch 2.13, measured), so destroy_process_group could never join gloo's worker threads,
+        # and a worker still dropping its last collective's tensors when the interpreter shuts
+        # down aborts the process ("terminate called without an active exception"). Imported
+        # first, it holds none.
+        import torch._dynamo  # noqa: F401
+
         backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
+        return True
+    return False
 
 
 def _rank_world() -> tuple[int, int]:
@@ -174,7 +187,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, encoder: VGG19Encoder | None = None, resume: bool = False) -> None:
         config.validate()
         self.cfg = config
-        init_distributed(config.device)
+        self._owns_group = init_distributed(config.device)
         self.rank, self.world = _rank_world()
         self.device = resolve_device(config.device)
         if self.world > 1 and config.identity_weight > 0:
@@ -231,6 +244,31 @@ class Trainer:
             if self.disc is not None:
                 self.disc_model = nn.parallel.DistributedDataParallel(self.disc)
         self.samples = self._sample_batch()
+
+    # ----- teardown ------------------------------------------------------------------------
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group this trainer joined (a ``torchrun`` run); a no-op otherwise.
+
+        Every rank waits for the others (``wait``: a barrier, so no rank closes its connections
+        while another is still in a collective), the DDP wrappers go (they hold the group), then
+        the group is destroyed, which joins gloo's worker threads while the interpreter is alive.
+        Without it a worker could still be releasing the last collective's tensors when Python
+        shuts down, and taking the GIL then aborts the process. ``with Trainer(...) as t:`` calls
+        it (without the barrier if the block raised: the other ranks may never get there).
+        """
+        self.model, self.disc_model = self.decoder, self.disc
+        if self._owns_group and dist.is_initialized():
+            gc.collect()  # a wrapper in a reference cycle would keep the group alive until a later gc
+            if wait:
+                dist.barrier()
+            dist.destroy_process_group()
+            self._owns_group = False
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(wait=exc_type is None)
 
     # ----- one step ------------------------------------------------------------------------
     def _scaled(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
