@@ -413,3 +413,25 @@ def test_bf16_tiled_stylization_stays_close_to_whole_image(nets, bf16):
           float((whole - fp32).abs().mean()), "max", float((whole - fp32).abs().max()))
     assert (tiled - whole).abs().max() < 0.005
     assert (whole - fp32).abs().mean() < 0.01 and not torch.equal(whole, fp32)
+
+
+def test_a_style_is_encoded_once_for_every_level(tiny_encoder, tiny_levels):
+    from styletransfer.stylizers.fast import FastStylizer
+
+    calls = []
+
+    class Counting(torch.nn.Module):
+        width_divisor = tiny_encoder.width_divisor
+
+        def forward(self, image, layers):
+            calls.append((tuple(image.shape), tuple(layers)))
+            return tiny_encoder(image, layers)
+
+    st = FastStylizer(Counting(), tiny_levels)
+    style = torch.rand(1, 3, 32, 32)
+    st(torch.rand(1, 3, 40, 48), [style])
+    style_calls = [c for c in calls if c[0][-2:] == (32, 32)]
+    assert len(style_calls) == 1 and sorted(style_calls[0][1]) == sorted(tiny_levels)
+    calls.clear()
+    st(torch.rand(1, 3, 40, 48), [style.clone()])  # cached: the style is not encoded again
+    assert not [c for c in calls if c[0][-2:] == (32, 32)]
