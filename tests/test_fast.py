@@ -435,3 +435,26 @@ def test_a_style_is_encoded_once_for_every_level(tiny_encoder, tiny_levels):
     calls.clear()
     st(torch.rand(1, 3, 40, 48), [style.clone()])  # cached: the style is not encoded again
     assert not [c for c in calls if c[0][-2:] == (32, 32)]
+
+
+def test_mixed_transform_runs_adain_deep_and_wct_shallow(tiny_encoder, tiny_levels, monkeypatch):
+    """"mixed" = AdaIN at relu4_1/relu3_1, WCT at relu2_1/relu1_1 (with WCT's statistics there)."""
+    from styletransfer.stylizers import fast as fast_mod
+
+    st = fast_mod.FastStylizer(tiny_encoder, tiny_levels)
+    g = torch.Generator().manual_seed(2)
+    content, style = torch.rand(1, 3, 40, 48, generator=g), torch.rand(1, 3, 32, 32, generator=g)
+    seen = []
+    real = fast_mod.target_features
+
+    def spy(f_c, stats, weights, masks, alpha, transform="adain"):
+        seen.append((f_c.shape[1], transform, stats[0][1].ndim))  # WCT's colouring matrix is 2-D
+        return real(f_c, stats, weights, masks, alpha, transform)
+
+    monkeypatch.setattr(fast_mod, "target_features", spy)
+    mixed = st(content, [style], FastOptions(transform="mixed"))
+    assert seen == [(32, "adain", 4), (16, "adain", 4), (8, "wct", 2), (4, "wct", 2)]
+    for other in ("adain", "wct"):
+        assert not torch.equal(mixed, st(content, [style], FastOptions(transform=other)))
+    with pytest.raises(StyleTransferError, match="transform must be one of adain, wct, mixed"):
+        st(content, [style], FastOptions(transform="fancy"))

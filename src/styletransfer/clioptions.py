@@ -116,8 +116,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "snapshot_dir": dict(metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)",
                          default_text=False),
     # fast
-    "transform": dict(choices=("adain", "wct"), help="feature transform: adain (keeps the photo readable) "
-                                                      "or wct (whitening-colouring: stronger, wilder)"),
+    "transform": dict(choices=("adain", "wct", "mixed"),
+                      help="feature transform: adain (keeps the photo readable), wct (whitening-colouring: "
+                           "stronger, wilder) or mixed (adain at the deep levels, wct at the shallow ones)"),
     "levels": dict(metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
                    help="encoder levels to run, deepest first (default: every level the model has)",
                    default_text=False),

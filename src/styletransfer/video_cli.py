@@ -90,8 +90,8 @@ def add_video_parser(sub: Any) -> None:
     g.add_argument("--levels", nargs="+", metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
                    help="fast: encoder levels to run, deepest first (default: every level of the model; "
                         "--levels relu4_1 is about twice as quick, softer)")
-    g.add_argument("--transform", choices=("adain", "wct"), default="adain",
-                   help="fast: adain (default) or wct (stronger, wilder textures)")
+    g.add_argument("--transform", choices=("adain", "wct", "mixed"), default="adain",
+                   help="fast: adain (default), wct (stronger, wilder textures) or mixed (adain deep, wct shallow)")
     g.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                    help="fast: run the networks in torch (default) or onnxruntime (CPU)")
     g.add_argument("--steps", type=positive_int, metavar="N", help="optimize: steps of the coarsest scale of the first frame (of every frame with --no-temporal)")
