@@ -20,6 +20,7 @@ from .errors import ImageError, StyleTransferError
 from .image import LoadedImage, fit_size, from_array, load_image, match_color, resize, save_image, transfer_luminance
 from .stylizers.optimize import OptimizeOptions, stylize_optimize
 from .video import VideoOptions, stylize_video  # noqa: F401 - video (PyAV, OpenCV imported lazily)
+from .batch import BatchOptions, BatchReport, batch  # noqa: E402 - collections (Ray imported only for ray=)
 
 __version__ = "0.1.0"
 
@@ -27,11 +28,14 @@ ImageLike = Union[str, Path, bytes, torch.Tensor, np.ndarray, "PIL.Image.Image"]
 METHODS = ("optimize", "fast", "auto")
 
 __all__ = [
+    "BatchOptions",
+    "BatchReport",
     "ImageError",
     "LoadedImage",
     "OptimizeOptions",
     "StyleTransferError",
     "as_tensor",
+    "batch",
     "fast_available",
     "fit_size",
     "from_array",

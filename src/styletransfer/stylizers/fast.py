@@ -32,6 +32,7 @@ tiles and only the centres are kept. Peak memory is set by the tile size, not th
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,7 @@ class FastStylizer:
         self.model_path = Path(model_path) if model_path else None
         self.backend = backend
         self._stats: OrderedDict = OrderedDict()
+        self._stats_lock = threading.Lock()  # threads may share one stylizer (styletransfer batch)
 
     @classmethod
     def from_model(cls, model: str | Path | None = None, device: str | torch.device = "auto",
@@ -276,13 +278,15 @@ class FastStylizer:
         """:func:`style_statistics` of ``style``, cached by content (a server reuses its styles)."""
         digest = hashlib.blake2b(style.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
         key = (level, transform, str(style.device), tuple(style.shape), digest)
-        if key in self._stats:
-            self._stats.move_to_end(key)
-            return self._stats[key]
+        with self._stats_lock:
+            if key in self._stats:
+                self._stats.move_to_end(key)
+                return self._stats[key]
         stats = style_statistics(self.encoder, style, level, transform)
-        self._stats[key] = stats
-        if len(self._stats) > self.STATS_CACHE_SIZE:
-            self._stats.popitem(last=False)
+        with self._stats_lock:
+            self._stats[key] = stats
+            if len(self._stats) > self.STATS_CACHE_SIZE:
+                self._stats.popitem(last=False)
         return stats
 
     @torch.no_grad()
