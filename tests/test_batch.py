@@ -285,7 +285,7 @@ def test_cli_dry_run(tree, tmp_path, capsys):
 def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, tiny_model_file):
     """A real kill: SIGTERM to the command in the middle of a batch (exit 143, the manifest lists
     exactly the complete outputs, no temporary file), then the same command finishes the rest."""
-    src, N = tmp_path / "in", 30  # noqa: N806
+    src, N = tmp_path / "in", 12  # noqa: N806
     rng = np.random.default_rng(0)
     for i in range(N):
         (src / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
@@ -294,7 +294,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, tiny_model_file)
     Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(style)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "styletransfer", "batch", str(src), "--styles", str(style), "-o", str(out),
-           "--model", str(tiny_model_file), "--size", "48", "-q", "--workers", "1"]
+           "--model", str(tiny_model_file), "--size", "32", "-q", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = out / "manifest.csv"
