@@ -106,10 +106,12 @@ def run_ray(tasks: Sequence[Task], options: BatchOptions, sink: Callable[[TaskRe
         actors = options.actors or max(1, cluster_cpus // options.cpus_per_actor)
         actors = min(actors, max(1, -(-len(tasks) // options.batch_size)))  # no idle actor loads a model
         table = pa.table({k: [getattr(t, k) for t in tasks] for k in ("content", "style", "output", "key", "alpha")})
-        blocks = max(1, min(len(tasks) // options.batch_size, 4 * actors * 8))
+        # blocks cut here, on the driver: a repartition would need a CPU the actors hold (deadlock)
+        step = max(options.batch_size, -(-len(tasks) // (8 * actors)))
+        blocks = [table.slice(i, step) for i in range(0, len(tasks), step)]
         env = {k: v for k, v in os.environ.items() if k.startswith("STYLETRANSFER_")}
         extra = {"runtime_env": {"env_vars": env}} if env else {}
-        ds = ray.data.from_arrow(table).repartition(blocks).map_batches(
+        ds = ray.data.from_arrow(blocks).map_batches(
             StylizeActor, batch_size=options.batch_size, batch_format="numpy",
             fn_constructor_kwargs={"options": asdict(options), "threads": options.cpus_per_actor},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=options.cpus_per_actor, **extra)
