@@ -100,6 +100,7 @@ def run_ray(tasks: Sequence[Task], options: BatchOptions, sink: Callable[[TaskRe
 
     started = _init(address, cpus)
     try:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its INFO lines would break our bar
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the caller shows one bar for the whole batch
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
