@@ -8,8 +8,8 @@ import pytest
 
 PUBLIC = {
     "styletransfer": [
-        "FastOptions", "FastStylizer", "ImageError", "LoadedImage", "OptimizeOptions", "StyleTransferError",
-        "VideoOptions", "as_tensor", "fast_available", "fit_size", "from_array", "load_image", "match_color",
+        "BatchOptions", "BatchReport", "FastOptions", "FastStylizer", "ImageError", "LoadedImage", "OptimizeOptions", "StyleTransferError",
+        "VideoOptions", "as_tensor", "batch", "fast_available", "fit_size", "from_array", "load_image", "match_color",
         "resize", "resolve_device", "save_image", "stylize", "stylize_fast", "stylize_optimize", "stylize_video",
         "transfer_luminance",
     ],

@@ -24,6 +24,7 @@ from .stylizers import fast
 from .stylizers.fast import FastOptions, FastStylizer, stylize_fast
 from .stylizers.optimize import OptimizeOptions, stylize_optimize
 from .video import VideoOptions, stylize_video  # video (PyAV, OpenCV imported lazily)
+from .batch import BatchOptions, BatchReport, batch  # collections (Ray imported only for ray=)
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,8 @@ ImageLike = Union[str, Path, bytes, torch.Tensor, np.ndarray, "PIL.Image.Image"]
 METHODS = ("optimize", "fast", "auto")
 
 __all__ = [
+    "BatchOptions",
+    "BatchReport",
     "FastOptions",
     "FastStylizer",
     "ImageError",
@@ -38,6 +41,7 @@ __all__ = [
     "OptimizeOptions",
     "StyleTransferError",
     "as_tensor",
+    "batch",
     "fast_available",
     "fit_size",
     "from_array",

@@ -46,6 +46,7 @@ commands:
   stylize CONTENT STYLE [STYLE ...] -o OUT   stylize an image (see: styletransfer stylize --help)
   demo                                       the built-in demo (what no arguments does)
   train --content DIR --style DIR --out DIR  train a feed-forward (AdaIN) decoder
+  batch INPUT --styles STYLE... -o OUT_DIR   stylize a collection, resumable (--ray: on a cluster)
 """
 
 STYLIZE_EPILOG = """\
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_video_parser(sub)
     from .distill_cli import add_distill_parser  # -- distill (the slim student encoder) --
     add_distill_parser(sub)
+    from .batch_cli import add_batch_parser  # -- batch (collections; --ray) --
+    add_batch_parser(sub)
 
     # -- serve (owned by the web part) --
     try:

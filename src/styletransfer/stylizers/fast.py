@@ -32,6 +32,7 @@ tiles and only the centres are kept. Peak memory is set by the tile size, not th
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +259,7 @@ class FastStylizer:
         self.model_path = Path(model_path) if model_path else None
         self.backend = backend
         self._stats: OrderedDict = OrderedDict()
+        self._stats_lock = threading.Lock()  # threads may share one stylizer (styletransfer batch)
 
     @classmethod
     def from_model(cls, model: str | Path | None = None, device: str | torch.device = "auto",
@@ -300,15 +302,19 @@ class FastStylizer:
         levels not cached yet), cached by content."""
         digest = hashlib.blake2b(style.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
         keys = {lv: (lv, transform, str(style.device), tuple(style.shape), digest) for lv in levels}
-        missing = [lv for lv, k in keys.items() if k not in self._stats]
+        with self._stats_lock:  # the batch command's threads share one stylizer
+            missing = [lv for lv, k in keys.items() if k not in self._stats]
         if missing:
-            for lv, st in level_statistics(self.encoder, style, missing, transform).items():
-                self._stats[keys[lv]] = st
-        for k in keys.values():
-            self._stats.move_to_end(k)
-        out = {lv: self._stats[k] for lv, k in keys.items()}
-        while len(self._stats) > self.STATS_CACHE_SIZE:
-            self._stats.popitem(last=False)
+            computed = level_statistics(self.encoder, style, missing, transform)
+        with self._stats_lock:
+            for lv in missing:
+                self._stats[keys[lv]] = computed[lv]
+            out = {}
+            for lv, k in keys.items():
+                self._stats.move_to_end(k)
+                out[lv] = self._stats[k]
+            while len(self._stats) > self.STATS_CACHE_SIZE:
+                self._stats.popitem(last=False)
         return out
 
     @torch.no_grad()
