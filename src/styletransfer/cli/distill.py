@@ -15,7 +15,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .errors import StyleTransferError
+from ..clioptions import add_config_flags, config_values
+from ..errors import CLIError, StyleTransferError
+from .common import check_folders
 
 _SKIP = {"content_dir", "style_dir", "out_dir"}
 _HELP = {
@@ -28,9 +30,9 @@ _HELP = {
 }
 
 
-def add_distill_parser(sub: Any) -> None:
-    from .clioptions import add_config_flags
-    from .training.distill import DistillConfig
+def add_parser(sub: Any) -> None:
+    """Register ``distill`` on the command's subparsers."""
+    from ..training.distill import DistillConfig
 
     p = sub.add_parser("distill", help="distil the slim student encoder of the fast mode",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,13 +47,10 @@ def add_distill_parser(sub: Any) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from .errors import CLIError
-    from .clioptions import config_values
-    from .training.distill import DistillConfig, Distiller
+    """Distil (or resume) the student; say where it is and its validation error."""
+    from ..training.distill import DistillConfig, Distiller
 
-    for flag, folder in (("--content", args.content), ("--style", args.style)):
-        if not Path(folder).is_dir():
-            raise StyleTransferError(f"{flag} {folder}: no such folder")
+    check_folders(content=args.content, style=args.style)
     cfg = DistillConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out,
                         **config_values(args, DistillConfig, _SKIP))
     try:

@@ -1,0 +1,113 @@
+"""What several commands share: the program name and its error line, the generated stylize flags and the options they make, the
+progress bar of a stylization, the check of input folders."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import clioptions as co
+from ..errors import CLIError, StyleTransferError
+
+PROG = "styletransfer"
+
+
+def error_line(message: str) -> None:
+    """``styletransfer: error: MESSAGE`` on stderr, on one line."""
+    message = " ".join(str(message).split())
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def add_stylize_flags(p: argparse.ArgumentParser, mask_help: str) -> list[co.FlagSpec]:
+    """The flags of :class:`OptimizeOptions` and :class:`FastOptions` (generated), in a group
+    per method, plus ``--mask FILE`` (fast); returns their specs."""
+    groups = {
+        co.SHARED: p.add_argument_group("style (both methods)"),
+        co.OPTIMIZE: p.add_argument_group("optimisation (--method optimize)"),
+        co.FAST: p.add_argument_group("fast mode (--method fast)"),
+    }
+    specs = co.stylize_flags()
+    for spec in specs:
+        spec.add_to(groups[spec.method])
+    groups[co.FAST].add_argument("--mask", action="append", metavar="FILE", help=mask_help)
+    return specs
+
+
+def method_options(args: argparse.Namespace, specs: Sequence[co.FlagSpec], method: str,
+                   n_styles: int) -> tuple[str, Any]:
+    """(method, OptimizeOptions or FastOptions) from the generated flags the user gave.
+
+    ``specs``: every generated flag of the command (a spec tagged with a method, like the video's
+    ``--warm-steps``, belongs to that method). ``auto`` picks the method whose flags are given,
+    else ``stylize()``'s rule; a flag of the other method is a usage error, as are style weights
+    that do not fit the styles, a bad ``--device`` and values the options class refuses.
+    """
+    from .. import fast_available, resolve_device
+
+    values = co.given(args, specs)
+    only = {m: [co.flag_of(k, specs) for k in values if co.method_of(k, specs) == m] for m in (co.OPTIMIZE, co.FAST)}
+    if getattr(args, "mask", None):
+        only[co.FAST].append("--mask")
+    if method == "auto":
+        if only[co.OPTIMIZE] and only[co.FAST]:
+            raise CLIError(f"{only[co.OPTIMIZE][0]} is an option of --method optimize and {only[co.FAST][0]} of "
+                           "--method fast: choose one --method")
+        method = ("fast" if only[co.FAST] else "optimize" if only[co.OPTIMIZE]
+                  else "fast" if fast_available() else "optimize")
+    else:
+        other = co.FAST if method == "optimize" else co.OPTIMIZE
+        if only[other]:
+            raise CLIError(f"{only[other][0]} only applies to --method {other}")
+    weights = values.get("style_weights")
+    if weights is not None:
+        if len(weights) != n_styles:
+            raise CLIError(f"--style-weights: got {len(weights)} weight(s) for {n_styles} style image(s)")
+        if sum(weights) <= 0:
+            raise CLIError("--style-weights: the weights must not all be 0")
+    try:
+        resolve_device(values.get("device", "auto"))
+    except ValueError as exc:
+        raise CLIError(f"--device: {exc}") from None
+    opt_cls, fast_cls = co.option_classes()
+    options = co.build_options(opt_cls if method == "optimize" else fast_cls, values)
+    validate_flags(lambda: options.validate(n_styles), specs)
+    return method, options
+
+
+def validate_flags(check: Any, specs: Sequence[co.FlagSpec]) -> None:
+    """Run ``check()``; an options class's refusal of values that came from flags is a usage
+    error (exit 2) that names the flags."""
+    try:
+        check()
+    except StyleTransferError as exc:
+        raise CLIError(co.name_flags(str(exc), specs)) from None
+
+
+def progress(quiet: bool, desc: str):
+    """A tqdm bar driven by the stylizer's callback(step, total, loss); returns (callback, close)."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def callback(step: int, total: int, loss: float) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr)
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return callback, close
+
+
+def check_folders(**folders: str) -> None:
+    """``--content DIR`` and the like must be folders (``check_folders(content=..., style=...)``)."""
+    for flag, folder in folders.items():
+        if not Path(folder).is_dir():
+            raise StyleTransferError(f"--{flag} {folder}: no such folder")
