@@ -27,6 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .argtypes import int_at_least, number
+from .encoders.vgg import POOLINGS
+from .image import PRESERVE_COLORS
+from .models.decoder import LEVELS
+from .stylizers.fast import BACKENDS, TRANSFORMS
+from .stylizers.optimize import INITS, OPTIMIZERS
 
 SHARED = "shared"
 OPTIMIZE = "optimize"
@@ -73,13 +78,13 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # both methods
     "style_weights": dict(help="blend weights, one per STYLE (normalised to sum 1; default equal)",
                           metavar="W", default_text=False),
-    "preserve_color": dict(type=_preserve_color, choices=("none", "luminance", "histogram"),
+    "preserve_color": dict(type=_preserve_color, choices=("none", *PRESERVE_COLORS),
                            help="keep the photo's colours: luminance = transfer brightness only, exact photo "
                                 "colours; histogram = recolour the style to the photo's palette first",
                            shown_default="none"),
     "device": dict(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
     # optimize
-    "optimizer": dict(choices=("lbfgs", "adam"), help="lbfgs converges in far fewer steps than adam"),
+    "optimizer": dict(choices=OPTIMIZERS, help="lbfgs converges in far fewer steps than adam"),
     "lr": dict(help="step size (default 1.0 for lbfgs, 0.02 for adam)", default_text=False),
     "steps": dict(type=_steps, metavar="N[,N...]",
                   help="steps of the coarsest scale, each finer scale 1/--step-decay as many (at least "
@@ -96,7 +101,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
                    default_text=False),
     "coarse_size": dict(metavar="PX", help="halve the output while its longest side stays >= PX to get the "
                                            "coarsest scale (smaller = faster but loses small details)"),
-    "init": dict(choices=("content", "noise", "style"), help="start image"),
+    "init": dict(choices=INITS, help="start image"),
     "content_weight": dict(metavar="W", help="weight of the content term"),
     "style_weight": dict(metavar="W", help="higher = more style"),
     "tv_weight": dict(metavar="W", help="smoothness (total variation) weight"),
@@ -112,19 +117,19 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "seed": dict(help="random seed (reproducible noise init of the optimisation; the fast method is "
                       "deterministic)",
                  default_text=False),
-    "pooling": dict(choices=("max", "avg"), help="VGG19 pooling"),
+    "pooling": dict(choices=POOLINGS, help="VGG19 pooling"),
     "weights": dict(metavar="FILE", help="torchvision vgg19 state dict (.pth/.safetensors) instead of the "
                                          "built-in Caffe VGG19", default_text=False),
     "snapshot_every": dict(metavar="N", help="save the image every N steps into --snapshot-dir"),
     "snapshot_dir": dict(metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)",
                          default_text=False),
     # fast
-    "transform": dict(choices=("adain", "wct"), help="feature transform: adain (keeps the photo readable) "
+    "transform": dict(choices=TRANSFORMS, help="feature transform: adain (keeps the photo readable) "
                                                       "or wct (whitening-colouring: stronger, wilder)"),
-    "levels": dict(metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+    "levels": dict(metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="encoder levels to run, deepest first (default: every level the model has)",
                    default_text=False),
-    "backend": dict(choices=("torch", "onnxruntime"),
+    "backend": dict(choices=BACKENDS,
                     help="run the networks in torch or onnxruntime (CPU; exported to ONNX once, then cached)"),
     "alpha": dict(type=number(0, 1), help="0 = photo, 1 = full style"),
     "masks": dict(skip=True),  # --mask FILE, loaded by the CLI

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from .. import clioptions as co
 from ..errors import CLIError, StyleTransferError
+from ..stylizers.weights import check_style_weights
 
 PROG = "styletransfer"
 
@@ -43,7 +44,7 @@ def method_options(args: argparse.Namespace, specs: Sequence[co.FlagSpec], metho
     else ``stylize()``'s rule; a flag of the other method is a usage error, as are style weights
     that do not fit the styles, a bad ``--device`` and values the options class refuses.
     """
-    from .. import fast_available, resolve_device
+    from .. import resolve_device, resolve_method
 
     values = co.given(args, specs)
     only = {m: [co.flag_of(k, specs) for k in values if co.method_of(k, specs) == m] for m in (co.OPTIMIZE, co.FAST)}
@@ -53,18 +54,15 @@ def method_options(args: argparse.Namespace, specs: Sequence[co.FlagSpec], metho
         if only[co.OPTIMIZE] and only[co.FAST]:
             raise CLIError(f"{only[co.OPTIMIZE][0]} is an option of --method optimize and {only[co.FAST][0]} of "
                            "--method fast: choose one --method")
-        method = ("fast" if only[co.FAST] else "optimize" if only[co.OPTIMIZE]
-                  else "fast" if fast_available() else "optimize")
+        method = resolve_method(method, co.FAST if only[co.FAST] else co.OPTIMIZE if only[co.OPTIMIZE] else None)
     else:
         other = co.FAST if method == "optimize" else co.OPTIMIZE
         if only[other]:
             raise CLIError(f"{only[other][0]} only applies to --method {other}")
-    weights = values.get("style_weights")
-    if weights is not None:
-        if len(weights) != n_styles:
-            raise CLIError(f"--style-weights: got {len(weights)} weight(s) for {n_styles} style image(s)")
-        if sum(weights) <= 0:
-            raise CLIError("--style-weights: the weights must not all be 0")
+    try:
+        check_style_weights(values.get("style_weights"), n_styles)
+    except StyleTransferError as exc:
+        raise CLIError(str(exc).replace("style weights", "--style-weights", 1)) from None
     try:
         resolve_device(values.get("device", "auto"))
     except ValueError as exc:

@@ -17,6 +17,7 @@ DEMO_SIZE_ENV = "STYLETRANSFER_DEMO_SIZE"  # the demo's output size (tests use a
 
 def add_parser(sub: Any) -> None:
     """Register ``demo`` on the command's subparsers."""
+    from .. import METHODS
     from ..demo import CONTENT_PHOTOS
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -28,7 +29,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--photo", default="astronaut", choices=CONTENT_PHOTOS, help="content photo (default astronaut)")
     p.add_argument("--size", type=positive_int, metavar="PX",
                    help=f"longest side of the output (default 512, or ${DEMO_SIZE_ENV})")
-    p.add_argument("--method", choices=("auto", "fast", "optimize"), default="auto",
+    p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default): fast (seconds) when the built-in model is installed, else optimize "
                         "(best quality, minutes)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
@@ -62,16 +63,14 @@ def _env_size() -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stylize the demo photo; fast when its model is installed, and then say how to get the best."""
-    from .. import fast_available
+    from .. import resolve_method
     from ..demo import DEMO_STYLE_WEIGHT, content_photo, swirl_style
     from ..image import check_output_path, fit_size, resize, save_image
     from ..plan import format_seconds, plan_optimize
     from ..stylizers.optimize import OptimizeOptions, stylize_optimize
 
     size = args.size if args.size is not None else _env_size()
-    method = args.method
-    if method == "auto":
-        method = "fast" if fast_available() else "optimize"
+    method = resolve_method(args.method)
     out = Path(args.output) if args.output else _fresh_demo_path()
     check_output_path(out, overwrite=False)
     t0 = time.perf_counter()

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from ..errors import StyleTransferError
+from ..models.decoder import LEVELS
 from ..export import DEFAULT_OPSET, OPSETS, check_opset, export_onnx
 
 
@@ -22,7 +23,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="float16 weights: half the size, float32 arithmetic")
     p.add_argument("--opset", type=_opset_arg, default=DEFAULT_OPSET, metavar="N",
                    help=f"ONNX opset {OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
-    p.add_argument("--levels", nargs="+", metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+    p.add_argument("--levels", nargs="+", metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="levels to export, run deepest first (default: every level of the model; "
                         "relu4_1 alone is about twice as quick, with a softer look)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")

@@ -14,8 +14,6 @@ from ..image import check_input_files
 from ..clioptions import stylize_flags
 from .common import PROG, add_stylize_flags, error_line, method_options, progress
 
-METHODS = ("auto", "optimize", "fast")
-
 STYLIZE_EPILOG = """\
 examples:
   styletransfer stylize photo.jpg starry.jpg -o out.png
@@ -42,6 +40,8 @@ def add_parser(sub: Any) -> None:
                    help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder (one PNG per photo, "
                         "named after it); never overwritten without --force")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists (never an input)")
+    from .. import METHODS
+
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="optimize: Gatys optimisation, best quality; fast: AdaIN feed-forward, one pass; "
                         "auto (default): fast if its built-in model is installed (or a fast-mode option "

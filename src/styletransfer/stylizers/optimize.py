@@ -33,14 +33,18 @@ import torch
 
 from ..device import resolve_device
 from ..encoders import LAYER_NAMES, VGG19Encoder, vgg19
+from ..encoders.vgg import POOLINGS
 from ..errors import StyleTransferError
-from ..image import match_color, resize, rgb_to_yiq, save_image, transfer_luminance
+from ..image import PRESERVE_COLORS, match_color, resize, rgb_to_yiq, save_image, transfer_luminance
 from ..losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from .lbfgs import lbfgs_minimize
+from .weights import blend_weights, check_style_weights
 
 ProgressCallback = Callable[[int, int, float], None]
 
 LBFGS_HISTORY_BYTES = 1_000_000_000  # memory cap of the L-BFGS history (pairs of image-sized tensors)
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")  # the start image
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
 DEFAULT_STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
 
@@ -138,7 +142,7 @@ class OptimizeOptions:
         def bad(msg: str) -> None:
             raise StyleTransferError(msg)
 
-        if self.optimizer not in ("lbfgs", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             bad(f"optimizer must be lbfgs or adam, got {self.optimizer!r}")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             bad(f"lr must be > 0, got {self.lr}")
@@ -159,7 +163,7 @@ class OptimizeOptions:
             bad(f"scales must be between 1 and 8, got {self.scales}")
         if self.coarse_size < 16:
             bad(f"coarse_size must be >= 16, got {self.coarse_size}")
-        if self.init not in ("content", "noise", "style"):
+        if self.init not in INITS:
             bad(f"init must be content, noise or style, got {self.init!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
@@ -177,18 +181,14 @@ class OptimizeOptions:
         if not (content_on or self.style_weight > 0 or self.tv_weight > 0):
             bad("content_weight, style_weight and tv_weight are all 0 (or no content layer has a weight): "
                 "nothing to optimise")
-        if self.style_weights is not None:
-            if n_styles is not None and len(self.style_weights) != n_styles:
-                bad(f"{len(self.style_weights)} style weight(s) for {n_styles} style image(s)")
-            if any(not (w >= 0 and math.isfinite(w)) for w in self.style_weights) or sum(self.style_weights) <= 0:
-                bad("style weights must be >= 0 and not all zero")
+        check_style_weights(self.style_weights, n_styles)
         if not (self.style_scale > 0 and math.isfinite(self.style_scale)):
             bad(f"style_scale must be > 0, got {self.style_scale}")
-        if self.preserve_color not in (None, "luminance", "histogram"):
+        if self.preserve_color not in (None, *PRESERVE_COLORS):
             bad(f"preserve_color must be luminance or histogram, got {self.preserve_color!r}")
         if self.early_stop_tol < 0 or self.early_stop_patience < 1:
             bad("early_stop_tol must be >= 0 and early_stop_patience >= 1")
-        if self.pooling not in ("max", "avg"):
+        if self.pooling not in POOLINGS:
             bad(f"pooling must be max or avg, got {self.pooling!r}")
         if self.snapshot_every < 0:
             bad(f"snapshot_every must be >= 0, got {self.snapshot_every}")
@@ -364,9 +364,7 @@ def stylize_optimize(
     else:
         gen.seed()  # fresh entropy
 
-    blend = options.style_weights or [1.0] * len(styles)
-    total_w = float(sum(blend))
-    blend = [float(w) / total_w for w in blend]
+    blend = blend_weights(options.style_weights, len(styles))
 
     content = content.detach().float().clamp(0, 1).cpu().contiguous()
     styles = [s.detach().float().clamp(0, 1).cpu().contiguous() for s in styles]

@@ -29,8 +29,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..errors import ImageError
+from ..errors import ImageError, StyleTransferError
 from ..image import fit_size, from_array, load_image, resize
+from ..stylizers.weights import check_style_weights
 from . import styles as builtin_styles
 from .config import Settings
 from .engine import Task, VideoTask
@@ -355,8 +356,10 @@ async def read_form(request: Request, settings: Settings, sync: bool, video: Vid
                                        f"{', '.join(builtin_styles.names())} or upload an image",
                               kind="enum", value=style_part)
             styles.append(name)
-        if options.style_weights is not None and len(options.style_weights) != len(styles):
-            raise invalid("style_weights", f"{len(options.style_weights)} weights for {len(styles)} styles")
+        try:
+            check_style_weights(options.style_weights, len(styles))
+        except StyleTransferError as exc:
+            raise invalid("style_weights", str(exc)) from None
         content = b""
         if clip is None:
             # the request limit may be a video's: a photo (and its styles) keep the image limit
