@@ -31,7 +31,7 @@ from .encoders.vgg import POOLINGS
 from .image import PRESERVE_COLORS
 from .models.decoder import LEVELS
 from .stylizers.fast import BACKENDS, TRANSFORMS
-from .stylizers.optimize import INITS, OPTIMIZERS
+from .stylizers.optimize_options import INITS, OPTIMIZERS
 
 SHARED = "shared"
 OPTIMIZE = "optimize"
