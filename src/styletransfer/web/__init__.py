@@ -106,7 +106,7 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                         "to ONNX once and cached; see docs/onnx.md for which is quicker)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
-    p.set_defaults(func=serve_command, handler=serve_command)
+    p.set_defaults(func=serve_command)
     return p
 
 
