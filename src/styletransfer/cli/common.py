@@ -1,5 +1,6 @@
-"""What several commands share: the program name and its error line, the generated stylize flags and the options they make, the
-progress bar of a stylization, the check of input folders."""
+"""What several commands share: the program name and its error line, the generated stylize
+flags and the options they make, the progress bar of a stylization, a training config from its
+flags."""
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,16 @@ def progress(quiet: bool, desc: str):
     return callback, close
 
 
-def check_folders(**folders: str) -> None:
-    """``--content DIR`` and the like must be folders (``check_folders(content=..., style=...)``)."""
-    for flag, folder in folders.items():
+def run_config(args: argparse.Namespace, cls: type, skip: set[str]) -> Any:
+    """A training config (``TrainConfig``, ``DistillConfig``) from ``--content DIR --style DIR
+    --out RUN_DIR`` and the generated flags; the folders must exist, and a value the config
+    refuses came from a flag: a usage error (exit 2)."""
+    for flag, folder in (("--content", args.content), ("--style", args.style)):
         if not Path(folder).is_dir():
-            raise StyleTransferError(f"--{flag} {folder}: no such folder")
+            raise StyleTransferError(f"{flag} {folder}: no such folder")
+    cfg = cls(content_dir=args.content, style_dir=args.style, out_dir=args.out, **co.config_values(args, cls, skip))
+    try:
+        cfg.validate()
+    except StyleTransferError as exc:
+        raise CLIError(str(exc)) from None
+    return cfg

@@ -15,9 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..clioptions import add_config_flags, config_values
-from ..errors import CLIError, StyleTransferError
-from .common import check_folders
+from ..clioptions import add_config_flags
+from .common import run_config
 
 _SKIP = {"content_dir", "style_dir", "out_dir"}
 _HELP = {
@@ -50,13 +49,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """Distil (or resume) the student; say where it is and its validation error."""
     from ..training.distill import DistillConfig, Distiller
 
-    check_folders(content=args.content, style=args.style)
-    cfg = DistillConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out,
-                        **config_values(args, DistillConfig, _SKIP))
-    try:
-        cfg.validate()
-    except StyleTransferError as exc:  # the values came from flags: bad usage (exit 2)
-        raise CLIError(str(exc)) from None
+    cfg = run_config(args, DistillConfig, _SKIP)
     distiller = Distiller(cfg, resume=args.resume)
     errs = distiller.fit(progress=not args.quiet)
     summary = ", ".join(f"{k[4:]} {v:.3f}" for k, v in errs.items())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..clioptions import add_config_flags, config_values
-from ..errors import CLIError, StyleTransferError
-from .common import check_folders
+from ..clioptions import add_config_flags
+from .common import run_config
 
 HELP = {
     "student": "train on this slim student encoder file (a distilled 1/4-width VGG19) instead of the full VGG19; "
@@ -52,13 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume) a run; a torchrun launch runs one of these per process."""
     from ..training import TrainConfig, Trainer
 
-    check_folders(content=args.content, style=args.style)
-    cfg = TrainConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out,
-                      **config_values(args, TrainConfig, SKIP))
-    try:
-        cfg.validate()
-    except StyleTransferError as exc:  # the values came from flags: bad usage (exit 2), as for stylize
-        raise CLIError(str(exc)) from None
+    cfg = run_config(args, TrainConfig, SKIP)
     with Trainer(cfg, resume=args.resume) as trainer:  # leaves a torchrun process group cleanly
         last = trainer.fit()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
