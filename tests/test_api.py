@@ -88,3 +88,15 @@ def test_an_injected_fast_stylizer_is_used(tiny_model_file, content_image, style
     stylizer = fast.FastStylizer.from_model(str(tiny_model_file), "cpu")
     out = st.stylize(content_image, [style_image], stylizer=stylizer, options=fast.FastOptions(alpha=0.5))
     torch.testing.assert_close(out, stylizer(content_image, [style_image], fast.FastOptions(alpha=0.5)))
+
+
+def test_resolve_method_is_one_rule(monkeypatch):
+    """stylize(), the CLI and the demo share it: auto is the caller's implied method, else fast
+    when its model is installed."""
+    for installed in (True, False):
+        monkeypatch.setattr(st, "fast_available", lambda: installed)
+        assert st.resolve_method("auto") == ("fast" if installed else "optimize")
+        assert st.resolve_method("auto", "optimize") == "optimize"
+        assert st.resolve_method("optimize") == "optimize" and st.resolve_method("fast", "optimize") == "fast"
+    with pytest.raises(st.StyleTransferError, match="method must be one of auto, optimize, fast"):
+        st.resolve_method("quick")

@@ -8,15 +8,19 @@ import pytest
 
 PUBLIC = {
     "styletransfer": [
-        "BatchOptions", "BatchReport", "FastOptions", "FastStylizer", "ImageError", "LoadedImage", "OptimizeOptions", "StyleTransferError",
-        "VideoOptions", "as_tensor", "batch", "fast_available", "fit_size", "from_array", "load_image", "match_color",
-        "resize", "resolve_device", "save_image", "stylize", "stylize_fast", "stylize_optimize", "stylize_video",
+        "BatchOptions", "BatchReport", "FastOptions", "FastStylizer", "ImageError", "LoadedImage",
+        "OptimizeOptions", "StyleTransferError", "VideoOptions", "as_tensor", "batch", "fast_available", "fit_size",
+        "from_array", "load_image", "match_color", "resize", "resolve_device", "resolve_method", "save_image",
+        "stylize", "stylize_fast", "stylize_optimize", "stylize_video",
         "transfer_luminance",
     ],
     "styletransfer.encoders": ["VGG19Encoder", "layer_channels", "vgg19"],
     "styletransfer.encoders.student": ["fold_activation_scales", "pruned_student", "read_student", "save_student"],
     "styletransfer.stylizers.fast_model": ["BUILTIN_MODELS", "FastModel", "read_model", "save_bundle"],
+    "styletransfer.cli": ["CLIError", "build_parser", "main"],
     "styletransfer.training": ["TrainConfig", "Trainer"],
+    "styletransfer.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output",
+                            "parse_time", "probe_video", "stylize_video", "warping_error"],
     "styletransfer.training.distill": ["DistillConfig", "Distiller"],
 }
 

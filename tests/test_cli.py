@@ -11,6 +11,7 @@ from PIL import Image
 
 import styletransfer
 from styletransfer import cli, plan
+from styletransfer.cli import demo as cli_demo
 from styletransfer.stylizers import optimize as optimize_mod
 
 
@@ -198,7 +199,7 @@ def test_usage_errors_exit_2(capsys, tmp_path, images):
 
 def test_demo_picks_a_fresh_name(tiny_vgg, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(cli.DEMO_SIZE_ENV, "40")
+    monkeypatch.setenv(cli_demo.DEMO_SIZE_ENV, "40")
     code, out, err = run([], capsys)  # no arguments = the demo
     assert code == 0, err
     first = tmp_path / "styletransfer-demo.png"

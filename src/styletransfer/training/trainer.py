@@ -37,14 +37,12 @@ decoder is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import gc
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,112 +56,11 @@ from ..errors import StyleTransferError
 from ..image import save_image
 from ..losses import content_loss, gram_matrix, gram_style_loss, mean_std_loss, total_variation
 from ..models import Decoder, PatchDiscriminator, adain, d_loss, g_loss, kaiming_init
-from ..models.decoder import LEVELS
 from .. import checkpoint as ckpt
+from .config import ARCH_FIELDS, STYLE_LAYERS, TrainConfig, style_layers
 from .data import CropSampler
-
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-CONTENT_LAYER = "relu4_1"
-# Options that change the decoder's shape or the networks trained: resuming with others is an error.
-_ARCH_FIELDS = ("level", "decoder_width", "student")
-
-
-@dataclass
-class TrainConfig:
-    """Options of ``styletransfer train`` (every field is a CLI flag)."""
-
-    content_dir: str
-    style_dir: str
-    out_dir: str
-    steps: int = 5000
-    batch_size: int = 4
-    crop: int = 192
-    lr: float = 5e-4
-    lr_decay: float = 2e-4  # lr_t = lr / (1 + lr_decay * t), as in the AdaIN reference code
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    style_loss: str = "meanstd"  # or "gram" (the seed's Gram / C^2 loss)
-    tv_weight: float = 0.0
-    decoder_width: float = 1.0
-    level: str = "relu4_1"  # the encoder layer the decoder inverts (relu1_1 .. relu4_1)
-    student: str = ""  # a slim student encoder file (``train distill``) to train on instead of the full VGG19
-    init: str = "kaiming"  # or "default" (PyTorch's; starves a deep decoder, see models/decoder.py)
-    warmup_steps: int = 0  # reconstruction-only steps first; = steps for a WCT (reconstruction) decoder
-    pixel_weight: float = 10.0  # weight of the pixel L1 term of the reconstruction loss
-    identity_weight: float = 0.0  # > 0 adds the identity (reconstruction) loss to the AdaIN phase
-    gan_weight: float = 0.0  # > 0 turns the adversarial loss on
-    gan_loss: str = "hinge"
-    disc_lr: float = 2e-4
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CPUs with native bf16, fp16 on CUDA
-    channels_last: bool = False  # measured here: training steps 6.6 s (contiguous) vs 7.4 s
-    checkpoint_every: int = 100
-    sample_every: int = 200
-    log_every: int = 10
-    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
-    layer_scales: dict[str, float] = field(default_factory=dict)  # measured at the first start
-
-    def validate(self) -> None:
-        for name in ("steps", "batch_size", "crop", "checkpoint_every", "sample_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.crop % 8:
-            raise StyleTransferError(f"--crop must be a multiple of 8, got {self.crop}")
-        if self.style_loss not in ("meanstd", "gram"):
-            raise StyleTransferError(f"--style-loss must be meanstd or gram, got {self.style_loss!r}")
-        if self.gan_loss not in ("hinge", "nonsat"):
-            raise StyleTransferError(f"--gan-loss must be hinge or nonsat, got {self.gan_loss!r}")
-        for name in ("lr", "content_weight", "style_weight", "decoder_width", "disc_lr"):
-            if not getattr(self, name) > 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        if self.level not in LEVELS:
-            raise StyleTransferError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
-        if self.init not in ("kaiming", "default"):
-            raise StyleTransferError(f"--init must be kaiming or default, got {self.init!r}")
-        for name in ("lr_decay", "tv_weight", "gan_weight", "warmup_steps", "pixel_weight", "identity_weight"):
-            if getattr(self, name) < 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-
-
-def init_distributed(device: str = "auto") -> bool:
-    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1); gloo on CPU, nccl on CUDA.
-    Returns True if this call created the group (then :meth:`Trainer.close` destroys it)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        # DistributedDataParallel's constructor imports torch._dynamo. Imported after the group
-        # exists, that import keeps ~10 references to the group's Python object that nothing frees
-        # (torch 2.13, measured), so destroy_process_group could never join gloo's worker threads,
-        # and a worker still dropping its last collective's tensors when the interpreter shuts
-        # down aborts the process ("terminate called without an active exception"). Imported
-        # first, it holds none.
-        import torch._dynamo  # noqa: F401
-
-        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-        return True
-    return False
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_ranks_agree(flag: bool, device: torch.device) -> bool:
-    """True on every process if ``flag`` is true on any (a stop decided by one rank must be taken by
-    all, or the others wait forever in the next collective)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def style_layers(level: str) -> tuple[str, ...]:
-    """The style (and reconstruction feature) layers of a decoder at ``level``: relu1_1 .. level."""
-    return STYLE_LAYERS[: STYLE_LAYERS.index(level) + 1]
-
+from .distributed import all_ranks_agree, init_distributed, rank_world
+from .metrics import append_metrics, truncate_metrics
 
 def measure_layer_scales(encoder: VGG19Encoder, images: torch.Tensor) -> dict[str, float]:
     """Mean activation of each style layer over a batch: the per-layer normalisation constants."""
@@ -188,7 +85,7 @@ class Trainer:
         config.validate()
         self.cfg = config
         self._owns_group = init_distributed(config.device)
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
         self.device = resolve_device(config.device)
         if self.world > 1 and config.identity_weight > 0:
             raise StyleTransferError("--identity-weight is not supported with several processes (two decoder passes per step)")
@@ -446,7 +343,7 @@ class Trainer:
     def _check_resumable(self, saved: dict[str, Any]) -> None:
         """A resume must build the same networks as the run it continues."""
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-        for name in _ARCH_FIELDS:
+        for name in ARCH_FIELDS:
             old, new = saved.get(name, defaults[name]), getattr(self.cfg, name)
             if old != new:
                 flag = "--" + name.replace("_", "-")
@@ -468,18 +365,8 @@ class Trainer:
         self.gen.set_state(tensors[f"rng.data.{self.rank}"])
         torch.set_rng_state(tensors[f"rng.torch.{self.rank}"])
         self.step = int(meta["step"])
-        self._truncate_metrics()
-
-    def _truncate_metrics(self) -> None:
-        """Drop metric rows logged after the checkpoint we resume from (they will be redone)."""
-        path = self.out / "metrics.csv"
-        if self.rank != 0 or not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
+        if self.rank == 0:
+            truncate_metrics(self.out / "metrics.csv", self.step)
 
     # ----- loop ----------------------------------------------------------------------------
     def fit(self, progress: bool = True) -> dict[str, float]:
@@ -517,30 +404,3 @@ class Trainer:
                 break
         bar.close()
         return last
-
-
-
-def append_metrics(path: Path, step: int, values: dict[str, float]) -> None:
-    """Append a row to a metrics CSV; a column that appears later (a warm-up ends, a resume turns
-    the GAN on) widens the header and leaves the older rows' cells empty, so columns never shift."""
-    header: list[str] = ["step"]
-    rows: list[dict[str, str]] = []
-    if path.exists():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or ["step"])
-            new_keys = [k for k in sorted(values) if k not in header]
-            if new_keys:
-                rows = list(reader)
-    else:
-        new_keys = sorted(values)
-    row = {"step": str(step), **{k: f"{v:.6g}" for k, v in values.items()}}
-    if new_keys or not path.exists():
-        header += new_keys
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=header)
-            w.writeheader()
-            w.writerows(rows + [row])
-    else:
-        with open(path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=header).writerow(row)

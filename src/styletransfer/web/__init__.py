@@ -60,6 +60,8 @@ _MIN_UPLOAD_MB = 1 / 1024  # 1 KB
 
 
 def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from ..stylizers.fast import BACKENDS
+
     d = Settings()
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
@@ -99,12 +101,12 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="folder for results (default: a new temporary folder, removed on exit)")
     p.add_argument("--fast-model", default=None, metavar="FILE",
                    help="decoder model.safetensors for the fast mode (default: the built-in model)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="run the fast mode's networks in torch (default) or onnxruntime (CPU; exported "
                         "to ONNX once and cached; see docs/onnx.md for which is quicker)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
-    p.set_defaults(func=serve_command, handler=serve_command)
+    p.set_defaults(func=serve_command)
     return p
 
 

@@ -22,7 +22,7 @@ from .engine import Engine, LibraryEngine, video_unavailable
 from .jobs import JobManager, QueueFull
 from .routes import STATIC_DIR, Server, router
 from .schemas import JobOptions, JobStatus
-from .uploads import BodyLimitMiddleware, too_large_message
+from .bodylimit import BodyLimitMiddleware, too_large_message
 
 log = logging.getLogger("styletransfer.web")
 

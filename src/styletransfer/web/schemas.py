@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import StyleTransferError
+from ..stylizers.weights import check_style_weights
+
 MIN_SIDE = 64  # results are at least this long (tiny photos are enlarged)
 FORM_FIELDS = {"content", "style"}
 VIDEO_ONLY = ("temporal", "audio", "start", "duration")  # options of a video job (ignored for a photo)
@@ -69,8 +72,10 @@ class JobOptions(BaseModel):
     @field_validator("style_weights")
     @classmethod
     def _weights(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (any(w < 0 for w in v) or not 0 < sum(v) < math.inf):
-            raise ValueError("style weights must be >= 0, not all zero, and not overflow when added")
+        try:
+            check_style_weights(v)
+        except StyleTransferError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
 

@@ -1,4 +1,4 @@
-"""Request parsing: the body limit, the multipart form -> :class:`JobOptions` and a
+"""Request parsing (the body limit is :mod:`.bodylimit`): the multipart form -> :class:`JobOptions` and a
 :class:`~styletransfer.web.engine.Task` with decoded images (or a
 :class:`~styletransfer.web.engine.VideoTask` for a clip), and every check that can refuse a
 request before it is queued (400 bad image, 413 too large, 415 a video the server cannot read,
@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..errors import ImageError
+from ..errors import ImageError, StyleTransferError
 from ..image import fit_size, from_array, load_image, resize
+from ..stylizers.weights import check_style_weights
 from . import styles as builtin_styles
+from .bodylimit import too_large_message
 from .config import Settings
 from .engine import Task, VideoTask
 from .schemas import FORM_FIELDS, MIN_SIDE, VIDEO_ONLY, JobOptions, friendly, json_safe
@@ -48,107 +49,6 @@ def problem(status: int, message: str, headers: dict | None = None) -> HTTPExcep
 def invalid(field: str, message: str, kind: str = "value_error", value: Any = None) -> RequestValidationError:
     """A 422 in FastAPI's shape, about one form field."""
     return RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message, "input": json_safe(value)}])
-
-
-# --- the body limit --------------------------------------------------------------------------
-class BodyTooLarge(Exception):
-    pass
-
-
-def too_large_message(limit: int, video_limit: int | None = None) -> str:
-    text = f"upload too large: the limit is {limit / 1024 / 1024:.1f} MB per request"
-    if video_limit:
-        text += f" ({video_limit / 1024 / 1024:.1f} MB for a video job)"
-    return text
-
-
-def too_large_response(limit: int, message: str | None = None) -> JSONResponse:
-    return JSONResponse({"detail": message or too_large_message(limit)},
-                        status_code=413, headers={"Connection": "close"})
-
-
-class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit`` bytes with 413, in a way clients can read.
-
-    A client that is still sending when the server answers and closes gets a connection reset
-    instead of the answer (most HTTP clients report the failed write, not the 413). So the rest
-    of an over-limit body is read and thrown away, up to ``drain_limit`` bytes in all, before the
-    413 goes out; beyond that the connection is closed at once. A client that sent
-    ``Expect: 100-continue`` has not sent its body yet and is answered at once.
-
-    ``path_limits`` gives some paths a larger limit (``{path: (limit, message)}``: the jobs
-    endpoint takes video clips); the drain limit grows with it.
-    """
-
-    def __init__(self, app, limit: int, drain_limit: int | None = None,
-                 path_limits: dict[str, tuple[int, str]] | None = None):
-        self.app = app
-        self.base_limit = limit
-        self.base_drain_limit = drain_limit if drain_limit is not None else 4 * limit
-        self.path_limits = path_limits or {}
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        special = self.path_limits.get(scope.get("path", ""))
-        if special is None:
-            return await self._limited(scope, receive, send, self.base_limit, self.base_drain_limit, None)
-        limit, message = special
-        drain = max(self.base_drain_limit, limit + self.base_drain_limit)
-        return await self._limited(scope, receive, send, limit, drain, message)
-
-    async def _limited(self, scope, receive, send, limit: int, drain_limit: int, message: str | None):
-        headers = dict(scope.get("headers", []))
-        expects_continue = headers.get(b"expect", b"").lower() == b"100-continue"
-        try:
-            declared = int(headers[b"content-length"]) if b"content-length" in headers else None
-        except ValueError:
-            declared = None
-        if declared is not None and declared > limit:
-            if not expects_continue and declared <= drain_limit:
-                await self._drain(receive, 0, drain_limit)
-            return await too_large_response(limit, message)(scope, receive, send)
-
-        seen = 0
-        more = True
-        started = False
-
-        async def limited_receive():
-            nonlocal seen, more
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                more = bool(message.get("more_body", False))
-                if seen > limit:
-                    raise BodyTooLarge()
-            elif message["type"] == "http.disconnect":
-                more = False
-            return message
-
-        async def watched_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, watched_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            if more:
-                await self._drain(receive, seen, drain_limit)
-            await too_large_response(limit, message)(scope, receive, send)
-
-    async def _drain(self, receive, seen: int, drain_limit: int) -> None:
-        """Read and drop the rest of the body (up to ``drain_limit`` bytes in all)."""
-        while seen <= drain_limit:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -355,8 +255,10 @@ async def read_form(request: Request, settings: Settings, sync: bool, video: Vid
                                        f"{', '.join(builtin_styles.names())} or upload an image",
                               kind="enum", value=style_part)
             styles.append(name)
-        if options.style_weights is not None and len(options.style_weights) != len(styles):
-            raise invalid("style_weights", f"{len(options.style_weights)} weights for {len(styles)} styles")
+        try:
+            check_style_weights(options.style_weights, len(styles))
+        except StyleTransferError as exc:
+            raise invalid("style_weights", str(exc)) from None
         content = b""
         if clip is None:
             # the request limit may be a video's: a photo (and its styles) keep the image limit

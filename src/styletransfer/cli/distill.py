@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .errors import StyleTransferError
+from ..clioptions import add_config_flags
+from .common import run_config
 
 _SKIP = {"content_dir", "style_dir", "out_dir"}
 _HELP = {
@@ -28,9 +29,9 @@ _HELP = {
 }
 
 
-def add_distill_parser(sub: Any) -> None:
-    from .clioptions import add_config_flags
-    from .training.distill import DistillConfig
+def add_parser(sub: Any) -> None:
+    """Register ``distill`` on the command's subparsers."""
+    from ..training.distill import DistillConfig
 
     p = sub.add_parser("distill", help="distil the slim student encoder of the fast mode",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,19 +46,10 @@ def add_distill_parser(sub: Any) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from .errors import CLIError
-    from .clioptions import config_values
-    from .training.distill import DistillConfig, Distiller
+    """Distil (or resume) the student; say where it is and its validation error."""
+    from ..training.distill import DistillConfig, Distiller
 
-    for flag, folder in (("--content", args.content), ("--style", args.style)):
-        if not Path(folder).is_dir():
-            raise StyleTransferError(f"{flag} {folder}: no such folder")
-    cfg = DistillConfig(content_dir=args.content, style_dir=args.style, out_dir=args.out,
-                        **config_values(args, DistillConfig, _SKIP))
-    try:
-        cfg.validate()
-    except StyleTransferError as exc:  # the values came from flags: bad usage (exit 2)
-        raise CLIError(str(exc)) from None
+    cfg = run_config(args, DistillConfig, _SKIP)
     distiller = Distiller(cfg, resume=args.resume)
     errs = distiller.fit(progress=not args.quiet)
     summary = ", ".join(f"{k[4:]} {v:.3f}" for k, v in errs.items())

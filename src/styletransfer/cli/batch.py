@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any
 
-from .argtypes import int_at_least, number, positive_int
+from ..argtypes import int_at_least, number, positive_int
 
 __all__ = ["add_batch_parser", "cmd_batch", "option_flags"]
 
@@ -62,7 +62,7 @@ def _flag_kwargs(f: dataclasses.Field, hint: Any) -> dict[str, Any]:
 
 def option_flags() -> list[tuple[str, dict[str, Any]]]:
     """(field, add_argument kwargs) for every field of ``BatchOptions``, flag ``--field-name``."""
-    from .batch import BatchOptions
+    from ..batch import BatchOptions
 
     hints = typing.get_type_hints(BatchOptions)
     return [(f.name, _flag_kwargs(f, hints[f.name])) for f in dataclasses.fields(BatchOptions)]
@@ -93,9 +93,9 @@ def add_batch_parser(sub: Any) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from .batch import BatchOptions
-    from .errors import CLIError
-    from .errors import StyleTransferError
+    from ..batch import BatchOptions
+    from ..errors import CLIError
+    from ..errors import StyleTransferError
 
     names = {f.name for f in dataclasses.fields(BatchOptions)}
     values = {k: v for k, v in vars(args).items() if k in names}
@@ -155,8 +155,8 @@ class _Bar:
 
 
 def _print_dry_run(report, options, ray) -> None:
-    from .batch.options import available_cores
-    from .plan import format_seconds
+    from ..batch.options import available_cores
+    from ..plan import format_seconds
 
     print(report.summary())
     todo = report.total - report.skipped
@@ -167,7 +167,7 @@ def _print_dry_run(report, options, ray) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from . import batch
+    from .. import batch
 
     options = _options(args)
     bar = _Bar(args.quiet)
@@ -188,3 +188,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if len(report.failed) > LISTED_FAILURES:
             print(f"  ... and {len(report.failed) - LISTED_FAILURES} more", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+add_parser = add_batch_parser  # the cli package registers each command by this name
