@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from styletransfer.image import fit_size, from_array, resize  # noqa: E402
-from styletransfer.stylizers.fast import FastOptions, stylize_fast  # noqa: E402
+from styletransfer.stylizers.fast import TRANSFORMS, FastOptions, stylize_fast  # noqa: E402
 
 
 def _images(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,8 +146,8 @@ def quality(size: int, opts: FastOptions, pairs: int) -> list[tuple[str, float, 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--model", help="model file (default: the built-in model)")
-    p.add_argument("--transform", choices=("wct", "adain"), default="adain")
+    p.add_argument("--model", help="a model file or a built-in model's name: slim, large (default: the default one)")
+    p.add_argument("--transform", choices=TRANSFORMS, default="adain")
     p.add_argument("--levels", nargs="+", help="levels to run (default: all the model has)")
     p.add_argument("--quality-size", type=int, default=384)
     p.add_argument("--pairs", type=int, default=3)
@@ -155,8 +155,10 @@ def main() -> None:
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
     opts = FastOptions(device="cpu", model=args.model, transform=args.transform, levels=args.levels)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, transform {args.transform}, "
-          f"levels {args.levels or 'all'}")
+    from bench_peers import cpu_name
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_name()}; model "
+          f"{args.model or 'default'}, transform {args.transform}, levels {args.levels or 'all'}")
     t512 = time_fast(512, args.repeats, opts)
     print(f"fast 512x512   {t512:.2f} s/image")
     t1024 = time_fast(1024, args.repeats, opts)
