@@ -33,7 +33,7 @@ with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx i
 from styletransfer.errors import StyleTransferError  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.config import API_KEY_ENV  # noqa: E402
-from styletransfer.web.engine import LibraryEngine, Task  # noqa: E402
+from styletransfer.web.engine import LibraryEngine, Task, planned_seconds  # noqa: E402
 
 
 class Stub:
@@ -352,7 +352,7 @@ def test_sync_refuses_what_the_queue_would_delay_past_its_limit():
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=60.0) as c:
         manager = c.app_state.manager
-        manager.speed["fast"] = 100.0  # 100 s per megapixel -> ~25 s per 40x30 job
+        manager.calibration["fast"] = 25.0 / manager.planned("fast", 30, 40)  # 25 s per 40x30 job
         running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
         queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
@@ -373,7 +373,7 @@ def test_sync_run_longer_than_its_limit_is_handed_back_at_once():
     # finishes and the answer is a 200 image instead: a failure, not a hung test.
     guard = threading.Timer(60, gate.set)
     with client_for(stub, sync_timeout=3600.0) as c:
-        c.app_state.manager.speed["fast"] = 1e5  # hours for this photo: no point waiting
+        c.app_state.manager.calibration["fast"] = 1e5  # hours for this photo: no point waiting
         guard.start()
         try:
             r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
@@ -390,7 +390,7 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=0.3) as c:
-        c.app_state.manager.speed["fast"] = 0.01  # looks quick, then is not
+        c.app_state.manager.calibration["fast"] = 1e-3  # looks quick, then is not
         r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202, r.text
         job = r.json()
@@ -758,10 +758,10 @@ def test_demo_style_is_swirls_and_the_old_name_still_works():
 def test_estimates_follow_the_photo_and_size():
     with client_for() as c:
         manager = c.app_state.manager
-        manager.speed.update(fast=2.0, best=10.0)
+        manager.calibration.update(fast=2.0, best=10.0)  # this server takes 2x / 10x the plan's time
         small = c.get("/api/v1/estimate", params={"width": 160, "height": 120, "size": 512, "quality": "fast"}).json()
         assert (small["width"], small["height"]) == (160, 120)  # never enlarged
-        assert small["seconds"] == pytest.approx(2.0 * (160 * 120 / 1e6 + 0.25), abs=0.05)
+        assert small["seconds"] == pytest.approx(2.0 * planned_seconds("fast", 120, 160), abs=0.05)
         big = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840}).json()
         assert (big["width"], big["height"]) == (3840, 2880) and big["seconds"] > 10 * small["seconds"]
         best = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840, "quality": "best"})
@@ -843,13 +843,13 @@ def test_over_limit_uploads_get_a_readable_413_over_real_http():
             assert r.status_code == 202
 
 
-def test_the_first_measured_run_replaces_the_speed_prior():
+def test_the_first_measured_run_replaces_the_plans_figures():
     with client_for() as c:
         manager = c.app_state.manager
-        prior = manager.speed["fast"]
+        assert "fast" not in manager.calibration  # the plan as it is (a factor of 1) until a run is measured
         wait_final(c, c.post("/api/v1/jobs", files=files(image_bytes(64, 48)), data={"style": "swirls"}).json()["id"])
-        first = manager.speed["fast"]
-        assert first < prior / 20  # the stub takes milliseconds: the prior is gone, not averaged in
+        first = manager.calibration["fast"]
+        assert first < 1 / 20  # the stub takes milliseconds: the plan's 1 is gone, not averaged in
         health = c.get("/api/v1/health").json()
         assert health["estimated_seconds"]["fast"] < 1
 

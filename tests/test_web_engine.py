@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import checkpoint
+from styletransfer import checkpoint, plan
 from styletransfer.encoders.vgg import VGG19Encoder
 from styletransfer.errors import StyleTransferError
 from styletransfer.models import Decoder
@@ -22,7 +22,7 @@ from styletransfer.stylizers.fast import FastOptions, stylize_fast
 from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
 from styletransfer.web import styles as builtin
 from styletransfer.web.config import Settings
-from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, schedule_work_units
+from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, planned_seconds
 from styletransfer.web.jobs import JOB_ID_RE, JobManager, QueueFull
 
 
@@ -146,13 +146,26 @@ def test_strength_zero_returns_the_photo():
     assert torch.equal(out, task.content) and out is not task.content
 
 
-def test_work_units_follow_the_optimiser_schedule():
+def test_planned_seconds_are_the_plans(monkeypatch):
+    """The web's ETAs come from styletransfer.plan (one cost model): the optimiser's schedule with
+    the engine's options, the fast plan without the load time a server does not pay per job."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     engine = LibraryEngine(best_options=OptimizeOptions(max_work=None))
     # 120x160: one scale of 100 steps; 512^2 uncapped: 100 steps at 256^2, 25 at 512^2
-    assert engine.work_units("best", 120, 160) == pytest.approx(100 * 120 * 160 / 1e6 + 0.25)
-    assert engine.work_units("best", 512, 512) == pytest.approx((100 * 256 ** 2 + 25 * 512 ** 2) / 1e6 + 0.25)
-    assert schedule_work_units(512, 512, OptimizeOptions()) < engine.work_units("best", 512, 512)  # the 9 cap
-    assert engine.work_units("fast", 1000, 2000) == pytest.approx(2.25)
+    per_mpx_step = plan.OPT_SECONDS_PER_MPX_STEP
+    assert engine.planned_seconds("best", 120, 160) == pytest.approx(100 * 120 * 160 / 1e6 * per_mpx_step)
+    assert engine.planned_seconds("best", 512, 512) == pytest.approx((100 * 256 ** 2 + 25 * 512 ** 2) / 1e6 * per_mpx_step)
+    assert planned_seconds("best", 512, 512) < engine.planned_seconds("best", 512, 512)  # the default's 9 cap
+    fast_plan = plan.plan_fast(1000, 2000, engine.fast_options, threads=2)
+    assert engine.planned_seconds("fast", 1000, 2000) == pytest.approx(fast_plan.seconds - plan.FAST_LOAD_SECONDS)
+
+
+def test_planned_seconds_follow_the_fast_models_factor(monkeypatch, encoder, model_file):
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    before = engine.planned_seconds("fast", 480, 640)
+    assert engine.fast_stylizer.levels  # loaded: its levels and encoder width are known now
+    monkeypatch.setitem(plan.FAST_MODEL_TIME_FACTORS, (len(engine.fast_stylizer.levels), encoder.width_divisor), 0.25)
+    assert engine.planned_seconds("fast", 480, 640) == pytest.approx(0.25 * before)
 
 
 def test_manager_estimates_scale_with_the_result_size():

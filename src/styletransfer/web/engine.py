@@ -18,12 +18,13 @@ from typing import Callable, Protocol
 
 import torch
 
+from .. import plan as planning
 from ..device import resolve_device
 from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
 from ..models import Decoder
 from ..stylizers import fast
-from ..stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule, stylize_optimize
+from ..stylizers.optimize import OptimizeOptions, stylize_optimize
 
 # progress(fraction in [0, 1]); raises JobCancelled when the job was cancelled.
 Progress = Callable[[float], None]
@@ -82,9 +83,10 @@ class VideoTask:
 class Engine(Protocol):
     """Runs tasks. ``modes`` maps each quality to whether it can run here.
 
-    An engine may also define ``work_units(quality, height, width) -> float`` (the cost of a
-    result of that size, in the units its speed is measured in); without it the cost is
-    :func:`pixel_work_units`. An engine that can stylize video defines
+    An engine may also define ``planned_seconds(quality, height, width) -> float`` (what
+    :mod:`styletransfer.plan` says one result of that size takes with the engine's options and
+    model); without it, :func:`planned_seconds` (the library's default options). The server
+    corrects either by what its own runs measure. An engine that can stylize video defines
     ``run_video(task: VideoTask, progress: FrameProgress, output: Path) -> None`` (writes the
     MP4 ``output``); the server offers video jobs only then. An engine whose fast mode runs a
     model file of its own names it in ``fast_model`` (the on-device mode sends that model to
@@ -96,38 +98,20 @@ class Engine(Protocol):
     def run(self, task: Task, progress: Progress) -> torch.Tensor: ...
 
 
-# Fixed work per job: encoding the style (512^2) and the set-up cost about as much as a
-# quarter-megapixel photo (or a quarter megapixel-step), so small photos do not skew the rate.
-FIXED_UNITS = 0.25
+def planned_seconds(quality: str, height: int, width: int, *, fast_options: fast.FastOptions | None = None,
+                    best_options: OptimizeOptions | None = None, model_factor: float = 1.0) -> float:
+    """Seconds one ``height`` x ``width`` result takes by :mod:`styletransfer.plan` (the project's
+    one cost model): the fast plan with the networks already loaded (a server holds them), or the
+    optimiser's schedule of megapixel-steps; at torch's current thread count.
 
-
-def pixel_work_units(quality: str, height: int, width: int) -> float:
-    """A result's cost in megapixels (plus the fixed part): what one feed-forward pass costs."""
-    return height * width / 1e6 + FIXED_UNITS
-
-
-def schedule_work_units(height: int, width: int, options: OptimizeOptions) -> float:
-    """An optimisation's cost in megapixel-steps: the sum of steps x pixels over its scales
-    (the schedule :func:`~styletransfer.stylizers.optimize.stylize_optimize` will run).
-
-    >>> from styletransfer.stylizers.optimize import OptimizeOptions
-    >>> round(schedule_work_units(512, 512, OptimizeOptions()), 2)  # 68 steps at 256^2, 17 at 512^2
-    9.16
-    >>> round(schedule_work_units(120, 160, OptimizeOptions()), 2)  # one scale of 100 steps
-    2.17
+    >>> planned_seconds("best", 512, 512) > planned_seconds("best", 120, 160) > planned_seconds("fast", 120, 160)
+    True
     """
-    sizes = scale_sizes(height, width, options)
-    pixels = [h * w for h, w in sizes]
-    steps = step_schedule(len(sizes), options, pixels)
-    return sum(s * p for s, p in zip(steps, pixels)) / 1e6 + FIXED_UNITS
-
-
-def default_seconds_per_unit() -> dict[str, float]:
-    """Priors for ETAs until the server has measured a run of its own (the first run replaces
-    them). Measured on a 2-core AMD EPYC (AVX2), one torch thread: fast ~40 s per megapixel
-    (the four-level model: 10.5 s at 512^2, 45.7 s at 1024^2), best ~15 s per megapixel-step
-    (512^2: 134 s for 9.2)."""
-    return {"fast": 40.0, "best": 15.0}
+    threads = torch.get_num_threads()
+    if quality == "best":
+        return planning.plan_optimize(height, width, best_options or OptimizeOptions(), threads=threads).seconds
+    return planning.plan_fast(height, width, fast_options or fast.FastOptions(), threads=threads,
+                              model_factor=model_factor, loaded=True).seconds
 
 
 class LibraryEngine:
@@ -199,10 +183,15 @@ class LibraryEngine:
             fast_ok = fast.default_model_available()
         return {"fast": fast_ok, "best": True}
 
-    def work_units(self, quality: str, height: int, width: int) -> float:
-        if quality == "best":
-            return schedule_work_units(height, width, self.best_options)
-        return pixel_work_units(quality, height, width)
+    def planned_seconds(self, quality: str, height: int, width: int) -> float:
+        """:func:`planned_seconds` with this engine's options and, once it is loaded, its fast
+        model's factor (:func:`styletransfer.plan.fast_model_factor`)."""
+        factor = 1.0
+        if quality == "fast" and self._stylizer is not None:
+            st = self._stylizer
+            factor = planning.fast_model_factor(len(st.levels), getattr(st.encoder, "width_divisor", 1))
+        return planned_seconds(quality, height, width, fast_options=self.fast_options,
+                               best_options=self.best_options, model_factor=factor)
 
     def run_video(self, task: VideoTask, progress: FrameProgress, output: Path) -> None:
         """The fast mode on every frame with :func:`~styletransfer.video.stylize_video`

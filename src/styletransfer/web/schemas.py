@@ -118,7 +118,7 @@ class Estimate(BaseModel):
 
     width: int = Field(description="width of the result")
     height: int = Field(description="height of the result")
-    seconds: float = Field(description="estimated run time on this server (measured speed, or a prior)")
+    seconds: float = Field(description="estimated run time on this server (the plan's figures, corrected by its measured runs)")
 
 
 def form_schema(sync: bool) -> dict:
