@@ -184,12 +184,6 @@ def _tile_windows(length: int, tile: int, halo: int) -> tuple[int, int]:
     return n, min(length, tile + 2 * halo + 16)  # + rounding of the window to multiples of 8
 
 
-def fast_bytes(height: int, width: int, tile: int) -> tuple[int, int]:
-    """(peak memory, number of tiles) of ``stylize_fast`` with ``tile`` on a height x width image."""
-    peak, n, _ = _fast_cost(height, width, tile)
-    return peak, n
-
-
 def _fast_cost(height: int, width: int, tile: int) -> tuple[int, int, int]:
     """(peak memory, number of tiles, pixels the networks see: every window, halos included)."""
     ph, pw = -(-height // 8) * 8, -(-width // 8) * 8  # padded to multiples of 8
