@@ -36,7 +36,7 @@ class NoServerStylizer:
     """The server's own modes are off: everything on the page below happens in the browser."""
 
     def modes(self):
-        return {"fast": False, "best": False}
+        return {"fast": False, "optimize": False}
 
     def run(self, task, progress):  # pragma: no cover - never called
         raise AssertionError("the on-device mode must not call the server's stylizer")

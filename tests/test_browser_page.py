@@ -43,11 +43,13 @@ class GatedStub:
 
     def __init__(self):
         self.gate: threading.Event | None = None
+        self.tasks: list[Task] = []
 
     def modes(self):
-        return {"fast": True, "best": True}
+        return {"fast": True, "optimize": True}
 
     def run(self, task: Task, progress):
+        self.tasks.append(task)
         gate = self.gate
         for i in range(4):
             progress(i / 4)
@@ -55,7 +57,7 @@ class GatedStub:
                 raise RuntimeError("the test never opened the gate")
         tint = task.styles[0].mean(dim=(2, 3), keepdim=True)
         out = (torch.round(task.content * 4) / 4) * 0.5 + tint * 0.5
-        return (task.strength * out + (1 - task.strength) * task.content).clamp(0, 1)
+        return (task.alpha * out + (1 - task.alpha) * task.content).clamp(0, 1)
 
 
 @contextlib.contextmanager
@@ -92,10 +94,10 @@ def _format_seconds(s: float) -> str:
     return f"{m} min {r} s" if r else f"{m} min"
 
 
-def _estimate_text(url: str, width: int, height: int, size: int, quality: str) -> str:
+def _estimate_text(url: str, width: int, height: int, size: int, method: str) -> str:
     import httpx
 
-    r = httpx.get(url + "/api/v1/estimate", params={"width": width, "height": height, "size": size, "quality": quality})
+    r = httpx.get(url + "/api/v1/estimate", params={"width": width, "height": height, "size": size, "method": method})
     return "about " + _format_seconds(r.json()["seconds"])
 
 
@@ -157,14 +159,17 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
             assert page.locator("#size-choices label").all_inner_texts() == ["Full · 240 px"]
             assert page.locator("#size-choices input:checked").get_attribute("value") == "240"
             # the time estimates are for this photo at that size, not for a default one
-            for q in ("fast", "best"):
+            for q in ("fast", "optimize"):
                 want = _estimate_text(server_url, 240, 180, 240, q)
                 page.wait_for_function(f"() => document.getElementById('q-{q}-time').textContent === {want!r}")
             tiles.nth(1).click()
             assert tiles.nth(1).get_attribute("aria-checked") == "true"
+            # the Fast mode has its strength control (issue 17): the library's alpha
+            assert page.is_checked("#q-fast") and page.locator("#strength").is_visible()
             page.fill("#strength", "80")
             page.dispatch_event("#strength", "input")
             assert page.inner_text("#strength-value") == "80%"
+            page.click(".switch:has(#keep-colors)")
             # Live progress shows the server's percentage while the job runs (held at 50 %).
             with held(stub):
                 page.click("#stylize")
@@ -182,6 +187,9 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
             assert page.locator("#progress").is_hidden()
             assert page.locator("#download").is_visible()
             assert page.get_attribute("#download", "download").endswith(".png")
+            # the page asked in the library's words: alpha 0.8, preserve_color, method fast
+            task = stub.tasks[-1]
+            assert (task.alpha, task.preserve_color, task.method) == (0.8, "luminance", "fast")
             # The result differs from the original (the stub really ran on the uploaded photo).
             assert page.locator("#error").is_hidden()
             page.wait_for_selector("#recent-list .recent-item")
@@ -266,7 +274,7 @@ def test_portrait_photo_fits_its_preview(server_url, tmp_path):
             browser.close()
 
 
-def test_size_choices_follow_quality_and_photo(server_url, tmp_path):
+def test_size_choices_follow_method_and_photo(server_url, tmp_path):
     big = _picture(tmp_path / "big.jpg", 1200, 900)
     with playwright_sync.sync_playwright() as p:
         browser = _launch(p)
@@ -276,9 +284,9 @@ def test_size_choices_follow_quality_and_photo(server_url, tmp_path):
             page.wait_for_selector(".style-tile[data-style]")
             labels = lambda: page.locator("#size-choices label").all_inner_texts()  # noqa: E731
             checked = lambda: page.locator("#size-choices input:checked").get_attribute("value")  # noqa: E731
-            assert page.is_checked("#q-fast")  # fast is the default quality
+            assert page.is_checked("#q-fast")  # fast is the default method
             assert labels() == ["512 px", "1024 px", "2048 px", "3840 px"] and checked() == "1024"
-            page.click("label[for=q-best]")
+            page.click("label[for=q-optimize]")
             assert labels() == ["512 px", "768 px", "1024 px"] and checked() == "512"
             page.click("label[for=q-fast]")
             page.set_input_files("#photo-input", str(big))
@@ -288,7 +296,7 @@ def test_size_choices_follow_quality_and_photo(server_url, tmp_path):
             assert checked() == "1200"
             want = _estimate_text(server_url, 1200, 900, 1200, "fast")
             page.wait_for_function(f"() => document.getElementById('q-fast-time').textContent === {want!r}")
-            page.click("label[for=q-best]")
+            page.click("label[for=q-optimize]")
             assert labels() == ["512 px", "768 px", "1024 px"] and checked() == "512"
         finally:
             browser.close()
@@ -306,7 +314,7 @@ def test_api_reference_page_renders_offline(server_url):
             heads = page.locator(".endpoint h3").all_inner_texts()
             assert any("POST" in h and "/api/v1/jobs" in h for h in heads)
             assert any("/api/v1/stylize" in h for h in heads)
-            assert "strength" in page.inner_text("#endpoints")
+            assert "alpha" in page.inner_text("#endpoints") and "preserve_color" in page.inner_text("#endpoints")
             page.screenshot(path=str(_screenshot_dir() / "styletransfer-api-reference.png"))
         finally:
             browser.close()
@@ -334,7 +342,7 @@ class GatedVideoEngine:
         self.gate: threading.Event | None = None
 
     def modes(self):
-        return {"fast": True, "best": True}
+        return {"fast": True, "optimize": True}
 
     def run(self, task, progress):
         return self.library.run(task, progress)
@@ -381,8 +389,8 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, video_engine, phot
             page.wait_for_function("() => document.getElementById('original-video').videoWidth === 96")
             assert page.locator("#original-img").is_hidden()
             assert page.inner_text("#photo-info").startswith("96 × 72 · 1.0 s")
-            # fast only: best and on-device are for photos, and the page says so
-            assert page.is_checked("#q-fast") and page.is_disabled("#q-best") and page.is_disabled("#q-device")
+            # fast only: optimize and on-device are for photos, and the page says so
+            assert page.is_checked("#q-fast") and page.is_disabled("#q-optimize") and page.is_disabled("#q-device")
             assert "photos only" in page.inner_text("#video-note") and page.locator("#video-note").is_visible()
             assert page.locator("#temporal-field").is_visible() and page.is_checked("#temporal")
             assert page.locator("#size-choices label").all_inner_texts() == ["Full · 96 px"]
@@ -414,7 +422,7 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, video_engine, phot
             page.set_input_files("#photo-input", str(photo))
             page.wait_for_selector("#original-img:not([hidden])")
             assert page.locator("#original-video").is_hidden() and page.locator("#video-note").is_hidden()
-            assert not page.is_disabled("#q-best") and page.locator("#temporal-field").is_hidden()
+            assert not page.is_disabled("#q-optimize") and page.locator("#temporal-field").is_hidden()
             page.click("#stylize")
             page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
             assert page.locator("#result-video").is_hidden() and page.inner_text("#download") == "Download PNG"

@@ -455,8 +455,8 @@ def test_fast_mode_gets_a_tile_that_fits(images, tmp_path, capsys, monkeypatch):
     (tmp_path / "m.safetensors").write_bytes(b"x")
     size, tile = 4096, 512
     h, w = styletransfer.fit_size(40, 60, size=size)
-    fits_512 = plan.fast_bytes(h, w, 512)[0]
-    assert plan.fast_bytes(h, w, 768)[0] > fits_512
+    fits_512 = plan.plan_fast(h, w, styletransfer.FastOptions(tile=512)).peak_bytes
+    assert plan.plan_fast(h, w, styletransfer.FastOptions(tile=768)).peak_bytes > fits_512
     monkeypatch.setattr(plan, "available_memory", lambda: fits_512)
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", size, "--method", "fast",
                         "--model", tmp_path / "m.safetensors", "-q"], capsys)

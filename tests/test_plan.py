@@ -45,7 +45,7 @@ def test_fast_plan_tiles_and_memory():
     small = plan.plan_fast(2160, 3840, FastOptions(tile=256))
     assert small.peak_bytes < big.peak_bytes and small.tiles > big.tiles and small.seconds > big.seconds
     # a tile that fits is picked when memory is short; the caller's tile is kept
-    fits = plan.fast_bytes(2160, 3840, 512)[0]
+    fits = plan.plan_fast(2160, 3840, FastOptions(tile=512)).peak_bytes
     assert plan.plan_fast(2160, 3840, FastOptions(), available=fits).tile == 512
     assert plan.plan_fast(2160, 3840, FastOptions(tile=768), available=fits).tile == 768
 

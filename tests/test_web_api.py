@@ -33,15 +33,15 @@ with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx i
 from styletransfer.errors import StyleTransferError  # noqa: E402
 from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
 from styletransfer.web.config import API_KEY_ENV  # noqa: E402
-from styletransfer.web.engine import LibraryEngine, Task  # noqa: E402
+from styletransfer.web.engine import LibraryEngine, Task, planned_seconds  # noqa: E402
 
 
 class Stub:
-    """Output = (1 - strength) * content + strength * weighted mean colour of the styles."""
+    """Output = (1 - alpha) * content + alpha * weighted mean colour of the styles."""
 
     def __init__(self, modes=None, gate: threading.Event | None = None, fail: Exception | None = None,
                  hold_at: float = 0.5):
-        self._modes = modes or {"fast": True, "best": True}
+        self._modes = modes or {"fast": True, "optimize": True}
         self.gate = gate
         self.hold_at = hold_at  # the progress reported while the gate is shut
         self.fail = fail
@@ -64,7 +64,7 @@ class Stub:
         total = sum(weights)
         colour = sum(w / total * s.mean(dim=(2, 3), keepdim=True) for w, s in zip(weights, task.styles))
         progress(1.0)
-        return ((1 - task.strength) * task.content + task.strength * colour).clamp(0, 1)
+        return ((1 - task.alpha) * task.content + task.alpha * colour).clamp(0, 1)
 
 
 @contextmanager
@@ -126,10 +126,10 @@ def decode(data: bytes) -> Image.Image:
 def test_health_styles_and_thumbnails():
     with client_for() as c:
         health = c.get("/api/v1/health").json()
-        assert health["status"] == "ok" and health["modes"] == {"fast": True, "best": True}
-        assert health["default_quality"] == "fast"
+        assert health["status"] == "ok" and health["modes"] == {"fast": True, "optimize": True}
+        assert health["default_method"] == "fast"
         assert health["queue"]["workers"] == 1
-        assert health["estimated_seconds"]["fast"] > 0 and health["estimated_seconds"]["best"] > 0
+        assert health["estimated_seconds"]["fast"] > 0 and health["estimated_seconds"]["optimize"] > 0
         styles = c.get("/api/v1/styles").json()
         assert len(styles) >= 5
         assert len({s["name"] for s in styles}) == len(styles)
@@ -159,7 +159,10 @@ def test_page_and_openapi_are_served():
                      "/api/v1/stylize", "/api/v1/styles"):
             assert path in spec["paths"], path
         body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-        assert {"content", "style", "strength", "keep_colors", "quality", "size"} <= set(body["properties"])
+        assert {"content", "style", "alpha", "preserve_color", "method", "size"} <= set(body["properties"])
+        # the web's first words are still accepted, and documented as deprecated
+        for old in ("strength", "keep_colors", "quality"):
+            assert body["properties"][old]["deprecated"] is True, old
 
 
 # --- happy paths -----------------------------------------------------------------------------
@@ -167,7 +170,7 @@ def test_job_with_builtin_style_end_to_end():
     stub = Stub()
     with client_for(stub) as c:
         content = image_bytes(80, 60, color=(200, 40, 40))
-        r = c.post("/api/v1/jobs", files=files(content), data={"style": "waves", "strength": "0.5"})
+        r = c.post("/api/v1/jobs", files=files(content), data={"style": "waves", "alpha": "0.5"})
         assert r.status_code == 202, r.text
         job = r.json()
         assert r.headers["location"] == f"/api/v1/jobs/{job['id']}"
@@ -176,7 +179,7 @@ def test_job_with_builtin_style_end_to_end():
         done = wait_final(c, job["id"])
         assert done["status"] == "succeeded", done
         assert done["percent"] == 100 and done["eta_seconds"] == 0 and done["expires_at"] > done["finished_at"]
-        assert done["options"]["style"] == ["waves"] and done["options"]["quality"] == "fast"
+        assert done["options"]["style"] == ["waves"] and done["options"]["method"] == "fast"
         r = c.get(done["result_url"])
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         img = decode(r.content)
@@ -187,7 +190,7 @@ def test_job_with_builtin_style_end_to_end():
         expected = 0.5 * np.array([200, 40, 40]) + 0.5 * style_mean
         got = np.asarray(img, np.float64).reshape(-1, 3).mean(0)
         assert np.allclose(got, expected, atol=3), (got, expected)
-        assert stub.tasks[0].strength == 0.5 and stub.tasks[0].quality == "fast"
+        assert stub.tasks[0].alpha == 0.5 and stub.tasks[0].method == "fast"
         # JPEG on request, and as a download
         r = c.get(done["result_url"], params={"format": "jpeg", "download": "true"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
@@ -202,12 +205,12 @@ def test_uploaded_style_options_and_size():
         content = image_bytes(200, 100)
         style = image_bytes(50, 50, color=(0, 0, 255))
         r = c.post("/api/v1/jobs", files=files(content, style),
-                   data={"size": "64", "keep_colors": "true", "quality": "best", "seed": "7", "format": "jpg"})
+                   data={"size": "64", "preserve_color": "true", "method": "optimize", "seed": "7", "format": "jpg"})
         assert r.status_code == 202, r.text
         done = wait_final(c, r.json()["id"])
         assert (done["width"], done["height"]) == (64, 32)
         task = stub.tasks[0]
-        assert task.keep_colors == "luminance" and task.quality == "best" and task.seed == 7
+        assert task.preserve_color == "luminance" and task.method == "optimize" and task.seed == 7
         assert torch.allclose(task.styles[0].mean(dim=(2, 3)), torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-3)
         r = c.get(done["result_url"])  # default format follows the job's option
         assert r.headers["content-type"] == "image/jpeg"
@@ -252,8 +255,30 @@ def test_sync_stylize_returns_the_image():
         assert decode(r.content).size == (64, 32)
         r = c.post("/api/v1/stylize", files=files(image_bytes(48, 36)), data={"style": "swirls", "format": "jpeg"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-        r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls", "quality": "best"})
-        assert r.status_code == 422 and "/api/v1/jobs" in r.text
+        for key, value in (("method", "optimize"), ("quality", "best")):
+            r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls", key: value})
+            assert r.status_code == 422 and "/api/v1/jobs" in r.text
+
+
+def test_the_old_field_names_still_work():
+    """strength / keep_colors / quality=best were the web's words for the library's alpha /
+    preserve_color / method=optimize: clients written then keep working (deprecated)."""
+    stub = Stub(modes={"fast": True, "best": True})  # an engine of that time says best too
+    with client_for(stub) as c:
+        assert c.get("/api/v1/health").json()["modes"] == {"fast": True, "optimize": True}
+        r = c.post("/api/v1/jobs", files=files(image_bytes()),
+                   data={"style": "swirls", "strength": "0.25", "keep_colors": "histogram", "quality": "best"})
+        assert r.status_code == 202, r.text
+        done = wait_final(c, r.json()["id"])
+        assert done["status"] == "succeeded" and (done["method"], done["quality"]) == ("optimize", "best")
+        assert {k: done["options"][k] for k in ("alpha", "preserve_color", "method")} == \
+            {"alpha": 0.25, "preserve_color": "histogram", "method": "optimize"}
+        task = stub.tasks[0]
+        assert (task.alpha, task.preserve_color, task.method) == (0.25, "histogram", "optimize")
+        params = {"width": 4000, "height": 3000, "size": 3840}
+        old = c.get("/api/v1/estimate", params={**params, "quality": "best"}).json()
+        assert old == c.get("/api/v1/estimate", params={**params, "method": "optimize"}).json()
+        assert old["width"] == 1024  # optimize's limit, not fast's
 
 
 def test_job_ids_are_random_and_unique():
@@ -352,7 +377,7 @@ def test_sync_refuses_what_the_queue_would_delay_past_its_limit():
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=60.0) as c:
         manager = c.app_state.manager
-        manager.speed["fast"] = 100.0  # 100 s per megapixel -> ~25 s per 40x30 job
+        manager.calibration["fast"] = 25.0 / manager.planned("fast", 30, 40)  # 25 s per 40x30 job
         running = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
         assert stub.started.wait(5)
         queued = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"}).json()["id"]
@@ -373,7 +398,7 @@ def test_sync_run_longer_than_its_limit_is_handed_back_at_once():
     # finishes and the answer is a 200 image instead: a failure, not a hung test.
     guard = threading.Timer(60, gate.set)
     with client_for(stub, sync_timeout=3600.0) as c:
-        c.app_state.manager.speed["fast"] = 1e5  # hours for this photo: no point waiting
+        c.app_state.manager.calibration["fast"] = 1e5  # hours for this photo: no point waiting
         guard.start()
         try:
             r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
@@ -390,7 +415,7 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
     gate = threading.Event()
     stub = Stub(gate=gate)
     with client_for(stub, sync_timeout=0.3) as c:
-        c.app_state.manager.speed["fast"] = 0.01  # looks quick, then is not
+        c.app_state.manager.calibration["fast"] = 1e-3  # looks quick, then is not
         r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 202, r.text
         job = r.json()
@@ -404,10 +429,13 @@ def test_sync_slower_than_its_limit_hands_back_the_job():
 # --- bad input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("data, field, words", [
     ({"style": "swirls", "colour": "1"}, "colour", "unknown option"),
-    ({"style": "swirls", "strength": "2"}, "strength", "less than or equal"),
-    ({"style": "swirls", "strength": "strong"}, "strength", "number"),
-    ({"style": "swirls", "quality": "ultra"}, "quality", "fast"),
-    ({"style": "swirls", "keep_colors": "maybe"}, "keep_colors", "luminance"),
+    ({"style": "swirls", "alpha": "2"}, "alpha", "less than or equal"),
+    ({"style": "swirls", "alpha": "strong"}, "alpha", "number"),
+    ({"style": "swirls", "method": "ultra"}, "method", "optimize"),
+    ({"style": "swirls", "preserve_color": "maybe"}, "preserve_color", "luminance"),
+    ({"style": "swirls", "strength": "2"}, "strength", "less than or equal"),  # the old names: their own errors
+    ({"style": "swirls", "quality": "ultra"}, "quality", "optimize"),
+    ({"style": "swirls", "alpha": "1", "strength": "1"}, "strength", "old name of alpha"),
     ({"style": "swirls", "size": "10"}, "size", "greater than or equal"),
     ({"style": "swirls", "size": "5000"}, "size", "at most"),
     ({"style": "swirls", "format": "gif"}, "format", "png"),
@@ -423,7 +451,7 @@ def test_bad_options_are_422(data, field, words):
         assert any(d["loc"][-1] == field and words in d["msg"] for d in detail), detail
 
 
-@pytest.mark.parametrize("field, value", [("strength", "nan"), ("strength", "-inf"), ("style_weights", "1,inf"),
+@pytest.mark.parametrize("field, value", [("alpha", "nan"), ("alpha", "-inf"), ("style_weights", "1,inf"),
                                           ("style_weights", "nan,1"), ("style_weights", "1e308,1e308"),
                                           ("size", "1e400"), ("seed", "inf")])
 @pytest.mark.parametrize("endpoint", ["/api/v1/jobs", "/api/v1/stylize"])
@@ -441,7 +469,7 @@ def test_missing_content_duplicate_option_and_unknown_file_field_are_422():
     with client_for() as c:
         r = c.post("/api/v1/jobs", data={"style": "swirls"})
         assert r.status_code == 422 and "content" in r.text
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "strength": ["0.1", "0.2"]})
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "alpha": ["0.1", "0.2"]})
         assert r.status_code == 422 and "more than once" in r.text
         r = c.post("/api/v1/jobs", files=files(image_bytes()) + [("mask", ("m.png", image_bytes(), "image/png"))],
                    data={"style": "swirls"})
@@ -528,12 +556,12 @@ def test_unexpected_server_error_is_a_plain_500(monkeypatch):
 
 
 def test_unavailable_mode_is_503():
-    with client_for(Stub(modes={"fast": False, "best": True})) as c:
-        assert c.get("/api/v1/health").json()["default_quality"] == "best"
+    with client_for(Stub(modes={"fast": False, "optimize": True})) as c:
+        assert c.get("/api/v1/health").json()["default_method"] == "optimize"
         r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls"})
-        assert r.status_code == 202 and r.json()["quality"] == "best"
-        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "quality": "fast"})
-        assert r.status_code == 503 and "quality=best" in r.json()["detail"]
+        assert r.status_code == 202 and r.json()["method"] == "optimize"
+        r = c.post("/api/v1/jobs", files=files(image_bytes()), data={"style": "swirls", "method": "fast"})
+        assert r.status_code == 503 and "method=optimize" in r.json()["detail"]
         r = c.post("/api/v1/stylize", files=files(image_bytes()), data={"style": "swirls"})
         assert r.status_code == 503
 
@@ -635,7 +663,7 @@ def test_serve_parser_defaults_and_validation(capsys):
     assert (s.workers, s.max_queue, s.cors_origins, s.max_upload_bytes, s.result_ttl) == (2, 5, ["a", "b"], 2 << 20, 60)
     assert (s.max_size, s.max_fast_size) == (1024, 3840)
     s = settings_from_args(parser.parse_args(["serve", "--max-fast-size", "2048", "--max-size", "768"]))
-    assert (s.max_size, s.max_fast_size, s.size_choices("fast"), s.size_choices("best")) == \
+    assert (s.max_size, s.max_fast_size, s.size_choices("fast"), s.size_choices("optimize")) == \
         (768, 2048, [512, 1024, 2048], [512, 768])
     for bad in (["--workers", "0"], ["--port", "70000"], ["--result-ttl", "-1"], ["--queue-limit", "x"]):
         with pytest.raises(SystemExit):
@@ -725,8 +753,8 @@ def test_a_strip_that_can_only_fail_is_refused_at_submission():
         r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "size": "2400"})
         assert r.status_code == 202, r.text
         assert (r.json()["width"], r.json()["height"]) == (2400, 16)
-        # best stops at 1024 px, where this strip is 1024x7: no size= that works, so crop it
-        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "quality": "best", "size": "1024"})
+        # optimize stops at 1024 px, where this strip is 1024x7: no size= that works, so crop it
+        r = c.post("/api/v1/jobs", files=files(strip), data={"style": "swirls", "method": "optimize", "size": "1024"})
         assert r.status_code == 422 and "crop" in r.text and "size=" not in r.text
         # a strip no size can save; a style strip
         r = c.post("/api/v1/jobs", files=files(image_bytes(400, 8)), data={"style": "swirls", "size": "400"})
@@ -758,29 +786,29 @@ def test_demo_style_is_swirls_and_the_old_name_still_works():
 def test_estimates_follow_the_photo_and_size():
     with client_for() as c:
         manager = c.app_state.manager
-        manager.speed.update(fast=2.0, best=10.0)
-        small = c.get("/api/v1/estimate", params={"width": 160, "height": 120, "size": 512, "quality": "fast"}).json()
+        manager.calibration.update(fast=2.0, optimize=10.0)  # this server takes 2x / 10x the plan's time
+        small = c.get("/api/v1/estimate", params={"width": 160, "height": 120, "size": 512, "method": "fast"}).json()
         assert (small["width"], small["height"]) == (160, 120)  # never enlarged
-        assert small["seconds"] == pytest.approx(2.0 * (160 * 120 / 1e6 + 0.25), abs=0.05)
+        assert small["seconds"] == pytest.approx(2.0 * planned_seconds("fast", 120, 160), abs=0.05)
         big = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840}).json()
         assert (big["width"], big["height"]) == (3840, 2880) and big["seconds"] > 10 * small["seconds"]
-        best = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840, "quality": "best"})
-        assert best.json()["width"] == 1024  # best's limit
+        slow = c.get("/api/v1/estimate", params={"width": 4000, "height": 3000, "size": 3840, "method": "optimize"})
+        assert slow.json()["width"] == 1024  # optimize's limit
         assert c.get("/api/v1/estimate", params={"width": 0, "height": 10}).status_code == 422
 
 
-def test_size_limits_per_quality():
+def test_size_limits_per_method():
     with client_for() as c:
         health = c.get("/api/v1/health").json()
-        assert health["size_choices"] == {"fast": [512, 1024, 2048, 3840], "best": [512, 768, 1024]}
+        assert health["size_choices"] == {"fast": [512, 1024, 2048, 3840], "optimize": [512, 768, 1024]}
         assert health["limits"]["max_fast_size"] == 3840 and health["limits"]["max_size"] == 1024
         photo = image_bytes(400, 300)
-        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "3840", "quality": "fast"})
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "3840", "method": "fast"})
         assert r.status_code == 202
-        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "2048", "quality": "best"})
-        assert r.status_code == 422 and "at most 1024 for quality=best" in r.text
+        r = c.post("/api/v1/jobs", files=files(photo), data={"style": "swirls", "size": "2048", "method": "optimize"})
+        assert r.status_code == 422 and "at most 1024 for method=optimize" in r.text
     with client_for(max_fast_size=1500, max_size=600, default_size=512) as c:
-        assert c.get("/api/v1/health").json()["size_choices"] == {"fast": [512, 1024], "best": [512]}
+        assert c.get("/api/v1/health").json()["size_choices"] == {"fast": [512, 1024], "optimize": [512]}
 
 
 def live_server(**settings):
@@ -843,13 +871,13 @@ def test_over_limit_uploads_get_a_readable_413_over_real_http():
             assert r.status_code == 202
 
 
-def test_the_first_measured_run_replaces_the_speed_prior():
+def test_the_first_measured_run_replaces_the_plans_figures():
     with client_for() as c:
         manager = c.app_state.manager
-        prior = manager.speed["fast"]
+        assert "fast" not in manager.calibration  # the plan as it is (a factor of 1) until a run is measured
         wait_final(c, c.post("/api/v1/jobs", files=files(image_bytes(64, 48)), data={"style": "swirls"}).json()["id"])
-        first = manager.speed["fast"]
-        assert first < prior / 20  # the stub takes milliseconds: the prior is gone, not averaged in
+        first = manager.calibration["fast"]
+        assert first < 1 / 20  # the stub takes milliseconds: the plan's 1 is gone, not averaged in
         health = c.get("/api/v1/health").json()
         assert health["estimated_seconds"]["fast"] < 1
 
@@ -858,7 +886,7 @@ def test_health_estimates_of_the_real_engine_before_any_run():
     with client_for(LibraryEngine()) as c:  # nothing is loaded until a job runs
         est = c.get("/api/v1/health").json()["estimated_seconds"]
         # a 512x384 result: one feed-forward pass vs the optimiser's whole schedule
-        assert 1 < est["fast"] < 30 < est["best"] < 300
+        assert 1 < est["fast"] < 30 < est["optimize"] < 300
 
 
 def test_big_jpeg_with_exif_rotation_is_decoded_reduced_and_upright():
@@ -873,7 +901,7 @@ def test_big_jpeg_with_exif_rotation_is_decoded_reduced_and_upright():
     Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
     with client_for(Stub()) as c:
         r = c.post("/api/v1/jobs", files=files(buf.getvalue()),
-                   data={"style": "swirls", "size": "512", "strength": "0"})
+                   data={"style": "swirls", "size": "512", "alpha": "0"})
         done = wait_final(c, r.json()["id"])
         assert (done["width"], done["height"]) == (384, 512)
         img = np.asarray(decode(c.get(done["result_url"]).content), np.float64)
@@ -889,7 +917,7 @@ def test_jpeg_result_of_a_transparent_photo_is_on_white():
     buf = io.BytesIO()
     Image.fromarray(arr, "RGBA").save(buf, "PNG")
     with client_for() as c:
-        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "strength": "0"})
+        r = c.post("/api/v1/jobs", files=files(buf.getvalue()), data={"style": "swirls", "alpha": "0"})
         done = wait_final(c, r.json()["id"])
         png = decode(c.get(done["result_url"]).content)
         jpeg = np.asarray(decode(c.get(done["result_url"], params={"format": "jpeg"}).content), np.float64)

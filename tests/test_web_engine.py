@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import checkpoint
+from styletransfer import checkpoint, plan
 from styletransfer.encoders.vgg import VGG19Encoder
 from styletransfer.errors import StyleTransferError
 from styletransfer.models import Decoder
@@ -22,7 +22,7 @@ from styletransfer.stylizers.fast import FastOptions, stylize_fast
 from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
 from styletransfer.web import styles as builtin
 from styletransfer.web.config import Settings
-from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, schedule_work_units
+from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, planned_seconds
 from styletransfer.web.jobs import JOB_ID_RE, JobManager, QueueFull
 
 
@@ -50,28 +50,28 @@ def model_file(tmp_path):
 
 
 # --- the engine on the real stylizers --------------------------------------------------------
-def test_best_mode_runs_the_optimiser_with_the_task_options(encoder, content_image, style_image):
+def test_optimize_mode_runs_the_optimiser_with_the_task_options(encoder, content_image, style_image):
     # the tiny random encoder's style term is huge: at this weight content and style compete
     base = OptimizeOptions(steps=[8], early_stop_tol=0, style_weight=1e-7)
     engine = LibraryEngine(device="cpu", encoder=encoder, best_options=base)
-    task = Task(content=content_image, styles=[style_image], quality="best", strength=0.5, keep_colors="histogram",
+    task = Task(content=content_image, styles=[style_image], method="optimize", alpha=0.5, preserve_color="histogram",
                 seed=3, style_weights=[1.0])
     seen: list[float] = []
     out = engine.run(task, seen.append)
-    # strength 0.5 -> a tenth of the style weight; the other task options go through as they are
+    # alpha 0.5 -> a tenth of the style weight; the other task options go through as they are
     expected = stylize_optimize(content_image, [style_image], OptimizeOptions(
         steps=[8], early_stop_tol=0, style_weight=1e-8, preserve_color="histogram", seed=3, style_weights=[1.0],
         device="cpu"), encoder=encoder)
     assert out.shape == content_image.shape
     assert torch.allclose(out, expected, atol=1e-5)
-    full = engine.run(Task(content=content_image, styles=[style_image], quality="best", keep_colors="histogram",
+    full = engine.run(Task(content=content_image, styles=[style_image], method="optimize", preserve_color="histogram",
                            seed=3), lambda f: None)
-    assert (full - out).abs().max() > 1e-2  # strength really changed the run
+    assert (full - out).abs().max() > 1e-2  # alpha really changed the run
     assert (out - content_image).abs().max() > 1e-2  # and it is not just the photo
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 8
 
 
-def test_best_mode_cancels_through_the_progress_callback(encoder):
+def test_optimize_mode_cancels_through_the_progress_callback(encoder):
     engine = LibraryEngine(device="cpu", encoder=encoder, best_options=OptimizeOptions(steps=40, early_stop_tol=0))
     calls = []
 
@@ -81,15 +81,15 @@ def test_best_mode_cancels_through_the_progress_callback(encoder):
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        engine.run(_task(quality="best"), progress)
+        engine.run(_task(method="optimize"), progress)
     assert 0.1 <= calls[-1] < 0.2  # stopped at the first step past 10 %, not at the end
 
 
 def test_fast_mode_with_a_decoder_file(encoder, model_file):
     engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
-    assert engine.modes() == {"fast": True, "best": True}
+    assert engine.modes() == {"fast": True, "optimize": True}
     task = _task(styles=[torch.rand(1, 3, 24, 24), torch.rand(1, 3, 40, 32)], style_weights=[2.0, 1.0],
-                 strength=0.3, keep_colors="luminance")
+                 alpha=0.3, preserve_color="luminance")
     seen: list[float] = []
     out = engine.run(task, seen.append)
     expected = stylize_fast(task.content, task.styles, FastOptions(
@@ -97,8 +97,8 @@ def test_fast_mode_with_a_decoder_file(encoder, model_file):
         encoder=encoder)
     assert out.shape == (1, 3, 32, 48) and torch.equal(out, expected)
     assert seen == [0.0, 1.0]
-    other = engine.run(_task(styles=task.styles, style_weights=[2.0, 1.0], strength=1.0), lambda f: None)
-    assert (other - out).abs().max() > 1e-4  # strength is the AdaIN alpha
+    other = engine.run(_task(styles=task.styles, style_weights=[2.0, 1.0], alpha=1.0), lambda f: None)
+    assert (other - out).abs().max() > 1e-4  # the task's alpha is the AdaIN alpha
 
 
 def test_the_engine_holds_one_fast_stylizer(encoder, model_file):
@@ -114,7 +114,7 @@ def test_the_engine_holds_one_fast_stylizer(encoder, model_file):
     given = FastStylizer.from_model(str(model_file), "cpu", encoder=encoder)
     engine = LibraryEngine(device="cpu", stylizer=given)
     assert engine.modes()["fast"] is True and engine.fast_stylizer is given and engine.fast_model == str(model_file)
-    task = _task(strength=0.6)
+    task = _task(alpha=0.6)
     torch.testing.assert_close(engine.run(task, lambda f: None), given(task.content, task.styles, FastOptions(alpha=0.6)))
 
 
@@ -131,7 +131,7 @@ def test_fast_mode_unavailable_without_a_model(encoder, tmp_path, monkeypatch):
     from styletransfer.stylizers import fast
 
     monkeypatch.setattr(fast, "default_model_available", lambda: False)
-    assert LibraryEngine(encoder=encoder).modes() == {"fast": False, "best": True}
+    assert LibraryEngine(encoder=encoder).modes() == {"fast": False, "optimize": True}
     engine = LibraryEngine(encoder=encoder, fast_model=tmp_path / "missing.safetensors")
     assert engine.modes()["fast"] is False
     with pytest.raises(StyleTransferError, match="not available"):
@@ -140,25 +140,38 @@ def test_fast_mode_unavailable_without_a_model(encoder, tmp_path, monkeypatch):
     assert LibraryEngine(encoder=encoder).modes()["fast"] is True  # the built-in model counts
 
 
-def test_strength_zero_returns_the_photo():
-    task = _task(strength=0.0)
+def test_alpha_zero_returns_the_photo():
+    task = _task(alpha=0.0)
     out = LibraryEngine().run(task, lambda f: None)
     assert torch.equal(out, task.content) and out is not task.content
 
 
-def test_work_units_follow_the_optimiser_schedule():
+def test_planned_seconds_are_the_plans(monkeypatch):
+    """The web's ETAs come from styletransfer.plan (one cost model): the optimiser's schedule with
+    the engine's options, the fast plan without the load time a server does not pay per job."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     engine = LibraryEngine(best_options=OptimizeOptions(max_work=None))
     # 120x160: one scale of 100 steps; 512^2 uncapped: 100 steps at 256^2, 25 at 512^2
-    assert engine.work_units("best", 120, 160) == pytest.approx(100 * 120 * 160 / 1e6 + 0.25)
-    assert engine.work_units("best", 512, 512) == pytest.approx((100 * 256 ** 2 + 25 * 512 ** 2) / 1e6 + 0.25)
-    assert schedule_work_units(512, 512, OptimizeOptions()) < engine.work_units("best", 512, 512)  # the 9 cap
-    assert engine.work_units("fast", 1000, 2000) == pytest.approx(2.25)
+    per_mpx_step = plan.OPT_SECONDS_PER_MPX_STEP
+    assert engine.planned_seconds("optimize", 120, 160) == pytest.approx(100 * 120 * 160 / 1e6 * per_mpx_step)
+    assert engine.planned_seconds("optimize", 512, 512) == pytest.approx((100 * 256 ** 2 + 25 * 512 ** 2) / 1e6 * per_mpx_step)
+    assert planned_seconds("optimize", 512, 512) < engine.planned_seconds("optimize", 512, 512)  # the default's 9 cap
+    fast_plan = plan.plan_fast(1000, 2000, engine.fast_options, threads=2)
+    assert engine.planned_seconds("fast", 1000, 2000) == pytest.approx(fast_plan.seconds - plan.FAST_LOAD_SECONDS)
+
+
+def test_planned_seconds_follow_the_fast_models_factor(monkeypatch, encoder, model_file):
+    engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
+    before = engine.planned_seconds("fast", 480, 640)
+    assert engine.fast_stylizer.levels  # loaded: its levels and encoder width are known now
+    monkeypatch.setitem(plan.FAST_MODEL_TIME_FACTORS, (len(engine.fast_stylizer.levels), encoder.width_divisor), 0.25)
+    assert engine.planned_seconds("fast", 480, 640) == pytest.approx(0.25 * before)
 
 
 def test_manager_estimates_scale_with_the_result_size():
     manager = JobManager(LibraryEngine(), Settings(workers=1))
     try:
-        small, big = manager.estimate("best", 120, 160), manager.estimate("best", 768, 1024)
+        small, big = manager.estimate("optimize", 120, 160), manager.estimate("optimize", 768, 1024)
         assert 10 < small < 60 and big > 3 * small  # a thumbnail is not a 1024 px painting
         assert manager.estimate("fast", 2160, 3840) > 10 * manager.estimate("fast", 384, 512)
     finally:
@@ -183,9 +196,9 @@ def test_fast_mode_over_http_with_a_model_file(encoder, model_file):
     engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
     with TestClient(create_app(Settings(workers=1), engine)) as c:
         health = c.get("/api/v1/health").json()
-        assert health["modes"] == {"fast": True, "best": True} and health["default_quality"] == "fast"
+        assert health["modes"] == {"fast": True, "optimize": True} and health["default_method"] == "fast"
         r = c.post("/api/v1/stylize", files={"content": ("p.png", buf.getvalue(), "image/png")},
-                   data={"style": "waves", "strength": "0.7"})
+                   data={"style": "waves", "alpha": "0.7"})
         assert r.status_code == 200, r.text
         got = np.asarray(Image.open(io.BytesIO(r.content)), np.float64)
     expected = stylize_fast(from_array(photo), [builtin_tensor("waves")],
@@ -202,7 +215,7 @@ class Gate:
         self.running = threading.Semaphore(0)
 
     def modes(self):
-        return {"fast": True, "best": True}
+        return {"fast": True, "optimize": True}
 
     def run(self, task, progress):
         self.running.release()
@@ -263,7 +276,7 @@ def test_builtin_styles_are_deterministic_and_colourful():
 
 # --- the real optimisation stylizer, end to end over HTTP ------------------------------------
 @pytest.mark.slow
-def test_real_best_mode_over_http():
+def test_real_optimize_mode_over_http():
     pytest.importorskip("fastapi")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -279,7 +292,7 @@ def test_real_best_mode_over_http():
     app = create_app(Settings(workers=1), engine)
     with TestClient(app) as c:
         r = c.post("/api/v1/jobs", files={"content": ("p.png", buf.getvalue(), "image/png")},
-                   data={"style": "waves", "quality": "best", "size": "64"})
+                   data={"style": "waves", "method": "optimize", "size": "64"})
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
         deadline = time.time() + 240

@@ -19,7 +19,7 @@ from styletransfer.web.engine import LibraryEngine  # noqa: E402
 
 class Stub:
     def modes(self):
-        return {"fast": False, "best": False}
+        return {"fast": False, "optimize": False}
 
     def run(self, task, progress):  # pragma: no cover
         raise AssertionError

@@ -130,7 +130,7 @@ def test_clip_to_job_to_mp4_with_progress(tmp_path, nets):
         assert done["status"] == "succeeded", done
         assert (done["frames_done"], done["percent"], done["eta_seconds"]) == (6, 100, 0)
         task = engine.tasks[0]
-        assert task.temporal and task.audio and task.strength == 1.0 and task.quality == "fast"
+        assert task.temporal and task.audio and task.alpha == 1.0 and task.method == "fast"
 
         r = c.get(done["result_url"])
         assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
@@ -174,15 +174,15 @@ def test_options_reach_the_video(tmp_path, nets):
     with client_for(engine) as c:
         r = c.post("/api/v1/jobs", files=clip_file(src, "video/x-matroska") + [("style", ("red.png", buf.getvalue(),
                                                                                   "image/png"))],
-                   data={"size": "64", "temporal": "false", "audio": "false", "strength": "0.5",
-                         "keep_colors": "histogram", "start": "0.25", "duration": "0.25"})
+                   data={"size": "64", "temporal": "false", "audio": "false", "alpha": "0.5",
+                         "preserve_color": "histogram", "start": "0.25", "duration": "0.25"})
         assert r.status_code == 202, r.text
         job = r.json()
         assert (job["width"], job["height"], job["frames"]) == (64, 48, 3)
         done = wait_final(c, job["id"])
         assert done["status"] == "succeeded", done
         task = engine.tasks[0]
-        assert (task.temporal, task.audio, task.strength, task.keep_colors) == (False, False, 0.5, "histogram")
+        assert (task.temporal, task.audio, task.alpha, task.preserve_color) == (False, False, 0.5, "histogram")
         assert (task.start, task.duration, task.size) == (0.25, 0.25, 64)
         assert torch.allclose(task.styles[0].mean(dim=(2, 3)), torch.tensor([[1.0, 0.0, 0.0]]), atol=1e-3)
         got = read_mp4(c.get(done["result_url"]).content, tmp_path / "out.mp4")
@@ -338,8 +338,8 @@ def test_unreadable_clips(tmp_path, nets):
                    data={"style": "swirls"})
         assert r.status_code == 400 and "not an image" in r.json()["detail"]
         r = c.post("/api/v1/jobs", files=clip_file(make_clip(tmp_path / "in.mp4", n=2)),
-                   data={"style": "swirls", "quality": "best"})
-        assert r.status_code == 422 and "quality=fast" in r.text
+                   data={"style": "swirls", "method": "optimize"})
+        assert r.status_code == 422 and "method=fast" in r.text
         assert "Traceback" not in r.text and leftovers(c) == [] and not engine.tasks
 
 

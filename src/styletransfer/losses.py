@@ -1,4 +1,4 @@
-"""Losses of neural style transfer: pure functions, each with a thin ``nn.Module``.
+"""Losses of neural style transfer, as pure functions.
 
 Notation: ``F`` is a feature map of shape (N, C, H, W), ``M = H * W`` the number of positions.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 EPS = 1e-5
 
@@ -84,43 +83,3 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dh = image[:, :, 1:, :] - image[:, :, :-1, :]
     dw = image[:, :, :, 1:] - image[:, :, :, :-1]
     return (dh.float() ** 2).mean() + (dw.float() ** 2).mean()
-
-
-class ContentLoss(nn.Module):
-    """:func:`content_loss` against a fixed target (detached copy, the caller's tensor is untouched)."""
-
-    def __init__(self, target: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", target.detach().clone())
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return content_loss(features, self.target)
-
-
-class GramStyleLoss(nn.Module):
-    """:func:`gram_style_loss` against the Gram matrix of fixed style features (computed once)."""
-
-    def __init__(self, style_features: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", gram_matrix(style_features.detach()))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return gram_style_loss(features, self.target)
-
-
-class MeanStdStyleLoss(nn.Module):
-    """:func:`mean_std_loss` against fixed style features."""
-
-    def __init__(self, style_features: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("target", style_features.detach().clone())
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return mean_std_loss(features, self.target)
-
-
-class TotalVariationLoss(nn.Module):
-    """:func:`total_variation` as a module."""
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return total_variation(image)

@@ -66,6 +66,12 @@ FAST_ENCODER_HALO = 64  # px each side (stylizers/fast.py ENCODER_HALO)
 FAST_DECODER_HALO = 64  # px each side (8 feature px)
 FAST_STYLE_PIXELS = 512 * 512  # styles are encoded at <= 512 px
 REFERENCE_THREADS = 2  # of OPT_SECONDS_PER_MPX_STEP
+# A fast model's network time relative to the one the FAST_* figures were measured with (four
+# full-width decoders on the full VGG19), by (levels, encoder width divisor). Only measured models
+# belong here: the slim model (a 1/4-width student encoder) has not been timed against these
+# figures yet, so it is priced as the large one (an upper bound) until benchmarks/bench_memory.py
+# measures it: add its row then, e.g. ``(4, 4): <its seconds / the large model's>``.
+FAST_MODEL_TIME_FACTORS: dict[tuple[int, int], float] = {(4, 1): 1.0}
 
 
 @dataclass(frozen=True)
@@ -178,12 +184,6 @@ def _tile_windows(length: int, tile: int, halo: int) -> tuple[int, int]:
     return n, min(length, tile + 2 * halo + 16)  # + rounding of the window to multiples of 8
 
 
-def fast_bytes(height: int, width: int, tile: int) -> tuple[int, int]:
-    """(peak memory, number of tiles) of ``stylize_fast`` with ``tile`` on a height x width image."""
-    peak, n, _ = _fast_cost(height, width, tile)
-    return peak, n
-
-
 def _fast_cost(height: int, width: int, tile: int) -> tuple[int, int, int]:
     """(peak memory, number of tiles, pixels the networks see: every window, halos included)."""
     ph, pw = -(-height // 8) * 8, -(-width // 8) * 8  # padded to multiples of 8
@@ -209,13 +209,25 @@ def _window_lengths(length: int, tile: int) -> list[int]:
     return [min(length, pos + tile + halo) - max(0, pos - halo) for pos in range(0, length, tile)]
 
 
+def fast_model_factor(levels: int = 4, width_divisor: int = 1) -> float:
+    """A fast model's time relative to the measured one (:data:`FAST_MODEL_TIME_FACTORS`; 1.0,
+    the large model's figures, for a model not measured yet).
+
+    >>> fast_model_factor(4, 1)
+    1.0
+    """
+    return FAST_MODEL_TIME_FACTORS.get((int(levels), int(width_divisor)), 1.0)
+
+
 def plan_fast(height: int, width: int, options: Any, threads: int = REFERENCE_THREADS,
-              available: int | None = None) -> Plan:
+              available: int | None = None, model_factor: float = 1.0, loaded: bool = False) -> Plan:
     """The plan of ``stylize_fast`` for a ``height`` x ``width`` output.
 
     ``options`` is a ``FastOptions``. Its ``tile`` is used when set; otherwise the default tile,
     or, given ``available`` bytes, the largest tile of :data:`FAST_TILES` that fits in them
-    (the smallest one when none does: :func:`check_fits` then says so).
+    (the smallest one when none does: :func:`check_fits` then says so). ``model_factor`` scales
+    the networks' time (:func:`fast_model_factor` of the model that runs); ``loaded``: the
+    networks are already in memory (a server, a batch worker), so no load time is counted.
     """
     tile = getattr(options, "tile", None)
     candidates = (tile,) if tile else (FAST_DEFAULT_TILE,) if available is None else FAST_TILES
@@ -223,8 +235,8 @@ def plan_fast(height: int, width: int, options: Any, threads: int = REFERENCE_TH
         peak, n, work = _fast_cost(height, width, t)
         if available is None or peak <= available:
             break
-    per_mpx = FAST_SECONDS_PER_MPX * (FAST_TILED_SLOWDOWN if n > 1 else 1.0) / max(1, threads)
-    seconds = FAST_LOAD_SECONDS + (work + FAST_STYLE_PIXELS / 2) / 1e6 * per_mpx
+    per_mpx = FAST_SECONDS_PER_MPX * model_factor * (FAST_TILED_SLOWDOWN if n > 1 else 1.0) / max(1, threads)
+    seconds = (0.0 if loaded else FAST_LOAD_SECONDS) + (work + FAST_STYLE_PIXELS / 2) / 1e6 * per_mpx
     return Plan("fast", (height, width), ((height, width),), (), t if n > 1 else None, n, peak, seconds)
 
 

@@ -88,8 +88,8 @@ def estimate_seconds(tasks: Sequence[Task], options: BatchOptions, sample: int =
             continue
         if options.size is not None:
             h, w = fit_size(h, w, size=options.size)
-        plan = planning.plan_fast(h, w, options.fast_options(1.0), threads=available_cores())
-        per_image.append(plan.seconds - planning.FAST_LOAD_SECONDS)
+        plan = planning.plan_fast(h, w, options.fast_options(1.0), threads=available_cores(), loaded=True)
+        per_image.append(plan.seconds)
     mean = sum(per_image) / len(per_image) if per_image else 0.0
     return planning.FAST_LOAD_SECONDS + mean * len(tasks)
 

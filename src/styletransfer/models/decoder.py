@@ -20,7 +20,9 @@ Each conv is 3x3 with reflection padding (zero padding leaves dark borders) foll
 except the last. The padding is the conv's own ``padding_mode="reflect"``, not a separate
 ``ReflectionPad2d`` module: same result, measured ~20 % less time for the decoder's forward +
 backward (batch 4, 192^2, one AVX2 core: 10.7 s vs 14.0 s). Files saved with the old layout load
-unchanged (their keys are renamed on load). Upsampling is nearest-neighbour then conv, not transposed convolution: that
+unchanged (their keys are renamed on load): the shipped model does not need it, but the start of
+its recipe does (MODEL_CARD.md resumes ``../shared/models/adain-v1``, an old-layout checkpoint),
+and so do the benchmarks' examples that run that decoder. Upsampling is nearest-neighbour then conv, not transposed convolution: that
 avoids the checkerboard artefacts of strided deconvolutions (Odena et al., 2016). ``width``
 scales every hidden width (1.0 = the paper's decoder).
 

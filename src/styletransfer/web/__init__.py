@@ -79,9 +79,9 @@ def configure_serve_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     p.add_argument("--max-pixels", type=int_at_least(_MIN_PIXELS), default=d.max_pixels,
                    help=f"largest input image in pixels, width x height (default {d.max_pixels:,})")
     p.add_argument("--max-size", type=int_at_least(_MIN_SIZE), default=d.max_size,
-                   help=f"largest result side a client may ask for with quality=best (default {d.max_size})")
+                   help=f"largest result side a client may ask for with method=optimize (default {d.max_size})")
     p.add_argument("--max-fast-size", type=int_at_least(_MIN_SIZE), default=d.max_fast_size,
-                   help=f"largest result side a client may ask for with quality=fast (default {d.max_fast_size})")
+                   help=f"largest result side a client may ask for with method=fast (default {d.max_fast_size})")
     p.add_argument("--default-size", type=int_at_least(_MIN_SIZE), default=d.default_size,
                    help=f"result side when the client does not ask (default {d.default_size})")
     p.add_argument("--max-video-seconds", type=positive_float, default=d.max_video_seconds,
@@ -221,13 +221,13 @@ def serve_command(args: argparse.Namespace, engine: Any = None) -> int:
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}"
-    modes = app.state.engine.modes()
+    modes = app.state.server.modes()
     print(f"styletransfer: serving on {url}  (API docs: {url}/docs)", flush=True)
     from .engine import video_unavailable
 
     video_note = video_unavailable(app.state.engine)
     print(f"styletransfer: workers {settings.workers} x {threads} torch threads, queue limit {settings.max_queue}, "
-          f"modes: fast={'yes' if modes.get('fast') else 'no'} best={'yes' if modes.get('best') else 'no'} "
+          f"modes: fast={'yes' if modes.get('fast') else 'no'} optimize={'yes' if modes.get('optimize') else 'no'} "
           f"video={'yes' if video_note is None else 'no'}, "
           f"results kept {settings.result_ttl:.0f} s in {app.state.manager.dir}", flush=True)
     if not _is_loopback(args.host) and not settings.api_key:

@@ -4,9 +4,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .. import METHODS as LIBRARY_METHODS
+
 API_KEY_ENV = "STYLETRANSFER_API_KEY"
-# Result sides the page offers: fast runs in seconds up to 4K; best takes minutes per megapixel.
-SIZE_CHOICES = {"fast": (512, 1024, 2048, 3840), "best": (512, 768, 1024)}
+# The methods a job names (the library's, less "auto": the server picks for a job that names none).
+METHODS = tuple(m for m in LIBRARY_METHODS if m != "auto")
+# Result sides the page offers: fast runs in seconds up to 4K; optimize takes minutes per megapixel.
+SIZE_CHOICES = {"fast": (512, 1024, 2048, 3840), "optimize": (512, 768, 1024)}
 # Result sides the page offers for a video (fast mode, every frame: seconds per frame on a CPU).
 VIDEO_SIZE_CHOICES = (256, 512, 1024, 1920)
 
@@ -25,9 +29,9 @@ class Settings:
         max_queue: jobs waiting beyond the running ones; more are refused with 429.
         max_upload_bytes: largest request body (all files together); more is refused with 413.
         max_pixels: largest decoded image (width x height) accepted; more is refused with 413.
-        max_size: largest output side a client may ask for (``size`` option) with quality=best
-            (the optimisation: minutes per megapixel).
-        max_fast_size: the same for quality=fast (one feed-forward pass, done in tiles: 4K is fine).
+        max_size: largest output side a client may ask for (``size`` option) with method=optimize
+            (minutes per megapixel).
+        max_fast_size: the same for method=fast (one feed-forward pass, done in tiles: 4K is fine).
         default_size: output side when the client does not ask.
         max_styles: how many style images one job may blend.
         result_ttl: seconds a finished job (and its result file) is kept.
@@ -74,14 +78,14 @@ class Settings:
         top = self.max_video_output_side()
         return [s for s in VIDEO_SIZE_CHOICES if s <= top] or [top]
 
-    def max_side(self, quality: str) -> int:
-        """Largest result side a client may ask for with this quality."""
-        return self.max_fast_size if quality == "fast" else self.max_size
+    def max_side(self, method: str) -> int:
+        """Largest result side a client may ask for with this method."""
+        return self.max_fast_size if method == "fast" else self.max_size
 
-    def size_choices(self, quality: str) -> list[int]:
-        """The result sides the page offers for a quality (within this server's limit)."""
-        sizes = SIZE_CHOICES.get(quality, ())
-        return [s for s in sizes if s <= self.max_side(quality)] or [self.max_side(quality)]
+    def size_choices(self, method: str) -> list[int]:
+        """The result sides the page offers for a method (within this server's limit)."""
+        sizes = SIZE_CHOICES.get(method, ())
+        return [s for s in sizes if s <= self.max_side(method)] or [self.max_side(method)]
 
     def validate(self) -> None:
         if self.workers < 1:

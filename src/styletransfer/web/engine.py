@@ -18,12 +18,13 @@ from typing import Callable, Protocol
 
 import torch
 
+from .. import plan as planning
 from ..device import resolve_device
 from ..encoders.vgg import VGG19Encoder
 from ..errors import StyleTransferError
 from ..models import Decoder
 from ..stylizers import fast
-from ..stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule, stylize_optimize
+from ..stylizers.optimize import OptimizeOptions, stylize_optimize
 
 # progress(fraction in [0, 1]); raises JobCancelled when the job was cancelled.
 Progress = Callable[[float], None]
@@ -42,11 +43,11 @@ class Task:
     content: torch.Tensor                       # (1, 3, H, W) in [0, 1]
     styles: list[torch.Tensor]                  # each (1, 3, h, w) in [0, 1]
     style_weights: list[float] | None = None
-    strength: float = 1.0                       # 0 = the photo, 1 = full style
-    keep_colors: str | None = None              # None | "luminance" | "histogram"
-    quality: str = "fast"                       # "fast" | "best"
+    alpha: float = 1.0                          # style strength: 0 = the photo, 1 = full style
+    preserve_color: str | None = None           # None | "luminance" | "histogram"
+    method: str = "fast"                        # "fast" | "optimize"
     seed: int | None = None
-    alpha: torch.Tensor | None = field(default=None, repr=False)  # content transparency, re-attached
+    transparency: torch.Tensor | None = field(default=None, repr=False)  # the content's alpha channel, re-attached
 
     @property
     def pixels(self) -> int:
@@ -70,21 +71,23 @@ class VideoTask:
     width: int
     size: int | None = None                      # longest side of the result; None = the clip's
     style_weights: list[float] | None = None
-    strength: float = 1.0
-    keep_colors: str | None = None
+    alpha: float = 1.0
+    preserve_color: str | None = None
     temporal: bool = True
     audio: bool = True
     start: float = 0.0
     duration: float | None = None                # seconds kept (the server's limit at most)
-    quality: str = "fast"
+    method: str = "fast"
 
 
 class Engine(Protocol):
-    """Runs tasks. ``modes`` maps each quality to whether it can run here.
+    """Runs tasks. ``modes`` maps each method (``"fast"``, ``"optimize"``) to whether it can run
+    here (an engine that still says ``"best"`` for optimize is understood).
 
-    An engine may also define ``work_units(quality, height, width) -> float`` (the cost of a
-    result of that size, in the units its speed is measured in); without it the cost is
-    :func:`pixel_work_units`. An engine that can stylize video defines
+    An engine may also define ``planned_seconds(method, height, width) -> float`` (what
+    :mod:`styletransfer.plan` says one result of that size takes with the engine's options and
+    model); without it, :func:`planned_seconds` (the library's default options). The server
+    corrects either by what its own runs measure. An engine that can stylize video defines
     ``run_video(task: VideoTask, progress: FrameProgress, output: Path) -> None`` (writes the
     MP4 ``output``); the server offers video jobs only then. An engine whose fast mode runs a
     model file of its own names it in ``fast_model`` (the on-device mode sends that model to
@@ -96,43 +99,25 @@ class Engine(Protocol):
     def run(self, task: Task, progress: Progress) -> torch.Tensor: ...
 
 
-# Fixed work per job: encoding the style (512^2) and the set-up cost about as much as a
-# quarter-megapixel photo (or a quarter megapixel-step), so small photos do not skew the rate.
-FIXED_UNITS = 0.25
+def planned_seconds(method: str, height: int, width: int, *, fast_options: fast.FastOptions | None = None,
+                    best_options: OptimizeOptions | None = None, model_factor: float = 1.0) -> float:
+    """Seconds one ``height`` x ``width`` result takes by :mod:`styletransfer.plan` (the project's
+    one cost model): the fast plan with the networks already loaded (a server holds them), or the
+    optimiser's schedule of megapixel-steps; at torch's current thread count.
 
-
-def pixel_work_units(quality: str, height: int, width: int) -> float:
-    """A result's cost in megapixels (plus the fixed part): what one feed-forward pass costs."""
-    return height * width / 1e6 + FIXED_UNITS
-
-
-def schedule_work_units(height: int, width: int, options: OptimizeOptions) -> float:
-    """An optimisation's cost in megapixel-steps: the sum of steps x pixels over its scales
-    (the schedule :func:`~styletransfer.stylizers.optimize.stylize_optimize` will run).
-
-    >>> from styletransfer.stylizers.optimize import OptimizeOptions
-    >>> round(schedule_work_units(512, 512, OptimizeOptions()), 2)  # 68 steps at 256^2, 17 at 512^2
-    9.16
-    >>> round(schedule_work_units(120, 160, OptimizeOptions()), 2)  # one scale of 100 steps
-    2.17
+    >>> planned_seconds("optimize", 512, 512) > planned_seconds("optimize", 120, 160) > planned_seconds("fast", 120, 160)
+    True
     """
-    sizes = scale_sizes(height, width, options)
-    pixels = [h * w for h, w in sizes]
-    steps = step_schedule(len(sizes), options, pixels)
-    return sum(s * p for s, p in zip(steps, pixels)) / 1e6 + FIXED_UNITS
-
-
-def default_seconds_per_unit() -> dict[str, float]:
-    """Priors for ETAs until the server has measured a run of its own (the first run replaces
-    them). Measured on a 2-core AMD EPYC (AVX2), one torch thread: fast ~40 s per megapixel
-    (the four-level model: 10.5 s at 512^2, 45.7 s at 1024^2), best ~15 s per megapixel-step
-    (512^2: 134 s for 9.2)."""
-    return {"fast": 40.0, "best": 15.0}
+    threads = torch.get_num_threads()
+    if method == "optimize":
+        return planning.plan_optimize(height, width, best_options or OptimizeOptions(), threads=threads).seconds
+    return planning.plan_fast(height, width, fast_options or fast.FastOptions(), threads=threads,
+                              model_factor=model_factor, loaded=True).seconds
 
 
 class LibraryEngine:
     """The real stylizers: ``fast`` = the feed-forward decoder (one pass; WCT or AdaIN as
-    ``fast_options.transform`` says), ``best`` = the Gatys optimisation.
+    ``fast_options.transform`` says), ``optimize`` = the Gatys optimisation.
 
     Args:
         device: where both run (``"auto"``, ``"cpu"``, ``"cuda"``...); overrides the options'.
@@ -143,8 +128,8 @@ class LibraryEngine:
             default: one built once, on first use, from the options (or ``encoder``/``decoder``).
         fast_options: base options of the fast mode; each task sets ``alpha``,
             ``style_weights`` and ``preserve_color`` on a copy.
-        best_options: base options of the best mode; each task sets ``style_weights``,
-            ``preserve_color``, ``seed`` and scales ``style_weight`` by its strength.
+        best_options: base options of the optimize mode; each task sets ``style_weights``,
+            ``preserve_color``, ``seed`` and scales ``style_weight`` by its ``alpha``.
     """
 
     def __init__(self, device: str = "auto", *, encoder: VGG19Encoder | None = None,
@@ -197,12 +182,17 @@ class LibraryEngine:
             fast_ok = self.fast_model is not None
         else:
             fast_ok = fast.default_model_available()
-        return {"fast": fast_ok, "best": True}
+        return {"fast": fast_ok, "optimize": True}
 
-    def work_units(self, quality: str, height: int, width: int) -> float:
-        if quality == "best":
-            return schedule_work_units(height, width, self.best_options)
-        return pixel_work_units(quality, height, width)
+    def planned_seconds(self, method: str, height: int, width: int) -> float:
+        """:func:`planned_seconds` with this engine's options and, once it is loaded, its fast
+        model's factor (:func:`styletransfer.plan.fast_model_factor`)."""
+        factor = 1.0
+        if method == "fast" and self._stylizer is not None:
+            st = self._stylizer
+            factor = planning.fast_model_factor(len(st.levels), getattr(st.encoder, "width_divisor", 1))
+        return planned_seconds(method, height, width, fast_options=self.fast_options,
+                               best_options=self.best_options, model_factor=factor)
 
     def run_video(self, task: VideoTask, progress: FrameProgress, output: Path) -> None:
         """The fast mode on every frame with :func:`~styletransfer.video.stylize_video`
@@ -212,8 +202,8 @@ class LibraryEngine:
         if not self.modes()["fast"]:
             raise StyleTransferError("the fast mode is not available on this server (no fast model); "
                                      "video needs it")
-        fast_options = dataclasses.replace(self.fast_options, alpha=float(task.strength),
-                                           style_weights=task.style_weights, preserve_color=task.keep_colors)
+        fast_options = dataclasses.replace(self.fast_options, alpha=float(task.alpha),
+                                           style_weights=task.style_weights, preserve_color=task.preserve_color)
         options = VideoOptions(method="fast", fast=fast_options, size=task.size, start=task.start,
                                duration=task.duration, temporal=task.temporal, audio=task.audio)
         progress(0, task.frames)
@@ -222,30 +212,30 @@ class LibraryEngine:
 
     def run(self, task: Task, progress: Progress) -> torch.Tensor:
         progress(0.0)
-        if task.strength <= 0.0:
+        if task.alpha <= 0.0:
             progress(1.0)
             return task.content.clone()
-        if task.quality == "fast":
+        if task.method == "fast":
             return self._run_fast(task, progress)
-        return self._run_best(task, progress)
+        return self._run_optimize(task, progress)
 
     def _run_fast(self, task: Task, progress: Progress) -> torch.Tensor:
         if not self.modes()["fast"]:
-            raise StyleTransferError("the fast mode is not available on this server (no fast model); use quality=best")
-        options = dataclasses.replace(self.fast_options, alpha=float(task.strength),
-                                      style_weights=task.style_weights, preserve_color=task.keep_colors)
+            raise StyleTransferError("the fast mode is not available on this server (no fast model); use method=optimize")
+        options = dataclasses.replace(self.fast_options, alpha=float(task.alpha),
+                                      style_weights=task.style_weights, preserve_color=task.preserve_color)
         with torch.inference_mode():
             out = self.fast_stylizer(task.content, task.styles, options)
         progress(1.0)
         return out
 
-    def _run_best(self, task: Task, progress: Progress) -> torch.Tensor:
+    def _run_optimize(self, task: Task, progress: Progress) -> torch.Tensor:
         base = self.best_options
-        # Strength: scale the style weight on a log scale (1 -> as configured, 0.5 -> 1/10,
+        # alpha: scale the style weight on a log scale (1 -> as configured, 0.5 -> 1/10,
         # 0 -> the photo), since a linear scale barely moves the optimum.
         options = dataclasses.replace(
-            base, style_weight=base.style_weight * 10.0 ** (2.0 * (task.strength - 1.0)),
-            style_weights=task.style_weights, preserve_color=task.keep_colors,
+            base, style_weight=base.style_weight * 10.0 ** (2.0 * (task.alpha - 1.0)),
+            style_weights=task.style_weights, preserve_color=task.preserve_color,
             seed=task.seed if task.seed is not None else base.seed)
 
         def callback(step: int, total: int, loss: float) -> None:

@@ -32,8 +32,7 @@ from ..atomic import atomic_write
 from ..errors import StyleTransferError
 from ..image import encode_image
 from .config import Settings
-from .engine import (Engine, JobCancelled, Task, VideoTask, default_seconds_per_unit, log_blend,
-                     pixel_work_units)
+from .engine import Engine, JobCancelled, Task, VideoTask, log_blend, planned_seconds
 
 log = logging.getLogger("styletransfer.web")
 
@@ -54,7 +53,7 @@ class QueueFull(Exception):
 class Job:
     id: str
     task: Task | VideoTask | None
-    quality: str
+    method: str                             # "fast" | "optimize"
     width: int
     height: int
     options: dict
@@ -93,10 +92,11 @@ class JobManager:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        # seconds per work unit, per quality (measured; see Engine.work_units)
-        self.speed = default_seconds_per_unit()
-        self._measured: set[str] = set()  # qualities whose speed was measured (the prior is gone)
-        self._work_units = getattr(engine, "work_units", pixel_work_units)
+        # measured / planned seconds, per method and "video" (see Engine.planned_seconds):
+        # 1.0 (the plan as it is) until this server has measured a run of its own
+        self.calibration: dict[str, float] = {}
+        self._measured: set[str] = set()  # qualities whose calibration was measured (1.0 is gone)
+        self._planned = getattr(engine, "planned_seconds", planned_seconds)
         self.counters = collections.Counter()
 
     # --- life cycle --------------------------------------------------------------------------
@@ -133,14 +133,14 @@ class JobManager:
         """Queue a task, or raise :class:`QueueFull` when the queue is at its limit or, with
         ``max_wait``, when the job would likely not be done within ``max_wait`` seconds."""
         h, w = int(task.content.shape[-2]), int(task.content.shape[-1])
-        job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=w, height=h,
-                  options=options, estimate=self.estimate(task.quality, h, w))
+        job = Job(id=secrets.token_urlsafe(16), task=task, method=task.method, width=w, height=h,
+                  options=options, estimate=self.estimate(task.method, h, w))
         return self._admit(job, max_wait)
 
     def submit_video(self, task: VideoTask, options: dict, width: int, height: int) -> Job:
         """Queue a video task (its ``input`` file becomes the job's: deleted when the job ends,
         or at once when the queue refuses it); ``width`` x ``height`` is the result as shown."""
-        job = Job(id=secrets.token_urlsafe(16), task=task, quality=task.quality, width=width, height=height,
+        job = Job(id=secrets.token_urlsafe(16), task=task, method=task.method, width=width, height=height,
                   options=options, kind="video", frames=task.frames, frames_done=0, upload_path=task.input,
                   estimate=self.estimate_video(task.height, task.width, task.frames))
         try:
@@ -171,20 +171,19 @@ class JobManager:
             self._cond.notify()
         return job
 
-    def work_units(self, quality: str, height: int, width: int) -> float:
-        """The engine's cost of a ``height`` x ``width`` result of this quality."""
-        return float(self._work_units(quality, height, width))
+    def planned(self, method: str, height: int, width: int) -> float:
+        """The plan's seconds for a ``height`` x ``width`` result of this method (the engine's)."""
+        return max(1e-3, float(self._planned(method, height, width)))
 
-    def estimate(self, quality: str, height: int, width: int) -> float:
-        """Seconds one run of this size takes, from the measured speed of earlier runs (or a prior)."""
-        rate = self.speed.get(quality) or default_seconds_per_unit().get(quality, 1.0)
-        return max(0.05, rate * self.work_units(quality, height, width))
+    def estimate(self, method: str, height: int, width: int) -> float:
+        """Seconds one run of this size takes: the plan, corrected by this server's earlier runs."""
+        return max(0.05, self.calibration.get(method, 1.0) * self.planned(method, height, width))
 
     def estimate_video(self, height: int, width: int, frames: int) -> float:
-        """Seconds a clip of ``frames`` frames at ``height`` x ``width`` takes: measured per
-        frame on earlier clips, else as that many fast images."""
-        rate = self.speed.get("video") or self.speed.get("fast") or default_seconds_per_unit()["fast"]
-        return max(0.05, rate * frames * self.work_units("fast", height, width))
+        """Seconds a clip of ``frames`` frames at ``height`` x ``width`` takes: that many fast
+        images by the plan, corrected by earlier clips (else by earlier fast images)."""
+        ratio = self.calibration.get("video") or self.calibration.get("fast", 1.0)
+        return max(0.05, ratio * frames * self.planned("fast", height, width))
 
     def get(self, job_id: str) -> Job | None:
         if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
@@ -273,7 +272,8 @@ class JobManager:
             "eta_seconds": None if eta is None else round(max(0.0, eta), 1),
             "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
             "queue_position": position,
-            "quality": job.quality,
+            "method": job.method,
+            "quality": "best" if job.method == "optimize" else job.method,  # deprecated: method's old name
             "width": job.width,
             "height": job.height,
             "options": job.options,
@@ -400,7 +400,7 @@ class JobManager:
             job.frames = job.frames_done
         frames = job.frames_done or job.frames or 1
         elapsed = time.time() - (job.started or time.time())
-        self._record_speed("video", elapsed / (frames * self.work_units("fast", task.height, task.width)))
+        self._calibrate("video", elapsed / (frames * self.planned("fast", task.height, task.width)))
 
     def _run_image(self, job: Job, task: Task, progress) -> None:
         out = self.engine.run(task, progress)
@@ -408,23 +408,24 @@ class JobManager:
             raise JobCancelled()
         if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[:2] != (1, 3):
             raise RuntimeError(f"engine returned {type(out).__name__} {getattr(out, 'shape', '')}")
-        data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.alpha)
+        data = encode_image(out.detach().cpu().float().clamp(0, 1), "PNG", alpha=task.transparency)
         path = self.dir / f"{job.id}.png"
         with atomic_write(path, fsync=False) as tmp:  # a result is only served once renamed
             tmp.write_bytes(data)
         job.result_path = path
         elapsed = time.time() - (job.started or time.time())
-        self._record_speed(job.quality, elapsed / self.work_units(job.quality, job.height, job.width))
+        self._calibrate(job.method, elapsed / self.planned(job.method, job.height, job.width))
 
-    def _record_speed(self, quality: str, seconds_per_unit: float) -> None:
-        """The first run of a quality replaces the prior (this machine may be much faster or
-        slower); later runs move the average a little (one odd run does not swing the ETAs)."""
+    def _calibrate(self, method: str, ratio: float) -> None:
+        """The first run of a method replaces the plan's 1.0 (this machine may be much faster
+        or slower than the one the plan was measured on); later runs move the average a little
+        (one odd run does not swing the ETAs)."""
         with self._cond:
-            if quality in self._measured:
-                self.speed[quality] = log_blend(self.speed.get(quality, 0.0), seconds_per_unit, 0.3)
+            if method in self._measured:
+                self.calibration[method] = log_blend(self.calibration.get(method, 0.0), ratio, 0.3)
             else:
-                self.speed[quality] = seconds_per_unit
-                self._measured.add(quality)
+                self.calibration[method] = ratio
+                self._measured.add(method)
 
     def _janitor(self) -> None:
         interval = min(30.0, max(0.05, self.settings.result_ttl / 4))

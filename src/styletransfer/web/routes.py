@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..image import encode_image, load_image
 from . import styles as builtin_styles
-from .config import Settings
+from .config import METHODS, Settings
 from .engine import Engine, video_unavailable
 from .jobs import SUCCEEDED, Job, JobManager
 from .schemas import MIN_SIDE, Estimate, JobStatus, StyleInfo, form_schema
@@ -44,13 +44,16 @@ class Server:
 
     def modes(self) -> dict[str, bool]:
         try:
-            return dict(self.engine.modes())
+            modes = dict(self.engine.modes())
         except Exception:
             log.exception("engine.modes() failed")
-            return {"fast": False, "best": False}
+            return {"fast": False, "optimize": False}
+        if "best" in modes:  # an engine written before the web said optimize
+            modes.setdefault("optimize", modes.pop("best"))
+        return modes
 
-    def default_quality(self) -> str:
-        return "fast" if self.modes().get("fast") else "best"
+    def default_method(self) -> str:
+        return "fast" if self.modes().get("fast") else "optimize"
 
     def video_refusal(self) -> str | None:
         """Why this server takes no video jobs (``None`` when it does)."""
@@ -102,7 +105,7 @@ COMMON_ERRORS = {
     422: {"description": "unknown or invalid option, an image too narrow to stylize at that size, "
                          "a video without frames"},
     429: {"description": "queue full; retry after Retry-After seconds"},
-    503: {"description": "the requested quality (or video) is not available on this server"},
+    503: {"description": "the requested method (or video) is not available on this server"},
 }
 NOT_FOUND = {404: {"description": "unknown or expired job"}}
 IMAGE = {200: {"content": {"image/png": {}, "image/jpeg": {}}}}
@@ -143,7 +146,7 @@ async def health(request: Request):
         # video jobs (POST /api/v1/jobs with a clip as content); "video_unavailable" says why not
         "video": video_refusal is None,
         "video_unavailable": video_refusal,
-        "default_quality": server.default_quality(),
+        "default_method": server.default_method(),
         "auth_required": bool(s.api_key),
         "limits": {
             "max_upload_bytes": s.max_upload_bytes,
@@ -161,13 +164,13 @@ async def health(request: Request):
             "max_video_frames": s.max_video_frames,
             "video_default_size": s.video_default_size,
         },
-        # result sides the page offers per quality (largest = this server's limit), and for a video
-        "size_choices": {q: s.size_choices(q) for q in ("fast", "best")},
+        # result sides the page offers per method (largest = this server's limit), and for a video
+        "size_choices": {m: s.size_choices(m) for m in METHODS},
         "video_size_choices": s.video_size_choices(),
         "queue": manager.stats(),
-        # seconds a 4:3 result at the default size takes, as measured so far (priors until then);
+        # seconds a 4:3 result at the default size takes (the plan, corrected by measured runs);
         # GET /api/v1/estimate gives it for any photo and size
-        "estimated_seconds": {q: round(manager.estimate(q, h, w), 1) for q in ("fast", "best")},
+        "estimated_seconds": {m: round(manager.estimate(m, h, w), 1) for m in METHODS},
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -176,7 +179,9 @@ async def health(request: Request):
             summary="Result size and run time for a photo (or video) of this size (before uploading it)")
 async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000),
                    height: int = Query(..., ge=1, le=200_000),
-                   size: int | None = Query(None, ge=MIN_SIDE), quality: Literal["fast", "best"] = Query("fast"),
+                   size: int | None = Query(None, ge=MIN_SIDE), method: Literal["fast", "optimize"] | None = Query(None),
+                   quality: Literal["fast", "best"] | None = Query(
+                       None, deprecated=True, description="deprecated: the old name of method (best = optimize)"),
                    frames: int | None = Query(None, ge=1, le=1_000_000,
                                               description="a video of this many frames (fast mode); "
                                                           "1 = the time per frame")):
@@ -187,9 +192,10 @@ async def estimate(request: Request, width: int = Query(..., ge=1, le=200_000),
                    max(width, height))
         h, w = output_size(height, width, side)
         return Estimate(width=w, height=h, seconds=round(server.manager.estimate_video(h, w, frames), 1))
-    side = min(size or s.default_size, s.max_side(quality))
+    method = method or {"best": "optimize"}.get(quality or "fast", quality or "fast")
+    side = min(size or s.default_size, s.max_side(method))
     h, w = output_size(height, width, side)
-    return Estimate(width=w, height=h, seconds=round(server.manager.estimate(quality, h, w), 1))
+    return Estimate(width=w, height=h, seconds=round(server.manager.estimate(method, h, w), 1))
 
 
 @router.get("/api/v1/styles", tags=["styles"], response_model=list[StyleInfo], summary="List the built-in styles")
@@ -238,18 +244,18 @@ async def submit(request: Request, sync: bool) -> tuple[Server, Job, bool]:
             parts.video.unlink(missing_ok=True)  # the queued job owns it once accepted
             raise
     modes = server.modes()
-    quality = "fast" if sync else (parts.options.quality or server.default_quality())
-    if not modes.get(quality):
-        other = "best" if quality == "fast" else "fast"
-        hint = f"; use quality={other}" if modes.get(other) and not sync else ""
-        raise problem(503, f"the {quality} mode is not available on this server{hint}")
-    size = check_size(parts.options, quality, settings)
-    check_images(parts, quality, size, settings)
-    task, public = await run_in_threadpool(build_task, parts, quality, size, settings)
+    method = "fast" if sync else (parts.options.method or server.default_method())
+    if not modes.get(method):
+        other = "optimize" if method == "fast" else "fast"
+        hint = f"; use method={other}" if modes.get(other) and not sync else ""
+        raise problem(503, f"the {method} mode is not available on this server{hint}")
+    size = check_size(parts.options, method, settings)
+    check_images(parts, method, size, settings)
+    task, public = await run_in_threadpool(build_task, parts, method, size, settings)
     # Sync: refuse (429) what the queue ahead would delay past the wait; a run that alone takes
     # longer is accepted (waiting for a quieter server would not help) and handed back to poll.
     max_wait = 0.8 * settings.sync_timeout if sync else None
-    too_long = sync and server.manager.estimate(quality, *task.size) > max_wait
+    too_long = sync and server.manager.estimate(method, *task.size) > max_wait
     job = server.manager.submit(task, public, max_wait=None if too_long else max_wait)
     server.manager.start()
     return server, job, too_long

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import StyleTransferError
 from ..stylizers.weights import check_style_weights
 
 MIN_SIDE = 64  # results are at least this long (tiny photos are enlarged)
 FORM_FIELDS = {"content", "style"}
+# The web's first words for the library's options: still accepted, deprecated (the library's
+# words are what the API documents and answers with).
+DEPRECATED_FIELDS = {"quality": "method", "strength": "alpha", "keep_colors": "preserve_color"}
 VIDEO_ONLY = ("temporal", "audio", "start", "duration")  # options of a video job (ignored for a photo)
 
 
@@ -21,17 +24,19 @@ class JobOptions(BaseModel):
     # inf/nan (and 1e400, which parses as inf) are refused here, as a 422, before any work
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    quality: Literal["fast", "best"] | None = Field(
-        None, description="fast = feed-forward model (seconds, up to 4K); best = optimisation (minutes). "
-                          "Default: fast when the server has the model, else best.")
-    strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = the photo unchanged, 1 = full style")
-    keep_colors: Literal["off", "luminance", "histogram"] = Field(
-        "off", description="keep the photo's colours: luminance (exact colours) or histogram; "
-                           "true = luminance")
+    method: Literal["fast", "optimize"] | None = Field(
+        None, validation_alias=AliasChoices("method", "quality"),
+        description="fast = feed-forward model (seconds, up to 4K); optimize = the Gatys optimisation "
+                    "(minutes, the best quality). Default: fast when the server has the model, else optimize.")
+    alpha: float = Field(1.0, ge=0.0, le=1.0, validation_alias=AliasChoices("alpha", "strength"),
+                         description="style strength: 0 = the photo unchanged, 1 = full style")
+    preserve_color: Literal["off", "luminance", "histogram"] = Field(
+        "off", validation_alias=AliasChoices("preserve_color", "keep_colors"),
+        description="keep the photo's colours: luminance (exact colours) or histogram; true = luminance")
     size: int | None = Field(None, ge=MIN_SIDE, description="longest side of the result in pixels "
                                                             "(never more than the photo's or video's own)")
     format: Literal["png", "jpeg"] = Field("png", description="format of the result (a photo; a video's is MP4)")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (best quality)")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (method=optimize)")
     style_weights: list[float] | None = Field(
         None, description="comma-separated blend weights, one per style (e.g. 0.7,0.3)")
     temporal: bool = Field(True, description="video: keep consecutive frames coherent (optical flow); "
@@ -41,7 +46,15 @@ class JobOptions(BaseModel):
     duration: float | None = Field(None, gt=0, description="video: seconds to keep after start "
                                                            "(default: to the end)")
 
-    @field_validator("keep_colors", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _old_quality_words(cls, data: Any) -> Any:
+        """The deprecated ``quality`` said ``best`` for what the library calls ``optimize``."""
+        if isinstance(data, dict) and isinstance(data.get("quality"), str) and data["quality"].strip() == "best":
+            return {**data, "quality": "optimize"}
+        return data
+
+    @field_validator("preserve_color", mode="before")
     @classmethod
     def _bool_colors(cls, v: Any) -> Any:
         if isinstance(v, bool):
@@ -93,7 +106,9 @@ class JobStatus(BaseModel):
     eta_seconds: float | None = Field(description="estimated seconds until the result is ready")
     elapsed_seconds: float | None
     queue_position: int | None
-    quality: str
+    method: Literal["fast", "optimize"]
+    quality: Literal["fast", "best"] = Field(description="deprecated: the old name of method (best = optimize)",
+                                             json_schema_extra={"deprecated": True})
     width: int
     height: int
     options: dict
@@ -114,11 +129,11 @@ class StyleInfo(BaseModel):
 
 
 class Estimate(BaseModel):
-    """What a photo of a given size becomes in one quality, and how long it takes here."""
+    """What a photo of a given size becomes with one method, and how long it takes here."""
 
     width: int = Field(description="width of the result")
     height: int = Field(description="height of the result")
-    seconds: float = Field(description="estimated run time on this server (measured speed, or a prior)")
+    seconds: float = Field(description="estimated run time on this server (the plan's figures, corrected by its measured runs)")
 
 
 def form_schema(sync: bool) -> dict:
@@ -131,13 +146,20 @@ def form_schema(sync: bool) -> dict:
                   "description": "one or more styles: an uploaded image file, or a built-in style name "
                                  "(see GET /api/v1/styles); repeat the field to blend several"},
     }
-    for name, prop in JobOptions.model_json_schema()["properties"].items():
-        if sync and (name == "quality" or name in VIDEO_ONLY):
+    for name, prop in JobOptions.model_json_schema(by_alias=False)["properties"].items():
+        if sync and (name == "method" or name in VIDEO_ONLY):
             continue
         prop = dict(prop)
         if name == "style_weights":
             prop = {"type": "string", "description": prop.get("description", "")}
         props[name] = prop
+    for old, new in DEPRECATED_FIELDS.items():
+        if new in props:
+            values = " (best = optimize)" if old == "quality" else ""
+            props[old] = {**props[new], "title": old.replace("_", " ").capitalize(), "deprecated": True,
+                          "description": f"deprecated: the old name of {new}{values}; still accepted"}
+            if old == "quality":
+                props[old]["anyOf"] = [{"enum": ["fast", "best"], "type": "string"}, {"type": "null"}]
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["content", "style"], "properties": props}}}}}
 
@@ -146,7 +168,10 @@ def friendly(error: dict) -> dict:
     """A pydantic error -> FastAPI's 422 shape, with a plain message for unknown options."""
     out = {k: json_safe(v) for k, v in error.items() if k in ("type", "msg", "input")}
     out["loc"] = ("body", *error["loc"])
-    if error.get("type") == "extra_forbidden":
+    if error.get("type") == "extra_forbidden" and error["loc"][0] in DEPRECATED_FIELDS:
+        old = error["loc"][0]
+        out["msg"] = f"{old} is the old name of {DEPRECATED_FIELDS[old]}: send one of them, not both"
+    elif error.get("type") == "extra_forbidden":
         known = ", ".join(sorted([*FORM_FIELDS, *JobOptions.model_fields]))
         out["msg"] = f"unknown option {error['loc'][0]!r}; known fields: {known}"
     return out

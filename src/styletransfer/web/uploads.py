@@ -207,9 +207,10 @@ async def read_form(request: Request, settings: Settings, sync: bool, video: Vid
                 raise invalid(key, f"option {key!r} given more than once", kind="duplicate")
             # an unknown file field is reported as an unknown option
             raw[key] = "(file)" if isinstance(value, UploadFile) else value
-        if sync and "quality" in raw and raw["quality"] != "fast":
-            raise invalid("quality", "the synchronous endpoint only runs quality=fast; use POST /api/v1/jobs for best",
-                          kind="literal_error", value=raw["quality"])
+        for key in ("method", "quality"):  # quality: the deprecated name of method
+            if sync and key in raw and raw[key] != "fast":
+                raise invalid(key, f"the synchronous endpoint only runs {key}=fast; use POST /api/v1/jobs "
+                                   "for method=optimize", kind="literal_error", value=raw[key])
         try:
             options = JobOptions.model_validate(raw)
         except ValidationError as exc:
@@ -230,9 +231,10 @@ async def read_form(request: Request, settings: Settings, sync: bool, video: Vid
             if video is None or video.refusal:
                 raise problem(503, f"content: this server does not take video: "
                                    f"{video.refusal if video else 'video is off'}")
-            if options.quality == "best":
-                raise invalid("quality", "video runs in quality=fast (the optimisation takes minutes per frame)",
-                              kind="literal_error", value="best")
+            if options.method == "optimize":
+                key = "quality" if "quality" in raw else "method"
+                raise invalid(key, "video runs in method=fast (the optimisation takes minutes per frame)",
+                              kind="literal_error", value=raw[key])
             size = part.size if part.size is not None else _file_size(part.file)
             if size > settings.max_video_bytes:
                 raise problem(413, f"content: the video is {size / 1024 / 1024:.1f} MB; the limit is "
@@ -283,20 +285,20 @@ def _file_size(file: BinaryIO) -> int:
     return size
 
 
-def check_size(options: JobOptions, quality: str, settings: Settings) -> int:
-    """The result side asked for (or the default), 422 over this quality's limit."""
+def check_size(options: JobOptions, method: str, settings: Settings) -> int:
+    """The result side asked for (or the default), 422 over this method's limit."""
     size = options.size or settings.default_size
-    limit = settings.max_side(quality)
+    limit = settings.max_side(method)
     if size > limit:
-        raise invalid("size", f"size must be at most {limit} for quality={quality} on this server",
+        raise invalid("size", f"size must be at most {limit} for method={method} on this server",
                       kind="less_than_equal", value=size)
     return size
 
 
-def check_images(parts: FormParts, quality: str, size: int, settings: Settings) -> None:
+def check_images(parts: FormParts, method: str, size: int, settings: Settings) -> None:
     """400/413 for unreadable or too big images, 422 for ones too narrow to stylize."""
     w, h = image_dimensions(parts.content, "content", settings.max_pixels)
-    check_shape("content", w, h, size, settings.max_side(quality))
+    check_shape("content", w, h, size, settings.max_side(method))
     check_styles(parts, settings)
 
 
@@ -320,16 +322,16 @@ def decode_styles(parts: FormParts, settings: Settings) -> list[torch.Tensor]:
             for i, blob in enumerate(parts.styles)]
 
 
-def build_task(parts: FormParts, quality: str, size: int, settings: Settings) -> tuple[Task, dict]:
+def build_task(parts: FormParts, method: str, size: int, settings: Settings) -> tuple[Task, dict]:
     """Decode the images (blocking: run it in a thread) -> the task and its public options."""
-    rgb, alpha = decode(parts.content, "content", settings.max_pixels, size)
+    rgb, transparency = decode(parts.content, "content", settings.max_pixels, size)
     styles = decode_styles(parts, settings)
     opts = parts.options
-    keep = None if opts.keep_colors == "off" else opts.keep_colors
-    task = Task(content=rgb, styles=styles, style_weights=opts.style_weights, strength=opts.strength,
-                keep_colors=keep, quality=quality, seed=opts.seed, alpha=alpha)
+    keep = None if opts.preserve_color == "off" else opts.preserve_color
+    task = Task(content=rgb, styles=styles, style_weights=opts.style_weights, alpha=opts.alpha,
+                preserve_color=keep, method=method, seed=opts.seed, transparency=transparency)
     public = opts.model_dump(exclude=set(VIDEO_ONLY))
-    public.update(quality=quality, size=size, style=[p if isinstance(p, str) else "(upload)" for p in parts.styles])
+    public.update(method=method, size=size, style=[p if isinstance(p, str) else "(upload)" for p in parts.styles])
     return task, public
 
 
@@ -389,14 +391,14 @@ def build_video_task(parts: FormParts, size: int, settings: Settings) -> tuple[V
                                  f"sides >= {MIN_SHORT_SIDE} px", kind="too_narrow")
     check_styles(parts, settings)
     styles = decode_styles(parts, settings)
-    keep_colors = None if opts.keep_colors == "off" else opts.keep_colors
+    keep = None if opts.preserve_color == "off" else opts.preserve_color
     # the server's limit holds even if the header understated the length
     duration = min(opts.duration, limit + slack) if opts.duration is not None else limit + slack
     task = VideoTask(input=parts.video, styles=styles, frames=frames, height=out_h, width=out_w, size=side,
-                     style_weights=opts.style_weights, strength=opts.strength, keep_colors=keep_colors,
+                     style_weights=opts.style_weights, alpha=opts.alpha, preserve_color=keep,
                      temporal=opts.temporal, audio=opts.audio, start=start, duration=duration)
     public = opts.model_dump(exclude={"format", "seed"})
-    public.update(quality="fast", size=side, format="mp4",
+    public.update(method="fast", size=side, format="mp4",
                   style=[p if isinstance(p, str) else "(upload)" for p in parts.styles])
     shown = (out_h, out_w) if info.rotation % 180 else (out_w, out_h)
     return task, public, shown[0], shown[1]

@@ -7,7 +7,7 @@
   const RECENT_KEY = "styletransfer.recent.v1";
   const KEY_KEY = "styletransfer.apikey";
   const MAX_RECENT = 12;
-  const DEFAULT_SIZES = { fast: 1024, best: 512 }; // the size first offered for each quality
+  const DEFAULT_SIZES = { fast: 1024, optimize: 512 }; // the size first offered for each method
   const FULL = 1e9; // a remembered "Full size" choice
 
   const state = {
@@ -20,7 +20,7 @@
     photoUrl: null,
     photoW: 0,            // size of the photo as uploaded (0 = the browser cannot decode it)
     photoH: 0,
-    sizes: {},            // quality -> the size the user chose (FULL = the photo's own)
+    sizes: {},            // method -> the size the user chose (FULL = the photo's own)
     estimateSeq: 0,
     run: null,            // {photoName, styleTitle} of the job being run
     style: null,          // {kind: "builtin", name, title} | {kind: "upload", blob, title}
@@ -187,24 +187,24 @@
       return;
     }
     const h = state.health;
-    const fast = h.modes.fast, best = h.modes.best;
+    const fast = h.modes.fast, optimize = h.modes.optimize;
     $("q-fast").disabled = !fast;
-    $("q-best").disabled = !best;
-    const q = h.default_quality === "best" || !fast ? "q-best" : "q-fast";
+    $("q-optimize").disabled = !optimize;
+    const q = h.default_method === "optimize" || !fast ? "q-optimize" : "q-fast";
     $(q).checked = true;
-    pill.textContent = fast ? "Fast mode ready" : best ? "Best quality only" : "No stylizer available";
-    pill.className = "pill " + (fast || best ? "ok" : "bad");
+    pill.textContent = fast ? "Fast mode ready" : optimize ? "Best quality only" : "No stylizer available";
+    pill.className = "pill " + (fast || optimize ? "ok" : "bad");
     if (h.auth_required && !apiKey()) showKeyBar(true);
     renderSizes();
   }
 
   // --- result sizes and time estimates -------------------------------------------------------
-  // The sizes offered for a quality: the server's choices under the photo's own side, then
+  // The sizes offered for a method: the server's choices under the photo's own side, then
   // "Full" (the photo's side) when the photo is smaller than the largest choice.
-  function sizeChoices(quality) {
+  function sizeChoices(method) {
     const h = state.health;
     const video = state.media === "video";
-    const list = (video ? h && h.video_size_choices : h && h.size_choices && h.size_choices[quality]) || [512, 768, 1024];
+    const list = (video ? h && h.video_size_choices : h && h.size_choices && h.size_choices[method]) || [512, 768, 1024];
     const long = Math.max(state.photoW, state.photoH);
     if (!long || long > list[list.length - 1]) return list.map((v) => ({ value: v, label: `${v} px` }));
     const out = list.filter((v) => v < long).map((v) => ({ value: v, label: `${v} px` }));
@@ -213,30 +213,30 @@
     return out;
   }
 
-  // The choice for a quality: the largest not above what the user chose (or the default).
-  function pickSize(quality) {
-    const choices = sizeChoices(quality);
-    const key = state.media === "video" ? "video" : quality;
+  // The choice for a method: the largest not above what the user chose (or the default).
+  function pickSize(method) {
+    const choices = sizeChoices(method);
+    const key = state.media === "video" ? "video" : method;
     const videoDefault = (state.health && state.health.limits.video_default_size) || 512;
-    const want = state.sizes[key] || (key === "video" ? videoDefault : DEFAULT_SIZES[quality]) || 512;
+    const want = state.sizes[key] || (key === "video" ? videoDefault : DEFAULT_SIZES[method]) || 512;
     let pick = choices[0];
     for (const c of choices) if (c.value <= want) pick = c;
     return pick;
   }
 
   function renderSizes() {
-    const quality = selectedValue("quality") || "fast";
+    const method = selectedValue("method") || "fast";
     const box = $("size-choices");
-    const pick = pickSize(quality);
+    const pick = pickSize(method);
     box.textContent = "";
-    for (const c of sizeChoices(quality)) {
+    for (const c of sizeChoices(method)) {
       const input = document.createElement("input");
       input.type = "radio";
       input.name = "size";
       input.id = `s-${c.value}`;
       input.value = String(c.value);
       input.checked = c === pick || c.value === pick.value;
-      const key = state.media === "video" ? "video" : quality;
+      const key = state.media === "video" ? "video" : method;
       input.addEventListener("change", () => { state.sizes[key] = c.full ? FULL : c.value; updateEstimates(); });
       const label = document.createElement("label");
       label.htmlFor = input.id;
@@ -247,19 +247,19 @@
   }
 
   // "about N s" under each quality: for the chosen photo and size once there is a photo (the
-  // server's measured speed, GET /estimate), else the server's figure for a default-size photo.
+  // plan corrected by the server's measured runs, GET /estimate), else the server's figure for a default-size photo.
   async function updateEstimates() {
     const h = state.health;
     if (!h) return;
     const seq = ++state.estimateSeq;
     const video = state.media === "video";
-    for (const q of ["fast", "best"]) {
+    for (const q of ["fast", "optimize"]) {
       const el = $(`q-${q}-time`);
       if (!h.modes[q]) { el.textContent = "not on this server"; continue; }
-      if (video && q === "best") { el.textContent = "photos only"; continue; }
+      if (video && q === "optimize") { el.textContent = "photos only"; continue; }
       let seconds = (h.estimated_seconds || {})[q];
       if (state.photoW) {
-        const params = new URLSearchParams({ width: state.photoW, height: state.photoH, size: pickSize(q).value, quality: q });
+        const params = new URLSearchParams({ width: state.photoW, height: state.photoH, size: pickSize(q).value, method: q });
         if (video) params.set("frames", "1"); // the measured time per frame
         try {
           seconds = (await (await api(`/estimate?${params}`)).json()).seconds;
@@ -426,7 +426,7 @@
       if (state.videoUrl) { URL.revokeObjectURL(state.videoUrl); state.videoUrl = null; }
     }
     const modes = (state.health && state.health.modes) || {};
-    $("q-best").disabled = video || !modes.best;
+    $("q-optimize").disabled = video || !modes.optimize;
     $("q-device").disabled = video || $("q-device").dataset.ready !== "true";
     if (video && !$("q-fast").disabled) $("q-fast").checked = true;
     $("video-note").hidden = !video;
@@ -502,19 +502,20 @@
     clearResult();
     setBusy(true);
     const video = state.media === "video";
-    const quality = video ? "fast" : selectedValue("quality");
+    const method = video ? "fast" : selectedValue("method");
     state.run = { photoName: state.photoName, styleTitle: state.style.title, media: state.media };
-    if (quality === "device") { await stylizeOnDevice(); return; } // ondevice.js: nothing is uploaded
+    if (method === "device") { await stylizeOnDevice(); return; } // ondevice.js: nothing is uploaded
     setProgress(true, video ? "Uploading the video…" : "Uploading…", 1, "");
     if (window.matchMedia("(max-width: 900px)").matches) document.querySelector(".stage").scrollIntoView({ behavior: "smooth", block: "start" });
     const form = new FormData();
     form.append("content", state.photo, state.photoName);
     if (state.style.kind === "builtin") form.append("style", state.style.name);
     else form.append("style", state.style.blob, "style");
-    form.append("strength", String(Number($("strength").value) / 100));
-    form.append("keep_colors", $("keep-colors").checked ? "true" : "false");
-    if (quality) form.append("quality", quality);
-    form.append("size", selectedValue("size") || String(pickSize(quality || "fast").value));
+    // the library's words: alpha (the Strength slider), preserve_color (Keep my colours), method
+    form.append("alpha", String(Number($("strength").value) / 100));
+    form.append("preserve_color", $("keep-colors").checked ? "luminance" : "off");
+    if (method) form.append("method", method);
+    form.append("size", selectedValue("size") || String(pickSize(method || "fast").value));
     if (video) form.append("temporal", $("temporal").checked ? "true" : "false");
     const started = Date.now();
     let job;
@@ -536,7 +537,7 @@
       }
     }
     state.job = job.id;
-    poll(job, started, quality);
+    poll(job, started, method);
   }
 
   async function stylizeOnDevice() {
@@ -545,8 +546,8 @@
       const builtin = state.style.kind === "builtin";
       const out = await window.StyletransferOnDevice.stylize({
         photo: state.photo, style: builtin ? `${API}/styles/${state.style.name}/image` : state.style.blob,
-        styleKey: builtin ? state.style.name : null, strength: Number($("strength").value) / 100,
-        keepColors: $("keep-colors").checked, size: Number(selectedValue("size") || 512),
+        styleKey: builtin ? state.style.name : null, alpha: Number($("strength").value) / 100,
+        preserveColor: $("keep-colors").checked, size: Number(selectedValue("size") || 512),
       }, (text, percent) => setProgress(true, text, percent, ""));
       if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
       state.resultUrl = URL.createObjectURL(out.blob);
@@ -579,8 +580,8 @@
     return [`Stylizing · ${pct}`, job.eta_seconds != null && job.percent < 100 ? `About ${formatSeconds(job.eta_seconds)} left` : "Finishing…"];
   }
 
-  function poll(job, started, quality) {
-    const interval = quality === "best" ? 1000 : 300;
+  function poll(job, started, method) {
+    const interval = method === "optimize" ? 1000 : 300;
     const tick = async () => {
       if (state.job !== job.id) return;
       let status;
@@ -890,7 +891,7 @@
     });
     const strength = $("strength");
     strength.addEventListener("input", () => { $("strength-value").textContent = `${strength.value}%`; updateButton(); });
-    document.querySelectorAll('input[name="quality"]').forEach((input) => input.addEventListener("change", renderSizes));
+    document.querySelectorAll('input[name="method"]').forEach((input) => input.addEventListener("change", renderSizes));
     $("stylize").addEventListener("click", stylize);
     $("cancel").addEventListener("click", cancel);
     $("clear-recent").addEventListener("click", () => { localStorage.removeItem(RECENT_KEY); renderRecent(); });

@@ -4,9 +4,10 @@
 
    window.StyletransferOnDevice = {
      status(): Promise<{available, reason, model, ort}>,
-     stylize({photo: Blob, style: Blob | URL string, styleKey?, strength, keepColors, size}, onProgress)
+     stylize({photo: Blob, style: Blob | URL string, styleKey?, alpha, preserveColor, size}, onProgress)
        -> Promise<{blob, canvas, width, height, seconds, backend}>
    }
+   (alpha and preserveColor are the library's words; the older strength and keepColors still work.)
    Same pipeline as `styletransfer export` documents: style_encoder(style at <= 512 px) -> statistics,
    stylizer(content, statistics, alpha) -> image; "keep colours" = the photo's chroma (YIQ). */
 (() => {
@@ -119,9 +120,9 @@
     return new ort.Tensor("float32", out, [1, 3, h, w]);
   }
 
-  // float32 (1, 3, H, W) -> canvas; keepColors: the result's luminance with the photo's chroma
+  // float32 (1, 3, H, W) -> canvas; preserveColor: the result's luminance with the photo's chroma
   // (YIQ: I and Q rows sum to 0, so RGB = photo RGB + (Y_result - Y_photo)).
-  function toCanvas(result, content, keepColors) {
+  function toCanvas(result, content, preserveColor) {
     const [, , h, w] = result.dims;
     const src = result.data, n = w * h;
     const canvas = document.createElement("canvas");
@@ -131,7 +132,7 @@
     const px = img.data, c = content.data;
     for (let i = 0; i < n; i++) {
       let r = src[i], g = src[n + i], b = src[2 * n + i];
-      if (keepColors) {
+      if (preserveColor) {
         const cr = c[4 * i] / 255, cg = c[4 * i + 1] / 255, cb = c[4 * i + 2] / 255;
         const dy = 0.299 * (r - cr) + 0.587 * (g - cg) + 0.114 * (b - cb);
         r = cr + dy; g = cg + dy; b = cb + dy;
@@ -161,9 +162,9 @@
     }
     onProgress(`Stylizing on this device (${rt.backend})…`, 60);
     await new Promise((r) => setTimeout(r, 0)); // let the page paint the progress first
-    const alpha = new rt.ort.Tensor("float32", new Float32Array([request.strength ?? 1]), [1]);
+    const alpha = new rt.ort.Tensor("float32", new Float32Array([request.alpha ?? request.strength ?? 1]), [1]);
     const out = await rt.stylizer.run({ content: toTensor(rt.ort, content), statistics: stats, alpha });
-    const canvas = toCanvas(out.image, content, Boolean(request.keepColors));
+    const canvas = toCanvas(out.image, content, Boolean(request.preserveColor ?? request.keepColors));
     onProgress("Finishing…", 95);
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
     const result = { blob, canvas, width: canvas.width, height: canvas.height,
