@@ -131,3 +131,9 @@ def test_student_tensors_and_meta_describe_the_network(student):
     assert set(t) == {f"encoder.layers.{n}.{p}" for n in student.conv_names for p in ("weight", "bias")}
     assert student_meta(student) == {"width_divisor": 16, "last_layer": "relu4_1", "pooling": "max",
                                      "normalization": "caffe"}
+
+
+def test_a_file_that_is_no_model_is_a_clear_error(student, tmp_path):
+    ckpt.atomic_save(student_tensors(student), tmp_path / "student-only.safetensors", {"config": {"lr": 1}})
+    with pytest.raises(StyleTransferError, match="not a styletransfer decoder"):
+        fast_model.read_model(tmp_path / "student-only.safetensors")

@@ -118,7 +118,7 @@ def read_model(path: str | Path | None = None) -> FastModel:
     elif "decoder" in meta:
         dec = _decoder_from(tensors, "decoder.", meta["decoder"], file)
         decs = {dec.level: dec}
-    elif "config" in meta:  # a training checkpoint
+    elif "config" in meta and "decoder.net.1.weight" in tensors:  # a decoder trainer's checkpoint
         tc = meta["config"]
         level = tc.get("level", LAYER)
         cfg = {"in_channels": int(tensors["decoder.net.1.weight"].shape[1]), "width": tc["decoder_width"],
