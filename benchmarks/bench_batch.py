@@ -1,10 +1,10 @@
-"""Benchmark of ``styletransfer batch``: images/s embedded vs on a local Ray, and peak memory.
+"""Benchmark of ``painterly batch``: images/s embedded vs on a local Ray, and peak memory.
 
 For each size (default 256^2 and 512^2, ImageNet-sized photos) it writes ``--images`` photos
 (scikit-image's photos, cropped/resized to the size) and one painting into a temporary folder,
 then times, on this machine:
 
-- **embedded**: ``styletransfer.batch`` in this process (the model loaded once, ``--workers``
+- **embedded**: ``painterly.batch`` in this process (the model loaded once, ``--workers``
   threads; default one per core), model load included and excluded;
 - **ray**: the same batch on a local Ray (``ray.init(num_cpus=cores)``, one actor per core,
   ``--batch-size``), with Ray's start-up (``ray.init``) timed apart and the actors' model loads
@@ -46,8 +46,8 @@ def _photos(folder: Path, n: int, side: int) -> None:
 
 
 def _style(path: Path) -> None:
-    from styletransfer.demo import swirl_style
-    from styletransfer.image import to_pil
+    from painterly.demo import swirl_style
+    from painterly.image import to_pil
 
     to_pil(swirl_style(512)).save(path)
 
@@ -70,9 +70,9 @@ def _actor_peaks() -> list[int]:
 def bench(side: int, args) -> dict:
     import torch
 
-    import styletransfer as st
-    from styletransfer.batch.options import available_cores
-    from styletransfer.stylizers.fast import FastStylizer
+    import painterly as st
+    from painterly.batch.options import available_cores
+    from painterly.stylizers.fast import FastStylizer
 
     cores = args.cores or available_cores()
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -97,7 +97,7 @@ def bench(side: int, args) -> dict:
         try:
             import ray
         except ImportError:
-            row["ray"] = "skipped: ray is not installed (pip install 'styletransfer[ray]')"
+            row["ray"] = "skipped: ray is not installed (pip install 'painterly[ray]')"
             return row
         t2 = time.perf_counter()
         ray.init(num_cpus=cores, include_dashboard=False, logging_level="ERROR")

@@ -2,7 +2,7 @@
 
 Prints, measured side by side in one run on this machine:
 - seconds per image at 512^2 and 1024^2 (median of --repeats, after one warm-up);
-- process start to written PNG: ``styletransfer stylize ... --method fast`` at 512^2 in a fresh
+- process start to written PNG: ``painterly stylize ... --method fast`` at 512^2 in a fresh
   process (imports, weights, style, stylization, PNG);
 - bf16 vs fp32 where the CPU has native bf16 (AVX512-BF16/AMX): time and max/mean difference of
   the outputs (elsewhere bf16 is emulated, 10-50x slower, and not used: it says so);
@@ -30,8 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from styletransfer.image import fit_size, from_array, resize  # noqa: E402
-from styletransfer.stylizers.fast import TRANSFORMS, FastOptions, stylize_fast  # noqa: E402
+from painterly.image import fit_size, from_array, resize  # noqa: E402
+from painterly.stylizers.fast import TRANSFORMS, FastOptions, stylize_fast  # noqa: E402
 
 
 def _images(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,13 +57,13 @@ def start_to_png(opts: FastOptions) -> float:
     """Seconds from process start to a written 512^2 PNG, through the CLI."""
     import tempfile
 
-    from styletransfer import save_image
+    from painterly import save_image
 
     content, style = _images(512)
     with tempfile.TemporaryDirectory() as tmp:
         save_image(content, f"{tmp}/c.png")
         save_image(style, f"{tmp}/s.png")
-        cmd = [sys.executable, "-m", "styletransfer", "stylize", f"{tmp}/c.png", f"{tmp}/s.png", "-o", f"{tmp}/o.png",
+        cmd = [sys.executable, "-m", "painterly", "stylize", f"{tmp}/c.png", f"{tmp}/s.png", "-o", f"{tmp}/o.png",
                "--method", "fast", "--size", "512", "-q"]
         if opts.model:
             cmd += ["--model", opts.model]
@@ -74,7 +74,7 @@ def start_to_png(opts: FastOptions) -> float:
 
 def bf16_check(opts: FastOptions) -> str:
     """bf16 autocast vs fp32 at 512^2, where the CPU has native bf16."""
-    from styletransfer.device import cpu_has_fast_bf16
+    from painterly.device import cpu_has_fast_bf16
 
     if not cpu_has_fast_bf16():
         return "bf16: not measured (this CPU has no native bf16; emulated bf16 is 10-50x slower, so it is off)"
@@ -96,8 +96,8 @@ def peak_rss_4k(opts: FastOptions) -> tuple[float, float]:
     """Run a 3840x2160 stylization in a fresh process; returns (peak RSS GB, seconds)."""
     code = f"""
 import json, time, torch
-from styletransfer.image import from_array, resize
-from styletransfer.stylizers.fast import FastOptions, stylize_fast
+from painterly.image import from_array, resize
+from painterly.stylizers.fast import FastOptions, stylize_fast
 from skimage import data
 def hwm_kib():  # this process's peak RSS; ru_maxrss would start from the parent's peak (kept over exec)
     return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
@@ -120,7 +120,7 @@ def quality(size: int, opts: FastOptions, pairs: int) -> list[tuple[str, float, 
     from skimage import data
 
     from bench_optimize import common_measure
-    from styletransfer import OptimizeOptions, stylize
+    from painterly import OptimizeOptions, stylize
 
     def score(image: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> float:
         return common_measure(image, content, style, OptimizeOptions())[0]

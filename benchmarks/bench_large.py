@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from styletransfer import OptimizeOptions, save_image
-from styletransfer.demo import content_photo, swirl_style
-from styletransfer.encoders import vgg19
-from styletransfer.image import resize
-from styletransfer.stylizers.optimize import scale_sizes, step_schedule, stylize_optimize
+from painterly import OptimizeOptions, save_image
+from painterly.demo import content_photo, swirl_style
+from painterly.encoders import vgg19
+from painterly.image import resize
+from painterly.stylizers.optimize import scale_sizes, step_schedule, stylize_optimize
 
 
 def main(argv: list[str] | None = None) -> int:

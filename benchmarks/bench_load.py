@@ -86,8 +86,8 @@ class StubEngine:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from styletransfer.web import Settings, create_app
-    from styletransfer.web.engine import LibraryEngine
+    from painterly.web import Settings, create_app
+    from painterly.web.engine import LibraryEngine
 
     engine = (StubEngine(args.stub_seconds) if args.engine == "stub"
               else LibraryEngine(device="cpu", fast_model=args.fast_model))
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=60.0, help=f"seconds of load (max {MAX_DURATION:.0f}, default 60)")
     p.add_argument("--drain", type=float, default=120.0, help="seconds to wait for accepted jobs after the load ends")
     p.add_argument("--url", default=None, help="a running server (loopback only); default: start one here")
-    p.add_argument("--api-key", default=os.environ.get("STYLETRANSFER_API_KEY"))
+    p.add_argument("--api-key", default=os.environ.get("PAINTERLY_API_KEY"))
     p.add_argument("--mode", choices=["jobs", "sync", "mixed"], default="mixed",
                    help="jobs = create + poll + fetch; sync = POST /stylize; mixed = 70/30 (default)")
     p.add_argument("--engine", choices=["auto", "real", "stub"], default="auto",
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
         engine = args.engine
         if engine == "auto":
             try:
-                from styletransfer.stylizers.fast import default_model_available
+                from painterly.stylizers.fast import default_model_available
                 engine = "real" if default_model_available() or args.fast_model else "stub"
             except ImportError:
                 engine = "stub"
@@ -306,14 +306,14 @@ def main(argv=None) -> int:
                 p.error(f"--fast-model {args.fast_model}: no such file")
         elif engine == "real":
             try:
-                from styletransfer.stylizers.fast import default_model_available
+                from painterly.stylizers.fast import default_model_available
                 if not default_model_available():
                     p.error("--engine real needs the built-in fast model, which is not installed")
             except ImportError:
-                p.error("--engine real needs styletransfer.stylizers.fast")
+                p.error("--engine real needs painterly.stylizers.fast")
         engine_label = (f"stub ({args.stub_seconds:.2f} s per image, simulated)" if engine == "stub"
                         else f"real fast AdaIN model (CPU{', ' + args.fast_model if args.fast_model else ''})")
-        from styletransfer.web.config import default_workers
+        from painterly.web.config import default_workers
         workers = args.workers or default_workers()
         port = _free_port()
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", "--port", str(port), "--engine", engine,

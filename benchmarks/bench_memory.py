@@ -1,4 +1,4 @@
-"""Check the run estimates of ``styletransfer.plan`` against measured peak memory and time.
+"""Check the run estimates of ``painterly.plan`` against measured peak memory and time.
 
 Each run is a fresh process (its peak RSS, ``VmHWM``, is that run's alone; ``ru_maxrss`` would start from the parent's) with the real
 VGG19 and astronaut + swirls. It prints, per size, the estimated and measured peak RSS and
@@ -25,14 +25,14 @@ import json, sys, time
 import torch
 def hwm_kib():  # this process's peak RSS; ru_maxrss would start from the parent's peak (kept over exec)
     return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
-from styletransfer.demo import content_photo, swirl_style
-from styletransfer.image import resize
+from painterly.demo import content_photo, swirl_style
+from painterly.image import resize
 method, size, steps, tile, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 content = resize(content_photo("astronaut"), (size, size))
 style = swirl_style(512)
 if method == "optimize":
-    from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
-    from styletransfer.encoders import vgg19
+    from painterly.stylizers.optimize import OptimizeOptions, stylize_optimize
+    from painterly.encoders import vgg19
     vgg19(None, "max", "cpu")
     times = []
     def callback(step, total, loss):
@@ -43,7 +43,7 @@ if method == "optimize":
     per = (times[-1] - times[0]) / max(1, len(times) - 1) if len(times) > 1 else times[0] - t0
     seconds = time.perf_counter() - t0
 else:
-    from styletransfer.stylizers.fast import FastOptions, stylize_fast
+    from painterly.stylizers.fast import FastOptions, stylize_fast
     opts = FastOptions(device="cpu", model=model or None, tile=int(tile) if tile != "-" else None)
     t0 = time.perf_counter()
     stylize_fast(content, [style], opts)
@@ -63,9 +63,9 @@ def measure(method: str, size: int, steps: int, tile: int | None, model: str | N
 
 
 def estimate(method: str, size: int, steps: int, tile: int | None, model: str | None) -> dict:
-    from styletransfer import plan
-    from styletransfer.stylizers.fast import FastOptions
-    from styletransfer.stylizers.optimize import OptimizeOptions
+    from painterly import plan
+    from painterly.stylizers.fast import FastOptions
+    from painterly.stylizers.optimize import OptimizeOptions
 
     if method == "optimize":
         p = plan.plan_optimize(size, size, OptimizeOptions(steps=[steps], early_stop_tol=0), threads=1)

@@ -1,8 +1,8 @@
 """Benchmark of the page's on-device mode: the built-in model's ONNX export run by onnxruntime-web
 (WebAssembly) in headless Chromium, against onnxruntime (Python) on the same graph and photo.
 
-Serves the page with ``$STYLETRANSFER_ONDEVICE_MODEL`` set to a fresh fp16 export, picks a photo,
-runs "On this device" through ``window.StyletransferOnDevice.stylize`` at each size, and prints
+Serves the page with ``$PAINTERLY_ONDEVICE_MODEL`` set to a fresh fp16 export, picks a photo,
+runs "On this device" through ``window.PainterlyOnDevice.stylize`` at each size, and prints
 the browser's seconds (first run: model download and session start; then warm runs), the
 backend it used, and the same image's time with onnxruntime in Python (one thread, as the page
 has one without cross-origin isolation). Needs Chromium (.ci/install-browser) and ``npm ci``.
@@ -37,8 +37,8 @@ def main() -> int:
     from PIL import Image
     from skimage import data
 
-    from styletransfer import export
-    from styletransfer.web import Settings, create_app, ondevice, styles
+    from painterly import export
+    from painterly.web import Settings, create_app, ondevice, styles
 
     if ondevice.find_ort_dir() is None:
         raise SystemExit("onnxruntime-web is not installed: run `npm ci` in the repository")
@@ -69,7 +69,7 @@ def main() -> int:
             for r in range(args.repeats + (1 if i == 0 else 0)):
                 res = page.evaluate("""async ([side]) => {
                     const input = document.getElementById('photo-input').files[0];
-                    const r = await window.StyletransferOnDevice.stylize(
+                    const r = await window.PainterlyOnDevice.stylize(
                         {photo: input, style: '/api/v1/styles/%s/image', styleKey: 'bench', strength: 1, size: side});
                     return [r.seconds, r.backend, r.width, r.height];
                 }""" % style_name, [side])

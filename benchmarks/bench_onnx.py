@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from styletransfer import export
-from styletransfer.image import fit_size, from_array, load_image, resize, save_image
-from styletransfer.stylizers.fast import FastOptions, stylize_fast
+from painterly import export
+from painterly.image import fit_size, from_array, load_image, resize, save_image
+from painterly.stylizers.fast import FastOptions, stylize_fast
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 STYLES = ("nnst_S1.jpg", "aams_vangogh_harvest_sheaves.jpg", "aesust_cezanne_bay_of_marseille.jpg")
@@ -57,7 +57,7 @@ def paintings(n: int) -> list[tuple[str, torch.Tensor]]:
     files = [folder / s for s in STYLES if (folder / s).is_file()] or sorted(folder.glob("*.jpg"))[:n]
     if files:
         return [(f.stem, load_image(f).rgb) for f in files[:n]]
-    from styletransfer.demo import swirl_style
+    from painterly.demo import swirl_style
 
     return [("swirls", swirl_style(512))]
 

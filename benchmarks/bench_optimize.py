@@ -12,7 +12,7 @@ objective*: pastiche is configured with our default layers and weights (its loss
 ``content_weight * sum_l w_l * mse(F_l) + sum_l w_l * mse(G_l)`` with ``mse(G) = sum(dG^2) / C^2``,
 so per-layer weights ``u_l * content_weight`` and ``v_l * style_weight / C_l^2`` reproduce ours
 exactly). pastiche runs L-BFGS for ``--pastiche-steps`` steps at full size from the content
-image; we run our default :class:`~styletransfer.OptimizeOptions` (coarse-to-fine). Both final
+image; we run our default :class:`~painterly.OptimizeOptions` (coarse-to-fine). Both final
 images (as saved, 8-bit) are scored by one common measure, computed with our VGG19 encoder on
 the same Caffe weights and pooling:
 
@@ -33,12 +33,12 @@ from typing import Sequence
 
 import torch
 
-from styletransfer import OptimizeOptions, load_image, save_image
-from styletransfer.demo import content_photo, swirl_style
-from styletransfer.encoders import layer_channels, vgg19
-from styletransfer.image import fit_size, resize
-from styletransfer.losses import content_loss, gram_matrix, gram_style_loss
-from styletransfer.stylizers.optimize import stylize_optimize
+from painterly import OptimizeOptions, load_image, save_image
+from painterly.demo import content_photo, swirl_style
+from painterly.encoders import layer_channels, vgg19
+from painterly.image import fit_size, resize
+from painterly.losses import content_loss, gram_matrix, gram_style_loss
+from painterly.stylizers.optimize import stylize_optimize
 
 def _weights(options: OptimizeOptions) -> tuple[dict[str, float], dict[str, float]]:
     """Effective per-layer weights of the objective (content, style), as the stylizer uses them."""
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         parts = [int(p) for p in args.steps.split(",")]
         options.steps = parts[0] if len(parts) == 1 else parts
-    from styletransfer.stylizers.optimize import scale_sizes, step_schedule
+    from painterly.stylizers.optimize import scale_sizes, step_schedule
 
     sizes = scale_sizes(*fit_size(*content_photo(args.content).shape[-2:], size=args.size), options)
     steps = step_schedule(len(sizes), options, [h * w for h, w in sizes])

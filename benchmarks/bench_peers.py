@@ -37,9 +37,9 @@ from pathlib import Path
 
 import torch
 
-from styletransfer import load_image, save_image
-from styletransfer.encoders import vgg19
-from styletransfer.image import fit_size, resize
+from painterly import load_image, save_image
+from painterly.encoders import vgg19
+from painterly.image import fit_size, resize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = [
@@ -104,7 +104,7 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
 
 
 def ours_cli(model: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:
-    exe = Path(sys.executable).with_name("styletransfer")
+    exe = Path(sys.executable).with_name("painterly")
     return run_process([str(exe), "stylize", str(photo), str(style), "-o", str(out), "--size", str(size),
                         "--method", "fast", "--model", model, "-q", "--force"])
 
@@ -125,7 +125,7 @@ def optimize_cached(photo: Path, style: Path, size: int, out: Path, cache: Path)
     key = cache / f"{photo.stem}__{style.stem}__{size}.png"
     meta = key.with_suffix(".json")
     if not key.exists():
-        wall, rss = run_process([str(Path(sys.executable).with_name("styletransfer")), "stylize", str(photo),
+        wall, rss = run_process([str(Path(sys.executable).with_name("painterly")), "stylize", str(photo),
                                  str(style), "-o", str(key), "--size", str(size), "--method", "optimize", "-q"])
         meta.write_text(json.dumps({"seconds": wall, "rss_gb": rss}))
     out.write_bytes(key.read_bytes())
@@ -167,7 +167,7 @@ def main() -> int:
     out_dir, cache = Path(args.out), Path(args.cache)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
-    from styletransfer.stylizers.fast import FastStylizer
+    from painterly.stylizers.fast import FastStylizer
 
     print(f"torch {torch.__version__}, {args.threads} thread(s); CPU: {cpu_name()}")
     stylizers = {m: FastStylizer.from_model(m, "cpu") for m in args.models}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from styletransfer.training import TrainConfig, Trainer
+from painterly.training import TrainConfig, Trainer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
 

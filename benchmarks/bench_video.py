@@ -1,4 +1,4 @@
-"""Benchmark of ``styletransfer video``: temporal consistency (per-frame vs temporal) and speed.
+"""Benchmark of ``painterly video``: temporal consistency (per-frame vs temporal) and speed.
 
 Clips with *known* motion are made from the photos in ``../shared/data/examples/content/``:
 pan, zoom, rotation (an affine camera over a photo), a moving object (a disc cut from a
@@ -42,13 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from styletransfer.encoders import vgg19
-from styletransfer.image import fit_size, from_array, load_image, resize, save_image
-from styletransfer.stylizers.optimize import OptimizeOptions
-from styletransfer.stylizers.fast import (
+from painterly.encoders import vgg19
+from painterly.image import fit_size, from_array, load_image, resize, save_image
+from painterly.stylizers.optimize import OptimizeOptions
+from painterly.stylizers.fast import (
     FastOptions, _pad_to, decode_tiled, encode_tiled, read_model, style_statistics, stylize_fast, target_features,
 )
-from styletransfer.video import FlowEstimator, TemporalBlender, VideoOptions, stylize_video, warp, warping_error
+from painterly.video import FlowEstimator, TemporalBlender, VideoOptions, stylize_video, warp, warping_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_optimize import common_measure  # noqa: E402  the project's content + style measure

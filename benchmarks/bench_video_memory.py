@@ -1,4 +1,4 @@
-"""Memory of ``styletransfer video``: it must stream, with RAM bounded by a few frames (issue 9).
+"""Memory of ``painterly video``: it must stream, with RAM bounded by a few frames (issue 9).
 
 Synthetic clips (a pan over a smooth random texture, H.264, made with PyAV in a temporary folder)
 are stylized by ``stylize_video`` in a fresh process each (so ``ru_maxrss`` is that run's peak
@@ -39,9 +39,9 @@ import json, os, resource, sys, time
 import torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-from styletransfer.video import VideoOptions, stylize_video
-from styletransfer.stylizers.fast import FastOptions
-from styletransfer.stylizers.optimize import OptimizeOptions
+from painterly.video import VideoOptions, stylize_video
+from painterly.stylizers.fast import FastOptions
+from painterly.stylizers.optimize import OptimizeOptions
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss():
@@ -49,19 +49,19 @@ def rss():
         return int(f.read().split()[1]) * PAGE
 
 if args["tiny"]:
-    from styletransfer.encoders import VGG19Encoder
-    from styletransfer.models import Decoder
+    from painterly.encoders import VGG19Encoder
+    from painterly.models import Decoder
     torch.manual_seed(0)
     enc = VGG19Encoder(width_divisor=16)
     dec = Decoder(in_channels=32, width=0.125, input_scale=1e-3).eval()
 else:
-    from styletransfer.encoders import vgg19
+    from painterly.encoders import vgg19
     enc = vgg19(device="cpu")
     dec = None  # stylize_video loads every level of the model, as the CLI does
-from styletransfer.image import load_image
+from painterly.image import load_image
 style = load_image(args["style"]).rgb if args["style"] else None
 if style is None:
-    from styletransfer.demo import swirl_style
+    from painterly.demo import swirl_style
     style = swirl_style(256)
 opts = VideoOptions(method=args["method"], size=args["size"], temporal=args["temporal"], audio=False,
                     fast=FastOptions(device="cpu", tile=args["tile"], model=args["model"]),

@@ -1,4 +1,4 @@
-"""Benchmark of the warm start of ``styletransfer video --method optimize``: how many steps do the
+"""Benchmark of the warm start of ``painterly video --method optimize``: how many steps do the
 frames after the first need?
 
 Ruder et al. (2016, "Artistic style transfer for videos") start the optimisation of frame t from
@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from styletransfer.encoders import vgg19
-from styletransfer.image import from_array, load_image
-from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
-from styletransfer.video import DEFAULT_BLEND, TemporalBlender, warping_error
+from painterly.encoders import vgg19
+from painterly.image import from_array, load_image
+from painterly.stylizers.optimize import OptimizeOptions, stylize_optimize
+from painterly.video import DEFAULT_BLEND, TemporalBlender, warping_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_optimize import common_measure  # noqa: E402
@@ -47,8 +47,8 @@ def _inputs(clip: str, size: int, frames: int, style_path: str | None):
     if photo_path.exists():
         photo = _photo(photo_path, int(h * 1.6))
     else:  # no shared data: a photo bundled with scikit-image
-        from styletransfer.demo import content_photo
-        from styletransfer.image import resize
+        from painterly.demo import content_photo
+        from painterly.image import resize
 
         img = content_photo("astronaut")
         photo = resize(img, (int(h * 1.6), int(h * 1.6)))[0].permute(1, 2, 0).numpy().astype(np.float32)
@@ -58,7 +58,7 @@ def _inputs(clip: str, size: int, frames: int, style_path: str | None):
     elif default_style.exists():
         style = load_image(default_style).rgb
     else:
-        from styletransfer.demo import swirl_style
+        from painterly.demo import swirl_style
 
         style = swirl_style(256)
     clip_frames, flows, masks = affine_clip(photo, h, w, frames, clip)

@@ -16,10 +16,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from styletransfer import stylize
-from styletransfer.demo import swirl_style
-from styletransfer.image import fit_size, from_array, load_image, resize, save_image
-from styletransfer.stylizers.fast import FastOptions
+from painterly import stylize
+from painterly.demo import swirl_style
+from painterly.image import fit_size, from_array, load_image, resize, save_image
+from painterly.stylizers.fast import FastOptions
 
 
 def named_image(name: str) -> torch.Tensor:

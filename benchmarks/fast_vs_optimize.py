@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_optimize import common_measure  # noqa: E402
 from fast_grid import _cell  # noqa: E402  (fit inside a square, centred on white)
-from styletransfer import OptimizeOptions, load_image, save_image  # noqa: E402
-from styletransfer.image import fit_size, from_array, resize  # noqa: E402
-from styletransfer.stylizers.fast import FastOptions, stylize_fast  # noqa: E402
-from styletransfer.stylizers.optimize import stylize_optimize  # noqa: E402
+from painterly import OptimizeOptions, load_image, save_image  # noqa: E402
+from painterly.image import fit_size, from_array, resize  # noqa: E402
+from painterly.stylizers.fast import FastOptions, stylize_fast  # noqa: E402
+from painterly.stylizers.optimize import stylize_optimize  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = [  # (content photo, style): paintings, then the web page's built-in styles
@@ -47,7 +47,7 @@ PAIRS = [  # (content photo, style): paintings, then the web page's built-in sty
 
 def load_style(name: str) -> torch.Tensor:
     if name.startswith("web:"):
-        from styletransfer.web.styles import style_array
+        from painterly.web.styles import style_array
 
         key = name[4:]
         try:

@@ -1,4 +1,4 @@
-"""Stylize a photo with the exported ONNX model, using onnxruntime alone (no styletransfer)."""
+"""Stylize a photo with the exported ONNX model, using onnxruntime alone (no painterly)."""
 import sys
 
 import numpy as np

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from styletransfer.encoders import VGG19Encoder
+from painterly.encoders import VGG19Encoder
 
 # The test tensors are tiny: with several OpenMP threads the synchronisation costs more than the
 # work (10x slower on a busy 2-core machine). One intra-op thread keeps the suite fast everywhere.
@@ -20,14 +20,14 @@ def _float32_unless_asked(monkeypatch):
     """Every test runs in plain float32 on every CPU (bf16 autocast off, also in the subprocesses
     it starts), so exact comparisons mean the same on AVX2 and AVX512-BF16 machines. The bf16
     path has its own tests, which turn it on with the :func:`bf16` fixture."""
-    monkeypatch.setenv("STYLETRANSFER_BF16", "off")
+    monkeypatch.setenv("PAINTERLY_BF16", "off")
 
 
 @pytest.fixture
 def bf16(monkeypatch):
     """Force the bf16 path on any CPU (emulated where the CPU lacks it: slow, so tiny networks
     only), exactly as a CPU with native bf16 runs it."""
-    monkeypatch.setenv("STYLETRANSFER_BF16", "on")
+    monkeypatch.setenv("PAINTERLY_BF16", "on")
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +42,9 @@ def tiny_levels(tiny_encoder) -> dict:
     """A random decoder per level for the tiny encoder (relu4_1 32 channels ... relu1_1 4), each
     with its input scaled to unit features and a larger last gain, so its output follows its
     input: the four-level cascade of the built-in model, in miniature. Read-only."""
-    from styletransfer.encoders.vgg import layer_channels
-    from styletransfer.models import Decoder
-    from styletransfer.models.decoder import kaiming_init
+    from painterly.encoders.vgg import layer_channels
+    from painterly.models import Decoder
+    from painterly.models.decoder import kaiming_init
 
     torch.manual_seed(11)
     decs = {}
@@ -59,8 +59,8 @@ def tiny_levels(tiny_encoder) -> dict:
 def tiny_model_file(tmp_path_factory, tiny_encoder, tiny_levels):
     """A real four-level model file that carries its own (tiny) encoder, as the slim model does:
     whatever loads it by path (CLI, video, web, export) runs the tiny networks, unpatched."""
-    from styletransfer.stylizers.fast_model import save_bundle
-    from styletransfer import checkpoint as ckpt
+    from painterly.stylizers.fast_model import save_bundle
+    from painterly import checkpoint as ckpt
 
     folder = tmp_path_factory.mktemp("tiny-model")
     files = []

@@ -1,12 +1,12 @@
-"""The public API: ``styletransfer.stylize`` and the re-exports."""
+"""The public API: ``painterly.stylize`` and the re-exports."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import styletransfer as st
-from styletransfer.stylizers import fast
-from styletransfer.stylizers import optimize as optimize_mod
+import painterly as st
+from painterly.stylizers import fast
+from painterly.stylizers import optimize as optimize_mod
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_style_weights_override_options(tiny_vgg, content_image, style_image, se
     assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_errors_are_styletransfer_errors(tiny_vgg, content_image, style_image, tmp_path):
+def test_errors_are_painterly_errors(tiny_vgg, content_image, style_image, tmp_path):
     with pytest.raises(st.StyleTransferError, match="method"):
         st.stylize(content_image, [style_image], method="magic")
     with pytest.raises(st.StyleTransferError):

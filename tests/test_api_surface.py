@@ -7,21 +7,21 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "styletransfer": [
+    "painterly": [
         "BatchOptions", "BatchReport", "FastOptions", "FastStylizer", "ImageError", "LoadedImage",
         "OptimizeOptions", "StyleTransferError", "VideoOptions", "as_tensor", "batch", "fast_available", "fit_size",
         "from_array", "load_image", "match_color", "resize", "resolve_device", "resolve_method", "save_image",
         "stylize", "stylize_fast", "stylize_optimize", "stylize_video",
         "transfer_luminance",
     ],
-    "styletransfer.encoders": ["VGG19Encoder", "layer_channels", "vgg19"],
-    "styletransfer.encoders.student": ["fold_activation_scales", "pruned_student", "read_student", "save_student"],
-    "styletransfer.stylizers.fast_model": ["BUILTIN_MODELS", "FastModel", "read_model", "save_bundle"],
-    "styletransfer.cli": ["CLIError", "build_parser", "main"],
-    "styletransfer.training": ["TrainConfig", "Trainer"],
-    "styletransfer.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output",
+    "painterly.encoders": ["VGG19Encoder", "layer_channels", "vgg19"],
+    "painterly.encoders.student": ["fold_activation_scales", "pruned_student", "read_student", "save_student"],
+    "painterly.stylizers.fast_model": ["BUILTIN_MODELS", "FastModel", "read_model", "save_bundle"],
+    "painterly.cli": ["CLIError", "build_parser", "main"],
+    "painterly.training": ["TrainConfig", "Trainer"],
+    "painterly.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output",
                             "parse_time", "probe_video", "stylize_video", "warping_error"],
-    "styletransfer.training.distill": ["DistillConfig", "Distiller"],
+    "painterly.training.distill": ["DistillConfig", "Distiller"],
 }
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from styletransfer.atomic import atomic_folder, atomic_write
+from painterly.atomic import atomic_folder, atomic_write
 
 
 @pytest.fixture

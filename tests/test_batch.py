@@ -1,4 +1,4 @@
-"""styletransfer.batch / ``styletransfer batch``: a small tree done embedded with a real tiny model
+"""painterly.batch / ``painterly batch``: a small tree done embedded with a real tiny model
 file (nothing patched): mirrored outputs, bad inputs reported, seeded pairing, resume after a
 kill, the manifest, the CLI's exit codes and one-line errors."""
 from __future__ import annotations
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import styletransfer as st
+import painterly as st
 from batch_tree import BAD, GOOD, STYLES, make_tree, pixels, temp_files
-from styletransfer.batch import BatchOptions, read_manifest, write_manifest
-from styletransfer.batch.manifest import COLUMNS, ManifestJournal
-from styletransfer.batch.tasks import Inputs, collect_inputs, list_styles, plan_tasks
-from styletransfer.cli import main
-from styletransfer.errors import StyleTransferError
-from styletransfer.stylizers.fast import FastStylizer
+from painterly.batch import BatchOptions, read_manifest, write_manifest
+from painterly.batch.manifest import COLUMNS, ManifestJournal
+from painterly.batch.tasks import Inputs, collect_inputs, list_styles, plan_tasks
+from painterly.cli import main
+from painterly.errors import StyleTransferError
+from painterly.stylizers.fast import FastStylizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -242,11 +242,11 @@ def test_cli_exit_codes_and_one_line_per_bad_input(tree, tmp_path, tiny_model_fi
     out = tmp_path / "out"
     assert _cli(src, "--styles", styles, "-o", out, "--model", tiny_model_file, "--size", 32, "-q") == 1
     captured = capsys.readouterr()
-    skipped = sorted(line for line in captured.err.splitlines() if line.startswith("styletransfer: skipped "))
+    skipped = sorted(line for line in captured.err.splitlines() if line.startswith("painterly: skipped "))
     assert len(skipped) == 2
-    assert skipped[0].startswith(f"styletransfer: skipped {src / 'a/b/trunc.jpg'}: ")
+    assert skipped[0].startswith(f"painterly: skipped {src / 'a/b/trunc.jpg'}: ")
     assert "truncat" in skipped[0].lower()  # "corrupt or truncated image (...)" or "cannot open (Truncated File Read)"
-    assert skipped[1] == f"styletransfer: skipped {src / 'a/fake.png'}: not an image (or a format Pillow cannot read)"
+    assert skipped[1] == f"painterly: skipped {src / 'a/fake.png'}: not an image (or a format Pillow cannot read)"
     assert "Traceback" not in captured.err
     assert f"{len(GOOD)} written, 0 already done, 2 failed" in captured.out
     for bad in BAD:
@@ -269,7 +269,7 @@ def test_cli_errors_are_one_line(tree, tmp_path, capsys, args, code, message):
     args = [str(styles) if a == "S" else a for a in args]
     assert _cli(src, "-o", tmp_path / "out", *args) == code
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and message in err and err.startswith("styletransfer: error: ")
+    assert len(err.strip().splitlines()) == 1 and message in err and err.startswith("painterly: error: ")
     assert not (tmp_path / "out").exists()
 
 
@@ -293,7 +293,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, tiny_model_file)
     style = tmp_path / "s.png"
     Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(style)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "styletransfer", "batch", str(src), "--styles", str(style), "-o", str(out),
+    cmd = [sys.executable, "-m", "painterly", "batch", str(src), "--styles", str(style), "-o", str(out),
            "--model", str(tiny_model_file), "--size", "32", "-q", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""``styletransfer batch --ray``: the small tree on a local Ray (``ray.init(num_cpus=2)``), actors
+"""``painterly batch --ray``: the small tree on a local Ray (``ray.init(num_cpus=2)``), actors
 loading a real tiny model file by path: the same pairs and pixels as the embedded run, the bad
 inputs reported, a stopped run resumed. Skipped, saying why, when Ray Data is not installed."""
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import styletransfer as st
+import painterly as st
 from batch_tree import BAD, GOOD, make_tree, pixels, temp_files
-from styletransfer.batch import read_manifest
+from painterly.batch import read_manifest
 
-ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "styletransfer[ray]"')
-pytest.importorskip("ray.data", reason='Ray Data is missing: pip install "styletransfer[ray]"')
+ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "painterly[ray]"')
+pytest.importorskip("ray.data", reason='Ray Data is missing: pip install "painterly[ray]"')
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -24,7 +24,7 @@ def local_ray():
     """One local Ray for the module (start-up takes seconds); the actors import this checkout."""
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), old]))
-    os.environ["STYLETRANSFER_BF16"] = "off"  # the actors' float32, as in every test
+    os.environ["PAINTERLY_BF16"] = "off"  # the actors' float32, as in every test
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()

@@ -1,7 +1,7 @@
 """The page's on-device mode in real headless Chromium: onnxruntime-web (from npm) runs the ONNX
 export of a tiny stand-in model in the browser, and the canvas must match PyTorch's output of the
 same model on the same photo and built-in style. Also: the page says so when the mode is
-unavailable. Screenshots go to ``$STYLETRANSFER_SCREENSHOT_DIR`` (default: the temp folder)."""
+unavailable. Screenshots go to ``$PAINTERLY_SCREENSHOT_DIR`` (default: the temp folder)."""
 from __future__ import annotations
 
 import io
@@ -26,10 +26,10 @@ pytest.importorskip("onnx")
 uvicorn = pytest.importorskip("uvicorn")
 require_chromium()
 
-from styletransfer import export  # noqa: E402
-from styletransfer.image import from_array, transfer_luminance  # noqa: E402
-from styletransfer.stylizers import fast  # noqa: E402
-from styletransfer.web import Settings, create_app, ondevice, styles  # noqa: E402
+from painterly import export  # noqa: E402
+from painterly.image import from_array, transfer_luminance  # noqa: E402
+from painterly.stylizers import fast  # noqa: E402
+from painterly.web import Settings, create_app, ondevice, styles  # noqa: E402
 
 
 class NoServerStylizer:
@@ -55,7 +55,7 @@ def photo(tmp_path) -> Path:
 
 
 def _screenshot(page, name):
-    d = Path(os.environ.get("STYLETRANSFER_SCREENSHOT_DIR", tempfile.gettempdir()))
+    d = Path(os.environ.get("PAINTERLY_SCREENSHOT_DIR", tempfile.gettempdir()))
     d.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(d / name), full_page=True)
 
@@ -93,20 +93,20 @@ def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_leve
             name = page.get_attribute(".style-tile[data-style][aria-checked=true]", "data-style")
             page.click("label[for=q-device]")
             page.click("#stylize")
-            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
+            page.wait_for_function("() => window.PainterlyOnDevice.last !== null", timeout=240000)
             page.wait_for_selector("#result-img:not([hidden])")
-            rgba = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
+            rgba = page.evaluate("""() => { const c = window.PainterlyOnDevice.last.canvas;
                 return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
-            size = page.evaluate("() => [window.StyletransferOnDevice.last.width, window.StyletransferOnDevice.last.height]")
+            size = page.evaluate("() => [window.PainterlyOnDevice.last.width, window.PainterlyOnDevice.last.height]")
             meta = page.text_content("#result-meta")
             _screenshot(page, "ondevice-result.png")
-            cached = page.evaluate("async () => (await caches.open('styletransfer-ondevice-v1')).keys().then(k => k.length)")
+            cached = page.evaluate("async () => (await caches.open('painterly-ondevice-v1')).keys().then(k => k.length)")
             # a second run, keeping the photo's colours (reuses the model and the style's statistics)
-            page.evaluate("() => { window.StyletransferOnDevice.last = null; }")
+            page.evaluate("() => { window.PainterlyOnDevice.last = null; }")
             page.click(".switch:has(#keep-colors)")
             page.click("#stylize")
-            page.wait_for_function("() => window.StyletransferOnDevice.last !== null", timeout=240000)
-            rgba_keep = page.evaluate("""() => { const c = window.StyletransferOnDevice.last.canvas;
+            page.wait_for_function("() => window.PainterlyOnDevice.last !== null", timeout=240000)
+            rgba_keep = page.evaluate("""() => { const c = window.PainterlyOnDevice.last.canvas;
                 return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
             browser.close()
     assert not errors, errors

@@ -3,7 +3,7 @@
 A real uvicorn server runs on a free loopback port with a fast stub engine (so no model is
 needed); the test uploads a photo through the page's file input, picks a style, presses
 Stylize and waits until the result image is shown and decoded. Screenshots are written to
-``$STYLETRANSFER_SCREENSHOT_DIR`` (default: the system temp folder) for a person to look at.
+``$PAINTERLY_SCREENSHOT_DIR`` (default: the system temp folder) for a person to look at.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 require_chromium()
 
-from styletransfer.web import Settings, create_app  # noqa: E402
-from styletransfer.web.engine import Task  # noqa: E402
+from painterly.web import Settings, create_app  # noqa: E402
+from painterly.web.engine import Task  # noqa: E402
 
 
 class GatedStub:
@@ -127,7 +127,7 @@ def photo(tmp_path) -> Path:
 
 
 def _screenshot_dir() -> Path:
-    d = Path(os.environ.get("STYLETRANSFER_SCREENSHOT_DIR", tempfile.gettempdir()))
+    d = Path(os.environ.get("PAINTERLY_SCREENSHOT_DIR", tempfile.gettempdir()))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -143,7 +143,7 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
         try:
             page = watched_page(browser, errors)
             page.goto(server_url + "/", wait_until="networkidle")
-            assert "Styletransfer" in page.title()
+            assert "Painterly" in page.title()
             # Built-in styles arrive with thumbnails that actually decoded.
             page.wait_for_selector(".style-tile[data-style]")
             tiles = page.locator(".style-tile[data-style]")
@@ -177,7 +177,7 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
                 page.wait_for_function("() => document.getElementById('progress-text').textContent"
                                        " === 'Stylizing · 50%'", timeout=30_000)
                 assert page.locator("#result-img").is_hidden() and page.is_disabled("#stylize")
-                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-progress.png"))
+                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "painterly-page-progress.png"))
             page.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
             page.wait_for_function("() => document.getElementById('result-img').complete && "
                                    "document.getElementById('result-img').naturalWidth > 0", timeout=10_000)
@@ -199,7 +199,7 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
             assert tiles.nth(1).inner_text() in page.inner_text("#recent-list .recent-item span")
             assert page.get_attribute("#download", "download").startswith("landscape-")
             page.wait_for_timeout(400)  # let the fade-in finish for the screenshot
-            shot = _screenshot_dir() / "styletransfer-page-desktop.png"
+            shot = _screenshot_dir() / "painterly-page-desktop.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
 
@@ -217,12 +217,12 @@ def test_page_upload_stylize_shows_result(server_url, stub, photo):
                 phone.wait_for_timeout(100)
                 box = phone.locator("#original-img").bounding_box()
                 assert box["y"] >= -1 and box["y"] + box["height"] <= 844 + 1, (target, box)
-            phone.screenshot(path=str(_screenshot_dir() / "styletransfer-page-phone-scrolled.png"))
+            phone.screenshot(path=str(_screenshot_dir() / "painterly-page-phone-scrolled.png"))
             phone.click("#stylize")
             phone.wait_for_selector("#result-img:not([hidden])", timeout=20_000)
             phone.wait_for_function("() => document.getElementById('result-img').naturalWidth > 0")
             phone.wait_for_timeout(400)
-            phone.screenshot(path=str(_screenshot_dir() / "styletransfer-page-phone.png"), full_page=True)
+            phone.screenshot(path=str(_screenshot_dir() / "painterly-page-phone.png"), full_page=True)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"page scrolls sideways on a phone ({width}px)"
         finally:
@@ -268,7 +268,7 @@ def test_portrait_photo_fits_its_preview(server_url, tmp_path):
                 page.wait_for_function("() => document.getElementById('result-img').naturalWidth > 0")
                 res = page.locator("#result-img").bounding_box()
                 assert res["height"] <= frame["height"] + 0.5, (res, frame)
-                page.screenshot(path=str(_screenshot_dir() / f"styletransfer-page-portrait-{viewport['width']}.png"))
+                page.screenshot(path=str(_screenshot_dir() / f"painterly-page-portrait-{viewport['width']}.png"))
                 page.close()
         finally:
             browser.close()
@@ -315,7 +315,7 @@ def test_api_reference_page_renders_offline(server_url):
             assert any("POST" in h and "/api/v1/jobs" in h for h in heads)
             assert any("/api/v1/stylize" in h for h in heads)
             assert "alpha" in page.inner_text("#endpoints") and "preserve_color" in page.inner_text("#endpoints")
-            page.screenshot(path=str(_screenshot_dir() / "styletransfer-api-reference.png"))
+            page.screenshot(path=str(_screenshot_dir() / "painterly-api-reference.png"))
         finally:
             browser.close()
     assert not errors, errors
@@ -329,9 +329,9 @@ class GatedVideoEngine:
     HOLD_FRAME = 6
 
     def __init__(self):
-        from styletransfer.encoders import VGG19Encoder
-        from styletransfer.models import Decoder
-        from styletransfer.web.engine import LibraryEngine
+        from painterly.encoders import VGG19Encoder
+        from painterly.models import Decoder
+        from painterly.web.engine import LibraryEngine
 
         torch.manual_seed(0)
         decoder = Decoder(in_channels=32, width=0.125, input_scale=1e-3).eval()
@@ -399,7 +399,7 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, video_engine, phot
                 page.wait_for_function("() => document.getElementById('progress-text').textContent"
                                        " === 'Stylizing · frame 6 of 12 · 50%'", timeout=30_000)
                 assert page.locator("#result-video").is_hidden()
-                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "styletransfer-page-video-progress.png"))
+                page.locator(".stage").screenshot(path=str(_screenshot_dir() / "painterly-page-video-progress.png"))
             # the result plays in a <video controls>, with an MP4 download
             page.wait_for_selector("#result-video:not([hidden])", timeout=60_000)
             page.wait_for_function("() => { const v = document.getElementById('result-video');"
@@ -416,7 +416,7 @@ def test_page_stylizes_a_video_and_plays_it(video_server_url, video_engine, phot
             assert page.get_attribute("#download", "download").endswith(".mp4")
             assert "12 frames" in page.inner_text("#result-meta")
             page.wait_for_selector("#recent-list .recent-item")
-            page.screenshot(path=str(_screenshot_dir() / "styletransfer-page-video.png"), full_page=True)
+            page.screenshot(path=str(_screenshot_dir() / "painterly-page-video.png"), full_page=True)
 
             # back to a photo: everything as before
             page.set_input_files("#photo-input", str(photo))

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-import styletransfer
-from styletransfer import cli, plan
-from styletransfer.cli import demo as cli_demo
-from styletransfer.stylizers import optimize as optimize_mod
+import painterly
+from painterly import cli, plan
+from painterly.cli import demo as cli_demo
+from painterly.stylizers import optimize as optimize_mod
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def seen_options(tiny_vgg, monkeypatch):
         return real(content, styles, options, *a, **k)
 
     monkeypatch.setattr(optimize_mod, "stylize_optimize", spy)
-    monkeypatch.setattr(styletransfer, "stylize_optimize", spy)  # the name stylize() calls
+    monkeypatch.setattr(painterly, "stylize_optimize", spy)  # the name stylize() calls
     return seen
 
 
@@ -57,7 +57,7 @@ def assert_one_line_error(code, err, needle):
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("styletransfer: error: "), err
+    assert lines[0].startswith("painterly: error: "), err
     assert needle in lines[0], err
     assert "Traceback" not in err
 
@@ -202,27 +202,27 @@ def test_demo_picks_a_fresh_name(tiny_vgg, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(cli_demo.DEMO_SIZE_ENV, "40")
     code, out, err = run([], capsys)  # no arguments = the demo
     assert code == 0, err
-    first = tmp_path / "styletransfer-demo.png"
+    first = tmp_path / "painterly-demo.png"
     assert first.exists() and max(Image.open(first).size) == 40
-    assert "wrote" in out and "styletransfer-demo.png" in out and " s" in out
+    assert "wrote" in out and "painterly-demo.png" in out and " s" in out
     data = first.read_bytes()
     code, out, err = run(["demo", "--size", "32", "-q"], capsys)
     assert code == 0, err
     assert first.read_bytes() == data  # never overwritten
-    assert max(Image.open(tmp_path / "styletransfer-demo-1.png").size) == 32
+    assert max(Image.open(tmp_path / "painterly-demo-1.png").size) == 32
 
 
 def test_demo_options_without_the_demo_word(tiny_vgg, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(["--size", "24", "-q"], capsys)
     assert code == 0, err
-    assert max(Image.open(tmp_path / "styletransfer-demo.png").size) == 24
+    assert max(Image.open(tmp_path / "painterly-demo.png").size) == 24
     code, out, _ = run(["--help"], capsys)
     assert code == 0 and "stylize" in out  # the top-level help, not the demo's
 
 
 def test_demo_uses_its_gentler_style_weight(seen_options, tmp_path, capsys):
-    from styletransfer.demo import DEMO_STYLE_WEIGHT
+    from painterly.demo import DEMO_STYLE_WEIGHT
 
     code, _, err = run(["demo", "--method", "optimize", "--size", "32", "-q", "-o", tmp_path / "d.png"], capsys)
     assert code == 0, err
@@ -253,7 +253,7 @@ def test_train_refuses_existing_checkpoint_without_resume(tmp_path, capsys):
 def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
     import dataclasses
 
-    from styletransfer import training
+    from painterly import training
 
     seen = {}
 
@@ -299,10 +299,10 @@ def test_train_flags_map_onto_trainconfig(monkeypatch, tmp_path, capsys):
 def test_console_script_subprocess(tmp_path):
     """The installed entry point: bad input gives one line on stderr and exit code 1."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "styletransfer.cli", "stylize", "missing.jpg", "x.png", "-o",
+    proc = subprocess.run([sys.executable, "-m", "painterly.cli", "stylize", "missing.jpg", "x.png", "-o",
                            str(tmp_path / "o.png")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "styletransfer: error: content missing.jpg: no such file"
+    assert proc.stderr.strip() == "painterly: error: content missing.jpg: no such file"
 
 
 def test_folder_of_photos_in_one_call(tiny_vgg, images, tmp_path, capsys):
@@ -352,7 +352,7 @@ def no_run(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a stylization started")
 
-    monkeypatch.setattr(styletransfer, "stylize", refuse)
+    monkeypatch.setattr(painterly, "stylize", refuse)
 
 
 def test_unwritable_outputs_are_refused_before_the_run(no_run, images, tmp_path, capsys):
@@ -429,9 +429,9 @@ def test_refusal_names_a_size_that_fits(no_run, images, tmp_path, capsys, monkey
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", "2048", "-q", "--method", "optimize"], capsys)
     assert_one_line_error(code, err, "this machine has 2.0 GB available; try --size ")
     side = int(err.split("try --size ")[1].split()[0])
-    assert plan.plan_optimize(*styletransfer.fit_size(40, 60, size=side), styletransfer.OptimizeOptions()
+    assert plan.plan_optimize(*painterly.fit_size(40, 60, size=side), painterly.OptimizeOptions()
                               ).peak_bytes <= 2e9 < plan.plan_optimize(
-        *styletransfer.fit_size(40, 60, size=side + 64), styletransfer.OptimizeOptions()).peak_bytes
+        *painterly.fit_size(40, 60, size=side + 64), painterly.OptimizeOptions()).peak_bytes
 
 
 def test_dry_run_prints_the_plan_and_does_no_work(no_run, images, tmp_path, capsys):
@@ -451,12 +451,12 @@ def test_dry_run_prints_the_plan_and_does_no_work(no_run, images, tmp_path, caps
 def test_fast_mode_gets_a_tile_that_fits(images, tmp_path, capsys, monkeypatch):
     content, style = images
     seen = []
-    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    monkeypatch.setattr(painterly, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
     (tmp_path / "m.safetensors").write_bytes(b"x")
     size, tile = 4096, 512
-    h, w = styletransfer.fit_size(40, 60, size=size)
-    fits_512 = plan.plan_fast(h, w, styletransfer.FastOptions(tile=512)).peak_bytes
-    assert plan.plan_fast(h, w, styletransfer.FastOptions(tile=768)).peak_bytes > fits_512
+    h, w = painterly.fit_size(40, 60, size=size)
+    fits_512 = plan.plan_fast(h, w, painterly.FastOptions(tile=512)).peak_bytes
+    assert plan.plan_fast(h, w, painterly.FastOptions(tile=768)).peak_bytes > fits_512
     monkeypatch.setattr(plan, "available_memory", lambda: fits_512)
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "o.png", "--size", size, "--method", "fast",
                         "--model", tmp_path / "m.safetensors", "-q"], capsys)
@@ -502,12 +502,12 @@ def test_serve_bad_values_are_usage_errors(tmp_path, capsys, argv, needle):
 def test_every_options_field_is_a_flag(capsys):
     import dataclasses
 
-    from styletransfer.clioptions import OVERRIDES
-    from styletransfer.stylizers.fast import FastOptions
+    from painterly.clioptions import OVERRIDES
+    from painterly.stylizers.fast import FastOptions
 
     code, out, _ = run(["stylize", "--help"], capsys)
     assert code == 0
-    for cls in (styletransfer.OptimizeOptions, FastOptions):
+    for cls in (painterly.OptimizeOptions, FastOptions):
         for f in dataclasses.fields(cls):
             if OVERRIDES.get(f.name, {}).get("skip"):
                 continue
@@ -523,8 +523,8 @@ def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatc
     """A field added to FastOptions (here: brush, passes) becomes a flag with no CLI change."""
     import dataclasses
 
-    from styletransfer import clioptions
-    from styletransfer.stylizers.fast import FastOptions
+    from painterly import clioptions
+    from painterly.stylizers.fast import FastOptions
 
     @dataclasses.dataclass
     class NewFast(FastOptions):
@@ -534,11 +534,11 @@ def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatc
         def validate(self, n_styles):
             super().validate(n_styles)
             if self.brush not in ("round", "flat"):
-                raise styletransfer.StyleTransferError(f"brush must be round or flat, got {self.brush!r}")
+                raise painterly.StyleTransferError(f"brush must be round or flat, got {self.brush!r}")
 
-    monkeypatch.setattr(clioptions, "option_classes", lambda: (styletransfer.OptimizeOptions, NewFast))
+    monkeypatch.setattr(clioptions, "option_classes", lambda: (painterly.OptimizeOptions, NewFast))
     seen = []
-    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    monkeypatch.setattr(painterly, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
     content, style = images
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"x")
@@ -562,9 +562,9 @@ def test_a_new_options_field_becomes_a_flag(images, tmp_path, capsys, monkeypatc
 ])
 def test_auto_is_the_default_and_follows_stylize(images, tmp_path, capsys, monkeypatch, installed, flags, method,
                                                  options_type):
-    monkeypatch.setattr(styletransfer, "fast_available", lambda: installed)
+    monkeypatch.setattr(painterly, "fast_available", lambda: installed)
     seen = []
-    monkeypatch.setattr(styletransfer, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
+    monkeypatch.setattr(painterly, "stylize", lambda c, s, **k: seen.append(k) or torch.zeros(1, 3, 8, 8))
     (tmp_path / "m.safetensors").write_bytes(b"x")
     flags = [str(tmp_path / "m.safetensors") if f == "MODEL" else f for f in flags]
     content, style = images

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import cli
-from styletransfer.encoders import VGG19Encoder
-from styletransfer.encoders.student import read_student
-from styletransfer.errors import StyleTransferError
-from styletransfer.training.distill import DistillConfig, Distiller
+from painterly import cli
+from painterly.encoders import VGG19Encoder
+from painterly.encoders.student import read_student
+from painterly.errors import StyleTransferError
+from painterly.training.distill import DistillConfig, Distiller
 
 
 @pytest.fixture

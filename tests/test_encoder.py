@@ -4,9 +4,9 @@ import importlib.resources
 import pytest
 import torch
 
-from styletransfer.encoders import CONV_NAMES, LAYER_NAMES, VGG19Encoder, layer_channels, vgg19
-from styletransfer.encoders.vgg import _TORCHVISION_CONV_INDEX, load_torchvision_weights
-from styletransfer.errors import StyleTransferError
+from painterly.encoders import CONV_NAMES, LAYER_NAMES, VGG19Encoder, layer_channels, vgg19
+from painterly.encoders.vgg import _TORCHVISION_CONV_INDEX, load_torchvision_weights
+from painterly.errors import StyleTransferError
 
 
 def test_layer_names_follow_the_paper():

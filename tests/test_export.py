@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import checkpoint as ckpt
-from styletransfer import cli, export
-from styletransfer.models import Decoder
-from styletransfer.models.decoder import kaiming_init
-from styletransfer.stylizers import fast
+from painterly import checkpoint as ckpt
+from painterly import cli, export
+from painterly.models import Decoder
+from painterly.models.decoder import kaiming_init
+from painterly.stylizers import fast
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -148,7 +148,7 @@ def test_a_cut_file_in_the_backend_cache_is_exported_again(tmp_path, monkeypatch
     [entry] = list((tmp_path / "cache" / "onnx").iterdir())
     cut = entry / "decoder_relu4_1.onnx"
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # what a full disk or a kill leaves
-    with caplog.at_level("WARNING", logger="styletransfer"):
+    with caplog.at_level("WARNING", logger="painterly"):
         runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_decoder, threads=1)
     assert "did not load (InvalidProtobuf); exporting it again" in caplog.text
     assert torch.equal(runner(content_image, [style_image], opts), want)
@@ -249,7 +249,7 @@ def _cli(argv, capsys):
 def _one_line_error(code, err, needle, expected_code=1):
     assert code == expected_code, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("styletransfer: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("painterly: error: "), err
     assert needle in lines[0], err
 
 
@@ -257,7 +257,7 @@ def _one_line_error(code, err, needle, expected_code=1):
 def model_file(tmp_path, tiny_decoder, tiny_encoder) -> Path:
     """A decoder model file as the trainer writes it, carrying its own (tiny) encoder as a slim
     model does, so the CLI runs the tiny networks with nothing patched."""
-    from styletransfer.encoders.student import student_meta, student_tensors
+    from painterly.encoders.student import student_meta, student_tensors
 
     sd = {f"decoder.{k}": v for k, v in tiny_decoder.state_dict().items()}
     sd.update(student_tensors(tiny_encoder))
@@ -326,7 +326,7 @@ def test_cli_bad_inputs(model_file, tmp_path, capsys, monkeypatch):
     code, _, err = _cli(["export", "-o", tmp_path / "no" / "such" / "x", "--model", model_file], capsys)
     _one_line_error(code, err, "does not exist")
     # /sys refuses new folders even to root, so this fails on any machine
-    code, _, err = _cli(["export", "-o", "/sys/styletransfer-export-test", "--model", model_file], capsys)
+    code, _, err = _cli(["export", "-o", "/sys/painterly-export-test", "--model", model_file], capsys)
     _one_line_error(code, err, "cannot write")
     monkeypatch.setattr(fast, "default_model_available", lambda: False)
     code, _, err = _cli(["export", "-o", tmp_path / "b"], capsys)
@@ -335,7 +335,7 @@ def test_cli_bad_inputs(model_file, tmp_path, capsys, monkeypatch):
 
 
 # --- the onnxruntime-only example ---------------------------------------------------------------
-def test_example_is_the_model_cards_and_needs_no_styletransfer(exported):
+def test_example_is_the_model_cards_and_needs_no_painterly(exported):
     text = EXAMPLE.read_text()
     assert text == export.EXAMPLE
     assert text in (exported / "MODEL_CARD.md").read_text()

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from styletransfer.encoders import VGG19Encoder
-from styletransfer.errors import StyleTransferError
-from styletransfer.image import rgb_to_yiq
-from styletransfer.models import Decoder, adain
-from styletransfer.stylizers.fast import (
+from painterly.encoders import VGG19Encoder
+from painterly.errors import StyleTransferError
+from painterly.image import rgb_to_yiq
+from painterly.models import Decoder, adain
+from painterly.stylizers.fast import (
     FastOptions,
     _tiles,
     decode_tiled,
@@ -15,7 +15,7 @@ from styletransfer.stylizers.fast import (
     stylize_fast,
     target_features,
 )
-from styletransfer.losses import mean_std
+from painterly.losses import mean_std
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_alpha_zero_decodes_the_content_features(nets):
 
 @pytest.mark.parametrize("h,w,margin,expected", [(48, 64, 16, (80, 96)), (50, 61, 16, (88, 96)), (12, 40, 16, (16, 40))])
 def test_margin_and_padding_arithmetic(h, w, margin, expected):
-    from styletransfer.stylizers.fast import _with_margin
+    from painterly.stylizers.fast import _with_margin
 
     image = torch.rand(1, 3, h, w)
     x, size, m = _with_margin(image, margin)
@@ -167,7 +167,7 @@ def test_no_style_is_an_error(nets):
 def test_builtin_model_stylizes_a_small_photo():
     from skimage import data
 
-    from styletransfer.image import from_array
+    from painterly.image import from_array
 
     content = from_array(data.astronaut()[::8, ::8])
     style = from_array(data.coffee()[::8, ::8])
@@ -180,7 +180,7 @@ def test_builtin_model_stylizes_a_small_photo():
 
 
 def test_style_statistics_are_cached_by_content_per_stylizer(nets):
-    from styletransfer.stylizers.fast import FastStylizer
+    from painterly.stylizers.fast import FastStylizer
 
     enc, dec = nets
     st = FastStylizer(enc, dec)
@@ -195,7 +195,7 @@ def test_style_statistics_are_cached_by_content_per_stylizer(nets):
 
 # ----- WCT, several levels, model files --------------------------------------------------------
 def _level_decoders(enc):
-    from styletransfer.encoders.vgg import layer_channels
+    from painterly.encoders.vgg import layer_channels
 
     torch.manual_seed(3)
     decs = {}
@@ -233,7 +233,7 @@ def test_a_level_the_model_lacks_is_a_clear_error(nets):
 def test_shallow_levels_tile_without_seams(nets, level):
     # (whole multi-level runs are not compared: with random tiny networks, float noise of 1e-5
     # is amplified by the per-level renormalisation; each level's tiling is exact instead)
-    from styletransfer.encoders.vgg import layer_channels
+    from painterly.encoders.vgg import layer_channels
 
     enc, _ = nets
     dec = Decoder(layer_channels(level, enc.width_divisor), 0.125, level=level).eval()
@@ -247,7 +247,7 @@ def test_shallow_levels_tile_without_seams(nets, level):
 
 
 def test_wct_target_takes_the_style_covariance(nets):
-    from styletransfer.stylizers.fast import style_statistics
+    from painterly.stylizers.fast import style_statistics
 
     enc, _ = nets
     content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64) ** 3
@@ -264,7 +264,7 @@ def test_wct_target_takes_the_style_covariance(nets):
 
 
 def _write_model(path, dec, level, enc_meta=None):
-    from styletransfer import checkpoint as ckpt
+    from painterly import checkpoint as ckpt
 
     meta = {"decoder": dec.config, "encoder": enc_meta or {"name": "vgg19", "layer": level,
                                                         "normalization": "caffe", "pooling": "max", "width_divisor": 16}}
@@ -272,7 +272,7 @@ def _write_model(path, dec, level, enc_meta=None):
 
 
 def test_bundle_round_trip(nets, tmp_path):
-    from styletransfer.stylizers.fast import read_model, save_bundle
+    from painterly.stylizers.fast import read_model, save_bundle
 
     enc, _ = nets
     decs = _level_decoders(enc)
@@ -290,7 +290,7 @@ def test_bundle_round_trip(nets, tmp_path):
 
 
 def test_bundle_refuses_models_of_different_encoders(nets, tmp_path):
-    from styletransfer.stylizers.fast import save_bundle
+    from painterly.stylizers.fast import save_bundle
 
     enc, _ = nets
     decs = _level_decoders(enc)
@@ -329,16 +329,16 @@ def test_importing_the_fast_stylizer_does_not_import_the_trainer():
     import subprocess
     import sys
 
-    code = ("import sys, styletransfer.stylizers.fast; "
-            "print('styletransfer.training' in sys.modules)")
+    code = ("import sys, painterly.stylizers.fast; "
+            "print('painterly.training' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("transform", ["wct", "adain"])
 def test_blended_affine_map_equals_blending_the_transformed_features(transform):
-    from styletransfer.models.wct import wct_style_stats
-    from styletransfer.stylizers.fast import transform_features
+    from painterly.models.wct import wct_style_stats
+    from painterly.stylizers.fast import transform_features
 
     torch.manual_seed(0)
     f_c = torch.rand(1, 6, 9, 11) * 5
@@ -352,7 +352,7 @@ def test_blended_affine_map_equals_blending_the_transformed_features(transform):
 
 # ----- bf16 autocast where the CPU has it -------------------------------------------------------
 def test_bf16_autocast_only_where_it_pays_and_the_output_stays_float32(tiny_encoder, tiny_levels, monkeypatch):
-    import styletransfer.device as device_mod
+    import painterly.device as device_mod
 
     content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
     seen = []
@@ -368,7 +368,7 @@ def test_bf16_autocast_only_where_it_pays_and_the_output_stays_float32(tiny_enco
         return stylize_fast(content, [style], FastOptions(device="cpu", **kw), encoder=tiny_encoder,
                             decoder=tiny_levels)
 
-    monkeypatch.setenv("STYLETRANSFER_BF16", "auto")  # detection decides
+    monkeypatch.setenv("PAINTERLY_BF16", "auto")  # detection decides
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)  # an AVX2 CPU: plain float32
     ref = go()
     assert seen == [torch.float32]
@@ -379,25 +379,25 @@ def test_bf16_autocast_only_where_it_pays_and_the_output_stays_float32(tiny_enco
     assert not torch.equal(out, ref)
     torch.testing.assert_close(go(amp=False), ref)  # --no-amp: float32 even there
     assert seen[-1] == torch.float32
-    monkeypatch.setenv("STYLETRANSFER_BF16", "off")  # the switch beats the detection both ways
+    monkeypatch.setenv("PAINTERLY_BF16", "off")  # the switch beats the detection both ways
     torch.testing.assert_close(go(), ref)
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
-    monkeypatch.setenv("STYLETRANSFER_BF16", "on")
+    monkeypatch.setenv("PAINTERLY_BF16", "on")
     torch.testing.assert_close(go(), out)
     assert seen[-1] == torch.bfloat16
 
 
 def test_bf16_switch_values(monkeypatch):
-    import styletransfer.device as device_mod
+    import painterly.device as device_mod
 
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: True)
     for value, want in (("on", True), ("1", True), ("OFF", False), ("0", False), ("auto", True), ("", True)):
-        monkeypatch.setenv("STYLETRANSFER_BF16", value)
+        monkeypatch.setenv("PAINTERLY_BF16", value)
         assert device_mod.cpu_bf16_enabled() is want, value
-    monkeypatch.delenv("STYLETRANSFER_BF16")
+    monkeypatch.delenv("PAINTERLY_BF16")
     assert device_mod.cpu_bf16_enabled() is True
-    monkeypatch.setenv("STYLETRANSFER_BF16", "yes please")
-    with pytest.raises(ValueError, match="STYLETRANSFER_BF16 must be auto, on or off"):
+    monkeypatch.setenv("PAINTERLY_BF16", "yes please")
+    with pytest.raises(ValueError, match="PAINTERLY_BF16 must be auto, on or off"):
         device_mod.cpu_bf16_enabled()
 
 
@@ -416,7 +416,7 @@ def test_bf16_tiled_stylization_stays_close_to_whole_image(nets, bf16):
 
 
 def test_a_style_is_encoded_once_for_every_level(tiny_encoder, tiny_levels):
-    from styletransfer.stylizers.fast import FastStylizer
+    from painterly.stylizers.fast import FastStylizer
 
     calls = []
 
@@ -439,7 +439,7 @@ def test_a_style_is_encoded_once_for_every_level(tiny_encoder, tiny_levels):
 
 def test_mixed_transform_runs_adain_deep_and_wct_shallow(tiny_encoder, tiny_levels, monkeypatch):
     """"mixed" = AdaIN at relu4_1/relu3_1, WCT at relu2_1/relu1_1 (with WCT's statistics there)."""
-    from styletransfer.stylizers import fast as fast_mod
+    from painterly.stylizers import fast as fast_mod
 
     st = fast_mod.FastStylizer(tiny_encoder, tiny_levels)
     g = torch.Generator().manual_seed(2)

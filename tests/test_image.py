@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer.errors import ImageError
-from styletransfer.image import (
+from painterly.errors import ImageError
+from painterly.image import (
     check_output_path,
     fit_size,
     from_array,

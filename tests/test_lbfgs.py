@@ -4,7 +4,7 @@ from collections import deque
 import pytest
 import torch
 
-from styletransfer.stylizers.lbfgs import lbfgs_direction, lbfgs_minimize
+from painterly.stylizers.lbfgs import lbfgs_direction, lbfgs_minimize
 
 
 def quadratic(diag: torch.Tensor, target: torch.Tensor, calls: list):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from styletransfer.losses import (
+from painterly.losses import (
     content_loss,
     gram_matrix,
     gram_style_loss,

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from styletransfer.losses import mean_std
-from styletransfer.models import Decoder, PatchDiscriminator, adain, adain_affine, d_loss, g_loss
+from painterly.losses import mean_std
+from painterly.models import Decoder, PatchDiscriminator, adain, adain_affine, d_loss, g_loss
 
 
 def test_adain_matches_style_statistics():
@@ -82,7 +82,7 @@ def test_decoder_files_of_the_old_layout_load(level):
     """Old files had a ReflectionPad2d module before each conv (net.1 was the first conv)."""
     from torch import nn
 
-    from styletransfer.models.decoder import _legacy_conv_indices
+    from painterly.models.decoder import _legacy_conv_indices
 
     torch.manual_seed(0)
     dec = Decoder(in_channels=16, width=0.125, level=level)

@@ -4,9 +4,9 @@ import dataclasses
 import pytest
 import torch
 
-from styletransfer.errors import StyleTransferError
-from styletransfer.image import rgb_to_yiq
-from styletransfer.stylizers.optimize import (
+from painterly.errors import StyleTransferError
+from painterly.image import rgb_to_yiq
+from painterly.stylizers.optimize import (
     OptimizeOptions,
     _Objective,
     _resize_style,
@@ -233,8 +233,8 @@ def test_a_seed_leaves_the_global_rng_alone(tiny_encoder, content_image, style_i
 
 
 def test_luminance_recolouring_is_image_transfer_luminance(tiny_encoder, content_image, style_image, monkeypatch):
-    from styletransfer import image
-    from styletransfer.stylizers import optimize as optimize_mod
+    from painterly import image
+    from painterly.stylizers import optimize as optimize_mod
 
     calls = []
 
@@ -263,7 +263,7 @@ def test_init_image_is_where_the_optimisation_starts(tiny_encoder, content_image
 
 
 def test_init_image_starts_the_coarsest_scale(tiny_encoder, content_image, style_image, monkeypatch):
-    from styletransfer.stylizers import optimize as optimize_mod
+    from painterly.stylizers import optimize as optimize_mod
 
     starts = []
     real = optimize_mod._optimize_scale
@@ -280,7 +280,7 @@ def test_init_image_in_luminance_mode_is_its_luminance(tiny_encoder, content_ima
     o = opts(preserve_color="luminance", steps=[2])
     stylize_optimize(content_image, [style_image], o, callback=lambda s, t, l: losses.append(l),
                      encoder=tiny_encoder, init_image=init)
-    from styletransfer.stylizers.optimize import _match_luminance, _to_luminance
+    from painterly.stylizers.optimize import _match_luminance, _to_luminance
 
     content_y = _to_luminance(content_image)
     style_y = _match_luminance(_to_luminance(style_image), content_y)

@@ -1,10 +1,10 @@
-"""Run estimates (``styletransfer.plan``): pure arithmetic on sizes and options."""
+"""Run estimates (``painterly.plan``): pure arithmetic on sizes and options."""
 import pytest
 
-from styletransfer import plan
-from styletransfer.errors import StyleTransferError
-from styletransfer.stylizers.fast import FastOptions
-from styletransfer.stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule
+from painterly import plan
+from painterly.errors import StyleTransferError
+from painterly.stylizers.fast import FastOptions
+from painterly.stylizers.optimize import OptimizeOptions, scale_sizes, step_schedule
 
 
 def test_optimize_plan_is_the_stylizers_schedule():
@@ -51,7 +51,7 @@ def test_fast_plan_tiles_and_memory():
 
 
 def test_fast_tiles_match_the_stylizer():
-    from styletransfer.stylizers import fast
+    from painterly.stylizers import fast
 
     for length, tile in ((1000, 1024), (2160, 1024), (3840, 512), (4000, 128)):
         cut = list(fast._tiles(length, tile, fast.ENCODER_HALO, 8))
@@ -80,7 +80,7 @@ def test_largest_size_that_fits():
 
 
 def _fit(h, w, side):
-    from styletransfer.image import fit_size
+    from painterly.image import fit_size
 
     return fit_size(h, w, size=side)
 
@@ -95,9 +95,9 @@ def test_formats():
 def test_available_memory_can_only_be_lowered_by_the_environment(monkeypatch):
     real = plan.available_memory()
     assert real is None or real > 0
-    monkeypatch.setenv("STYLETRANSFER_AVAILABLE_MEMORY", "1000000")
+    monkeypatch.setenv("PAINTERLY_AVAILABLE_MEMORY", "1000000")
     assert plan.available_memory() == 1_000_000
-    monkeypatch.setenv("STYLETRANSFER_AVAILABLE_MEMORY", str(10 ** 18))
+    monkeypatch.setenv("PAINTERLY_AVAILABLE_MEMORY", str(10 ** 18))
     assert plan.available_memory() == real
 
 

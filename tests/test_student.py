@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from styletransfer import checkpoint as ckpt
-from styletransfer.encoders import VGG19Encoder
-from styletransfer.encoders.student import (
+from painterly import checkpoint as ckpt
+from painterly.encoders import VGG19Encoder
+from painterly.encoders.student import (
     fold_activation_scales, pruned_student, read_student, save_student, student_meta, student_tensors,
 )
-from styletransfer.errors import StyleTransferError
-from styletransfer.models import Decoder
-from styletransfer.stylizers import fast_model
-from styletransfer.stylizers.fast import FastOptions, FastStylizer, stylize_fast
+from painterly.errors import StyleTransferError
+from painterly.models import Decoder
+from painterly.stylizers import fast_model
+from painterly.stylizers.fast import FastOptions, FastStylizer, stylize_fast
 
 LEVELS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
@@ -135,5 +135,5 @@ def test_student_tensors_and_meta_describe_the_network(student):
 
 def test_a_file_that_is_no_model_is_a_clear_error(student, tmp_path):
     ckpt.atomic_save(student_tensors(student), tmp_path / "student-only.safetensors", {"config": {"lr": 1}})
-    with pytest.raises(StyleTransferError, match="not a styletransfer decoder"):
+    with pytest.raises(StyleTransferError, match="not a painterly decoder"):
         fast_model.read_model(tmp_path / "student-only.safetensors")

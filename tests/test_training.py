@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer.encoders import VGG19Encoder
-from styletransfer.errors import StyleTransferError
-from styletransfer.stylizers.fast import FastOptions, read_model, stylize_fast
-from styletransfer.training import TrainConfig, Trainer
-from styletransfer import checkpoint as ckpt
+from painterly.encoders import VGG19Encoder
+from painterly.errors import StyleTransferError
+from painterly.stylizers.fast import FastOptions, read_model, stylize_fast
+from painterly.training import TrainConfig, Trainer
+from painterly import checkpoint as ckpt
 
 
 def tiny_encoder() -> VGG19Encoder:
@@ -163,7 +163,7 @@ def test_config_is_a_plain_dataclass():
 
 # ----- warm-up, init, identity, resume safety ---------------------------------------------------
 def test_kaiming_init_makes_the_output_depend_on_the_input():
-    from styletransfer.models import Decoder, kaiming_init
+    from painterly.models import Decoder, kaiming_init
 
     torch.manual_seed(0)
     a, b = torch.relu(torch.randn(2, 1, 64, 6, 6)) * 2
@@ -252,9 +252,9 @@ def test_amp_training_runs_on_the_tiny_encoder(dirs, bf16):
 
 
 def test_amp_dtype_choice(monkeypatch):
-    from styletransfer import device as dev
+    from painterly import device as dev
 
-    monkeypatch.setenv("STYLETRANSFER_BF16", "auto")  # the CPU's flags decide
+    monkeypatch.setenv("PAINTERLY_BF16", "auto")  # the CPU's flags decide
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
     assert dev.amp_dtype(torch.device("cpu")) is None  # emulated bf16 is 10-50x slower
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
@@ -277,7 +277,7 @@ def test_a_level_decoder_model_loads_for_fast_stylization(dirs):
 def test_decoders_train_on_a_student_encoder_and_the_model_carries_it(dirs):
     """``--student FILE``: the decoder inverts the slim student's features, and the model file it
     writes runs on that student by itself (no encoder given)."""
-    from styletransfer.encoders.student import pruned_student, save_student
+    from painterly.encoders.student import pruned_student, save_student
 
     student = save_student(pruned_student(tiny_encoder(), 2), dirs / "student.safetensors")
     cfg = make_config(dirs, student=str(student), level="relu3_1", warmup_steps=4)

@@ -6,15 +6,15 @@ import textwrap
 
 import torch
 
-from styletransfer import checkpoint as ckpt
+from painterly import checkpoint as ckpt
 
 from test_training import _write_images
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys, threading, torch
     import torch.distributed as dist
-    from styletransfer.encoders import VGG19Encoder
-    from styletransfer.training import TrainConfig, Trainer
+    from painterly.encoders import VGG19Encoder
+    from painterly.training import TrainConfig, Trainer
     root, steps = sys.argv[1], int(sys.argv[2])
     # threads Python does not know of (gloo's workers and I/O loop; Python's own, such as tqdm's
     # monitor, are stopped cleanly at exit)

@@ -14,13 +14,13 @@ import torch
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from styletransfer import VideoOptions, stylize_video  # noqa: E402
-from styletransfer.cli import main  # noqa: E402
-from styletransfer.errors import StyleTransferError  # noqa: E402
-from styletransfer.models import Decoder  # noqa: E402
-from styletransfer.encoders import VGG19Encoder  # noqa: E402
-from styletransfer.stylizers.fast import FastOptions  # noqa: E402
-from styletransfer.video import (  # noqa: E402
+from painterly import VideoOptions, stylize_video  # noqa: E402
+from painterly.cli import main  # noqa: E402
+from painterly.errors import StyleTransferError  # noqa: E402
+from painterly.models import Decoder  # noqa: E402
+from painterly.encoders import VGG19Encoder  # noqa: E402
+from painterly.stylizers.fast import FastOptions  # noqa: E402
+from painterly.video import (  # noqa: E402
     TemporalBlender, consistent_mask, parse_time, warp, warping_error,
 )
 
@@ -335,7 +335,7 @@ def test_bad_outputs_are_refused_before_any_work(tmp_path, nets, style_image, ca
         out = tmp_path / "out.gif"
         message = "unsupported output type"
     else:  # /proc takes no new files, even from root (a chmod-ed folder would not stop root)
-        out = Path("/proc/styletransfer-test.mp4")
+        out = Path("/proc/painterly-test.mp4")
         message = "cannot write into folder /proc"
     calls = []
     before = {p.name for p in tmp_path.iterdir()}
@@ -396,15 +396,15 @@ def test_bad_options_are_refused():
 def tiny_networks(monkeypatch, nets, tiny_model_file):
     """The fast method gets a real model file that carries its own tiny encoder (nothing patched);
     the optimize method loads the pretrained VGG19, which is swapped for the tiny one."""
-    import styletransfer.encoders
+    import painterly.encoders
 
     enc, dec = nets
-    monkeypatch.setattr(styletransfer.encoders, "vgg19", lambda *a, **k: enc)
+    monkeypatch.setattr(painterly.encoders, "vgg19", lambda *a, **k: enc)
     return tiny_model_file
 
 
 def test_cli_video_fast_options_reach_the_stylizer(tmp_path, png_file, tiny_networks, capsys, monkeypatch):
-    import styletransfer.video as video_mod
+    import painterly.video as video_mod
 
     seen = {}
 
@@ -433,14 +433,14 @@ def test_cli_video(tmp_path, png_file, tiny_networks, capsys):
     # again without --force: refused, exit 1, one line
     code = main(["video", str(src), str(style), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_networks)])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:") and "exists" in err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("painterly: error:") and "exists" in err
 
 
 def test_cli_video_truncated_input_is_a_one_line_error(tmp_path, png_file, tiny_networks, capsys):
     src = truncated_clip(tmp_path / "cut.mp4", "half")
     code = main(["video", str(src), str(png_file("style.png")), "-o", str(tmp_path / "out.mp4"), "-q"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and err.startswith("styletransfer: error:"), err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("painterly: error:"), err
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".png") == ["cut.mp4"]
 
 
@@ -448,13 +448,13 @@ def test_cli_video_truncated_input_is_a_one_line_error(tmp_path, png_file, tiny_
 # after the first frame, then waits (the test's SIGTERM arrives while it waits)
 SLOW_CLI = """
 import sys, time, torch
-import styletransfer.encoders, styletransfer.stylizers.fast as fast, styletransfer.video as video
-from styletransfer.cli import main
-from styletransfer.encoders import VGG19Encoder
-from styletransfer.models import Decoder
+import painterly.encoders, painterly.stylizers.fast as fast, painterly.video as video
+from painterly.cli import main
+from painterly.encoders import VGG19Encoder
+from painterly.models import Decoder
 torch.manual_seed(0)
 enc, dec = VGG19Encoder(width_divisor=16), Decoder(in_channels=32, width=0.125).eval()
-styletransfer.encoders.vgg19 = lambda *a, **k: enc
+painterly.encoders.vgg19 = lambda *a, **k: enc
 fast.load_decoders = lambda *a, **k: ({"relu4_1": dec}, {})
 stylize = video.FrameStylizer.__call__
 def slow(self, *a, **k):
@@ -487,14 +487,14 @@ def test_cli_video_sigterm_cleans_up_like_ctrl_c(tmp_path, png_file):
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill() if proc.poll() is None else None
-    assert proc.returncode == 143 and err.strip() == "styletransfer: terminated", err
+    assert proc.returncode == 143 and err.strip() == "painterly: terminated", err
     assert list(out_dir.iterdir()) == []
 
 
 def test_sigterm_raises_terminated_only_inside_the_block():
     import signal
 
-    from styletransfer.signals import Terminated, sigterm_as_interrupt
+    from painterly.signals import Terminated, sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated):
@@ -532,7 +532,7 @@ def test_cli_video_usage_errors(tmp_path, png_file, capsys, argv, code, message)
 
 
 def test_optimize_method_stylizes_every_frame(tmp_path, nets, style_image):
-    from styletransfer.stylizers.optimize import OptimizeOptions
+    from painterly.stylizers.optimize import OptimizeOptions
 
     src = make_clip(tmp_path / "in.mp4", n=3, audio=False)
     enc, _ = nets
@@ -548,7 +548,7 @@ def test_optimize_method_stylizes_every_frame(tmp_path, nets, style_image):
 # ----- optimize: warm-started from the previous output (Ruder et al. 2016) ------------------------
 
 def test_blender_warm_start_is_the_warped_previous_output_where_valid():
-    from styletransfer.video import FlowEstimator
+    from painterly.video import FlowEstimator
 
     frames = pan_frames(3, 48, 64)
     calls = []
@@ -570,9 +570,9 @@ def test_blender_warm_start_is_the_warped_previous_output_where_valid():
 @pytest.mark.parametrize("temporal", [True, False])
 def test_optimize_frames_after_the_first_start_from_the_warped_previous_output(tmp_path, nets, style_image,
                                                                              monkeypatch, temporal):
-    import styletransfer.stylizers.optimize as optimize_mod
-    import styletransfer.video as video_mod
-    from styletransfer.stylizers.optimize import OptimizeOptions
+    import painterly.stylizers.optimize as optimize_mod
+    import painterly.video as video_mod
+    from painterly.stylizers.optimize import OptimizeOptions
 
     calls, flows, outputs = [], [], []
     real_optimize = optimize_mod.stylize_optimize
@@ -619,7 +619,7 @@ def test_optimize_frames_after_the_first_start_from_the_warped_previous_output(t
 
 
 def test_cli_video_optimize_warm_steps(tmp_path, png_file, tiny_networks, capsys, monkeypatch):
-    import styletransfer.video as video_mod
+    import painterly.video as video_mod
 
     seen = []
     real = video_mod.stylize_video
@@ -633,7 +633,7 @@ def test_cli_video_optimize_warm_steps(tmp_path, png_file, tiny_networks, capsys
 
 
 def test_the_blend_defaults_to_the_methods_own():
-    from styletransfer.video import DEFAULT_BLEND
+    from painterly.video import DEFAULT_BLEND
 
     assert VideoOptions().effective_blend() == DEFAULT_BLEND == 0.6
     assert VideoOptions(method="optimize").effective_blend() == 0.0  # its warm start keeps frames coherent
@@ -647,8 +647,8 @@ def test_the_pipeline_keeps_no_old_frames(tmp_path, nets, style_image, monkeypat
     """Streaming: after frame t is written, only frames t and t-1 (the blend's past) may be alive."""
     import weakref
 
-    import styletransfer.stylizers.fast as fast_mod
-    import styletransfer.video as video_mod
+    import painterly.stylizers.fast as fast_mod
+    import painterly.video as video_mod
 
     inputs, stylized, alive = [], [], []
     real_blend, real_fast = video_mod.TemporalBlender.__call__, fast_mod.stylize_fast
@@ -683,8 +683,8 @@ def test_the_pipeline_keeps_no_old_frames(tmp_path, nets, style_image, monkeypat
 @pytest.fixture
 def two_level_model(tmp_path, nets):
     """A bundle with relu4_1 and relu2_1 decoders that carries its own (tiny) encoder."""
-    from styletransfer import checkpoint as ckpt
-    from styletransfer.stylizers.fast import save_bundle
+    from painterly import checkpoint as ckpt
+    from painterly.stylizers.fast import save_bundle
 
     enc, dec = nets
     torch.manual_seed(5)
@@ -700,12 +700,12 @@ def two_level_model(tmp_path, nets):
 def test_video_runs_every_level_of_the_model_on_its_backend(tmp_path, two_level_model, style_image, monkeypatch,
                                                             backend):
     """Frames get the model's whole cascade (as a photo does), on the backend asked for."""
-    import styletransfer.stylizers.fast as fast_mod
+    import painterly.stylizers.fast as fast_mod
 
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnx")
-        monkeypatch.setenv("STYLETRANSFER_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("PAINTERLY_CACHE", str(tmp_path / "cache"))
     seen = []
     real = fast_mod.FastStylizer.__call__
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from styletransfer.models import wct as wct_mod
-from styletransfer.models.wct import wct, wct_style_stats
+from painterly.models import wct as wct_mod
+from painterly.models.wct import wct, wct_style_stats
 
 
 def _cov(f):

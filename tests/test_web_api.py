@@ -30,10 +30,10 @@ with warnings.catch_warnings():  # Starlette nags about httpx vs httpx2; httpx i
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from styletransfer.errors import StyleTransferError  # noqa: E402
-from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
-from styletransfer.web.config import API_KEY_ENV  # noqa: E402
-from styletransfer.web.engine import LibraryEngine, Task, planned_seconds  # noqa: E402
+from painterly.errors import StyleTransferError  # noqa: E402
+from painterly.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
+from painterly.web.config import API_KEY_ENV  # noqa: E402
+from painterly.web.engine import LibraryEngine, Task, planned_seconds  # noqa: E402
 
 
 class Stub:
@@ -185,7 +185,7 @@ def test_job_with_builtin_style_end_to_end():
         img = decode(r.content)
         assert img.size == (80, 60) and img.mode == "RGB"
         # the stub got the real built-in style: the result is half photo, half the style's mean colour
-        from styletransfer.web.styles import style_array
+        from painterly.web.styles import style_array
         style_mean = np.asarray(style_array("waves"), np.float64).reshape(-1, 3).mean(0)
         expected = 0.5 * np.array([200, 40, 40]) + 0.5 * style_mean
         got = np.asarray(img, np.float64).reshape(-1, 3).mean(0)
@@ -301,7 +301,7 @@ class FakeClock:
 
 
 def test_progress_and_eta_while_running(monkeypatch):
-    from styletransfer.web import jobs
+    from painterly.web import jobs
 
     clock = FakeClock()
     monkeypatch.setattr(jobs, "time", clock)
@@ -671,7 +671,7 @@ def test_serve_parser_defaults_and_validation(capsys):
 
 
 def test_serve_refuses_missing_fast_model(tmp_path, capsys):
-    from styletransfer.web import serve_command
+    from painterly.web import serve_command
 
     parser = argparse.ArgumentParser()
     add_serve_parser(parser.add_subparsers())
@@ -686,7 +686,7 @@ def test_serve_refuses_missing_fast_model(tmp_path, capsys):
 
 
 def test_serve_backend_flag_reaches_the_fast_mode(monkeypatch):
-    from styletransfer.web import engine_from_args
+    from painterly.web import engine_from_args
 
     parser = argparse.ArgumentParser()
     add_serve_parser(parser.add_subparsers())
@@ -702,17 +702,17 @@ def test_serve_backend_flag_reaches_the_fast_mode(monkeypatch):
 
 
 def test_python_m_serves_over_real_http(tmp_path):
-    """`python -m styletransfer.web` on a free port answers real HTTP, then stops on SIGINT."""
+    """`python -m painterly.web` on a free port answers real HTTP, then stops on SIGINT."""
     import httpx
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop(API_KEY_ENV, None)
-    proc = subprocess.Popen([sys.executable, "-m", "styletransfer.web", "--port", "0", "--log-level", "warning",
+    proc = subprocess.Popen([sys.executable, "-m", "painterly.web", "--port", "0", "--log-level", "warning",
                              "--result-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("styletransfer: serving on http://127.0.0.1:"), line
+        assert line.startswith("painterly: serving on http://127.0.0.1:"), line
         url = line.split()[3]
         deadline = time.time() + 20
         while True:
@@ -726,7 +726,7 @@ def test_python_m_serves_over_real_http(tmp_path):
         assert httpx.get(url + "/").status_code == 200
         # a second server on the same port is a one-line error, not a traceback
         port = url.rsplit(":", 1)[1]
-        other = subprocess.run([sys.executable, "-m", "styletransfer.web", "--port", port],
+        other = subprocess.run([sys.executable, "-m", "painterly.web", "--port", port],
                                capture_output=True, text=True, timeout=60)
         assert other.returncode == 2 and "cannot listen" in other.stderr and "Traceback" not in other.stderr
     finally:
@@ -776,8 +776,8 @@ def test_demo_style_is_swirls_and_the_old_name_still_works():
         assert torch.equal(stub.tasks[0].styles[0], stub.tasks[0].styles[0])
         a, b = c.get("/api/v1/styles/swirl/thumbnail"), c.get("/api/v1/styles/swirls/thumbnail")
         assert a.status_code == b.status_code == 200 and a.content == b.content
-    from styletransfer.demo import swirl_style
-    from styletransfer.web.styles import style_array
+    from painterly.demo import swirl_style
+    from painterly.web.styles import style_array
 
     demo = (swirl_style(512)[0].permute(1, 2, 0).numpy() * 255).round()
     assert np.abs(style_array("swirls").astype(np.float64) - demo).max() <= 1  # the CLI's picture

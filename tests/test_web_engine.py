@@ -14,16 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from styletransfer import checkpoint, plan
-from styletransfer.encoders.vgg import VGG19Encoder
-from styletransfer.errors import StyleTransferError
-from styletransfer.models import Decoder
-from styletransfer.stylizers.fast import FastOptions, stylize_fast
-from styletransfer.stylizers.optimize import OptimizeOptions, stylize_optimize
-from styletransfer.web import styles as builtin
-from styletransfer.web.config import Settings
-from styletransfer.web.engine import JobCancelled, LibraryEngine, Task, planned_seconds
-from styletransfer.web.jobs import JOB_ID_RE, JobManager, QueueFull
+from painterly import checkpoint, plan
+from painterly.encoders.vgg import VGG19Encoder
+from painterly.errors import StyleTransferError
+from painterly.models import Decoder
+from painterly.stylizers.fast import FastOptions, stylize_fast
+from painterly.stylizers.optimize import OptimizeOptions, stylize_optimize
+from painterly.web import styles as builtin
+from painterly.web.config import Settings
+from painterly.web.engine import JobCancelled, LibraryEngine, Task, planned_seconds
+from painterly.web.jobs import JOB_ID_RE, JobManager, QueueFull
 
 
 def _task(**kw) -> Task:
@@ -41,7 +41,7 @@ def encoder() -> VGG19Encoder:
 
 @pytest.fixture()
 def model_file(tmp_path):
-    """A tiny relu4_1 decoder saved as ``styletransfer train`` exports one."""
+    """A tiny relu4_1 decoder saved as ``painterly train`` exports one."""
     torch.manual_seed(1)
     dec = Decoder(in_channels=32, width=0.125)
     path = tmp_path / "model.safetensors"
@@ -104,7 +104,7 @@ def test_fast_mode_with_a_decoder_file(encoder, model_file):
 def test_the_engine_holds_one_fast_stylizer(encoder, model_file):
     """Built once from the model (or injected), reused for every task; the on-device mode is told
     its model file."""
-    from styletransfer.stylizers.fast import FastStylizer
+    from painterly.stylizers.fast import FastStylizer
 
     engine = LibraryEngine(device="cpu", encoder=encoder, fast_model=model_file)
     first = engine.fast_stylizer
@@ -128,7 +128,7 @@ def test_fast_mode_passes_its_base_options_through(encoder, model_file):
 
 
 def test_fast_mode_unavailable_without_a_model(encoder, tmp_path, monkeypatch):
-    from styletransfer.stylizers import fast
+    from painterly.stylizers import fast
 
     monkeypatch.setattr(fast, "default_model_available", lambda: False)
     assert LibraryEngine(encoder=encoder).modes() == {"fast": False, "optimize": True}
@@ -147,7 +147,7 @@ def test_alpha_zero_returns_the_photo():
 
 
 def test_planned_seconds_are_the_plans(monkeypatch):
-    """The web's ETAs come from styletransfer.plan (one cost model): the optimiser's schedule with
+    """The web's ETAs come from painterly.plan (one cost model): the optimiser's schedule with
     the engine's options, the fast plan without the load time a server does not pay per job."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     engine = LibraryEngine(best_options=OptimizeOptions(max_work=None))
@@ -185,9 +185,9 @@ def test_fast_mode_over_http_with_a_model_file(encoder, model_file):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    from styletransfer.image import from_array
-    from styletransfer.web import create_app
-    from styletransfer.web.uploads import builtin_tensor
+    from painterly.image import from_array
+    from painterly.web import create_app
+    from painterly.web.uploads import builtin_tensor
 
     rng = np.random.default_rng(0)
     photo = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
@@ -281,7 +281,7 @@ def test_real_optimize_mode_over_http():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    from styletransfer.web import create_app
+    from painterly.web import create_app
 
     engine = LibraryEngine(device="cpu", best_options=OptimizeOptions(steps=2, min_steps=1))
     photo = np.zeros((64, 64, 3), np.uint8)
@@ -303,8 +303,8 @@ def test_real_optimize_mode_over_http():
         assert body["percent"] == 100
         img = np.asarray(Image.open(io.BytesIO(c.get(body["result_url"]).content)), np.float64)
     # The server's result is the stylizer's own output for the same inputs and options.
-    from styletransfer.image import from_array
-    from styletransfer.web.uploads import builtin_tensor
+    from painterly.image import from_array
+    from painterly.web.uploads import builtin_tensor
 
     expected = stylize_optimize(from_array(photo), [builtin_tensor("waves")],
                                 OptimizeOptions(steps=2, min_steps=1, device="cpu"))

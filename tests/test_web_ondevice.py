@@ -9,12 +9,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from styletransfer import checkpoint as ckpt  # noqa: E402
-from styletransfer import export  # noqa: E402
-from styletransfer.models import Decoder  # noqa: E402
-from styletransfer.stylizers import fast  # noqa: E402
-from styletransfer.web import Settings, create_app, ondevice  # noqa: E402
-from styletransfer.web.engine import LibraryEngine  # noqa: E402
+from painterly import checkpoint as ckpt  # noqa: E402
+from painterly import export  # noqa: E402
+from painterly.models import Decoder  # noqa: E402
+from painterly.stylizers import fast  # noqa: E402
+from painterly.web import Settings, create_app, ondevice  # noqa: E402
+from painterly.web.engine import LibraryEngine  # noqa: E402
 
 
 class Stub:
@@ -69,7 +69,7 @@ def test_serves_the_exported_model_and_onnxruntime_web(tmp_path, monkeypatch, fa
 
 
 def test_exports_the_servers_fast_model_once(tmp_path, monkeypatch, fake_ort, tiny_encoder):
-    from styletransfer.encoders.student import student_meta, student_tensors
+    from painterly.encoders.student import student_meta, student_tensors
 
     monkeypatch.delenv(ondevice.MODEL_ENV, raising=False)
     monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))

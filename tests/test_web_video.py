@@ -26,12 +26,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from styletransfer.encoders import VGG19Encoder  # noqa: E402
-from styletransfer.errors import StyleTransferError  # noqa: E402
-from styletransfer.models import Decoder  # noqa: E402
-from styletransfer.video import probe_video  # noqa: E402
-from styletransfer.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
-from styletransfer.web.engine import LibraryEngine, VideoTask  # noqa: E402
+from painterly.encoders import VGG19Encoder  # noqa: E402
+from painterly.errors import StyleTransferError  # noqa: E402
+from painterly.models import Decoder  # noqa: E402
+from painterly.video import probe_video  # noqa: E402
+from painterly.web import Settings, add_serve_parser, create_app, settings_from_args  # noqa: E402
+from painterly.web.engine import LibraryEngine, VideoTask  # noqa: E402
 from test_video import make_clip, pan_frames, truncated_clip  # noqa: E402  (the clips of the video tests)
 from test_web_api import wait_final  # noqa: E402
 

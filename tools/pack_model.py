@@ -1,12 +1,12 @@
 """Pack the model files of several training runs into one fast-mode model bundle (fp16).
 
-Each run folder holds a ``model.safetensors`` written by ``styletransfer train`` (one decoder,
+Each run folder holds a ``model.safetensors`` written by ``painterly train`` (one decoder,
 one level); the bundle holds them all, keyed by level, with the encoder settings they share.
 Prints, per level: steps trained, the last logged losses (mean of the last 10 rows of
 ``metrics.csv``) and the bundle's size.
 
     python tools/pack_model.py runs/relu4_1 runs/relu3_1 runs/relu2_1 runs/relu1_1 \
-        -o src/styletransfer/assets/fast_model.safetensors
+        -o src/painterly/assets/fast_model.safetensors
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from styletransfer.encoders.student import read_student
-from styletransfer.stylizers.fast_model import read_model, save_bundle
+from painterly.encoders.student import read_student
+from painterly.stylizers.fast_model import read_model, save_bundle
 
 
 def last_losses(run: Path, rows: int = 10) -> dict[str, float]:
@@ -42,7 +42,7 @@ def main() -> None:
         files.append(model)
         decs = read_model(model).decoders
         level = next(iter(decs))
-        from styletransfer import checkpoint as ckpt
+        from painterly import checkpoint as ckpt
 
         _, meta = ckpt.load(model)
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last_losses(run if run.is_dir() else run.parent).items())

@@ -1,0 +1,6 @@
+"""``python -m painterly.cli``: the ``painterly`` command."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,6 @@
+"""``python -m painterly.web`` = ``painterly serve``."""
+import sys
+
+from . import main
+
+sys.exit(main())
