@@ -99,3 +99,18 @@ def test_folder_replaces_only_when_asked(tmp_path):
         (tmp / "new").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["new"]
+
+
+def test_checkpoint_and_model_files_get_the_usual_mode(tmp_path):
+    """safetensors replaces the temporary file it is given (its own 0600 file): the mode is set
+    again before the rename."""
+    import torch
+
+    from painterly import checkpoint as ckpt
+
+    old = os.umask(0o022)
+    try:
+        path = ckpt.atomic_save({"x": torch.zeros(2)}, tmp_path / "model.safetensors", {"step": 1})
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o644

@@ -65,6 +65,9 @@ def atomic_write(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool =
         os.fchmod(fd, mode)
         os.close(fd)
         yield tmp
+        # again: a writer that replaces the file instead of writing into it (safetensors does)
+        # leaves a new file with its own mode (0600)
+        os.chmod(tmp, mode)
         if fsync:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
