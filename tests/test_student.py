@@ -137,3 +137,25 @@ def test_a_file_that_is_no_model_is_a_clear_error(student, tmp_path):
     ckpt.atomic_save(student_tensors(student), tmp_path / "student-only.safetensors", {"config": {"lr": 1}})
     with pytest.raises(StyleTransferError, match="not a painterly decoder"):
         fast_model.read_model(tmp_path / "student-only.safetensors")
+
+
+@pytest.mark.slow
+def test_the_shipped_default_is_the_slim_model_and_large_is_one_option_away():
+    """The installed package: the default fast model is the slim one (its own 1/4-width student),
+    the full-width model is --model large; both stylize a small photo."""
+    from skimage import data
+
+    from painterly.image import from_array, resize
+
+    assert fast_model.default_model_name() == "slim"
+    content = resize(from_array(data.astronaut()), (64, 64))
+    style = resize(from_array(data.coffee()), (64, 64))
+    slim = FastStylizer.from_model(None, "cpu")
+    assert slim.encoder.width_divisor == 4 and slim.levels == ["relu4_1", "relu3_1", "relu2_1", "relu1_1"]
+    large = FastStylizer.from_model("large", "cpu")
+    assert large.encoder.width_divisor == 1
+    a, b = slim(content, [style]), large(content, [style])
+    assert a.shape == b.shape == (1, 3, 64, 64)
+    assert (a - content).abs().mean() > 0.05  # it did restyle the photo
+    with pytest.raises(StyleTransferError, match="width_divisor=4, this encoder has 1"):
+        FastStylizer.from_model("slim", "cpu", encoder=large.encoder)
