@@ -68,10 +68,13 @@ FAST_STYLE_PIXELS = 512 * 512  # styles are encoded at <= 512 px
 REFERENCE_THREADS = 2  # of OPT_SECONDS_PER_MPX_STEP
 # A fast model's network time relative to the one the FAST_* figures were measured with (four
 # full-width decoders on the full VGG19), by (levels, encoder width divisor). Only measured models
-# belong here: the slim model (a 1/4-width student encoder) has not been timed against these
-# figures yet, so it is priced as the large one (an upper bound) until benchmarks/bench_memory.py
-# measures it: add its row then, e.g. ``(4, 4): <its seconds / the large model's>``.
-FAST_MODEL_TIME_FACTORS: dict[tuple[int, int], float] = {(4, 1): 1.0}
+# belong here; one that is not is priced as the large one (an upper bound).
+FAST_MODEL_TIME_FACTORS: dict[tuple[int, int], float] = {
+    (4, 1): 1.0,
+    # the slim model (1/4-width student): 0.15 s vs 1.74 s at 512^2, 0.99 s vs 7.77 s at 1024^2,
+    # warm, side by side in benchmarks/bench_peers.py (2026-12-01, 2-core AMD EPYC, AVX512-BF16)
+    (4, 4): 0.13,
+}
 
 
 @dataclass(frozen=True)
