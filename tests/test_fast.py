@@ -435,6 +435,9 @@ def test_a_style_is_encoded_once_for_every_level(tiny_encoder, tiny_levels):
     calls.clear()
     st(torch.rand(1, 3, 40, 48), [style.clone()])  # cached: the style is not encoded again
     assert not [c for c in calls if c[0][-2:] == (32, 32)]
+    # "mixed" (AdaIN deep, WCT shallow): still one pass for both kinds of statistics
+    FastStylizer(Counting(), tiny_levels)(torch.rand(1, 3, 40, 48), [style], FastOptions(transform="mixed"))
+    assert len([c for c in calls if c[0][-2:] == (32, 32)]) == 1
 
 
 def test_mixed_transform_runs_adain_deep_and_wct_shallow(tiny_encoder, tiny_levels, monkeypatch):
