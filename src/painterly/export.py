@@ -48,6 +48,7 @@ from torch import nn
 
 from .atomic import atomic_folder
 from .errors import StyleTransferError
+from .models.decoder import by_level
 
 from .stylizers.fast import STYLE_SIZE
 from .stylizers.graphs import FORMAT_VERSION, EncoderGraph, StyleEncoderGraph, StylizerGraph, layout  # noqa: F401
@@ -139,7 +140,7 @@ def _networks(model: str | None, encoder: nn.Module | None,
         stylizer = fast.FastStylizer.from_model(model, "cpu", encoder=encoder)
         encoder, decoders = stylizer.encoder, stylizer.decoders
     else:
-        decoders = fast._as_decoders(decoder)
+        decoders = by_level(decoder)
         if encoder is None:
             from .encoders import vgg19
 

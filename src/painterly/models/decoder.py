@@ -33,6 +33,8 @@ through the stack (He et al., 2015) and starts the output near mid-grey.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
@@ -48,6 +50,14 @@ def deepest_first(levels) -> list[str]:
         ['relu4_1', 'relu2_1', 'relu1_1']
     """
     return sorted(set(levels), key=LEVELS.index, reverse=True)
+
+
+def by_level(decoder) -> dict:
+    """``{level: decoder}`` of a decoder (its ``level`` attribute, relu4_1 if it has none) or of a
+    mapping that already is one (a copy)."""
+    if isinstance(decoder, Mapping):
+        return dict(decoder)
+    return {getattr(decoder, "level", "relu4_1"): decoder}  # a Decoder, or a stand-in (onnxruntime)
 
 
 # Scale factor between a level's feature map and the image.

@@ -48,7 +48,7 @@ from ..errors import StyleTransferError
 from ..image import PRESERVE_COLORS, fit_size, match_color, resize, transfer_luminance
 from ..losses import mean_std
 from ..models import Decoder, adain_affine
-from ..models.decoder import LEVELS, deepest_first
+from ..models.decoder import LEVELS, by_level, deepest_first
 from ..models.wct import apply_affine, wct_affine, wct_style_stats
 from .fast_model import (  # noqa: F401 - the model-file API, re-exported for callers of this module
     BUILTIN_MODELS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available, read_model,
@@ -205,12 +205,6 @@ def target_features(
     return alpha * t + (1.0 - alpha) * f_c
 
 
-def _as_decoders(decoder: Decoder | Mapping[str, Decoder]) -> dict[str, Decoder]:
-    if isinstance(decoder, Mapping):
-        return dict(decoder)
-    return {getattr(decoder, "level", LAYER): decoder}  # a Decoder, or a stand-in (onnxruntime)
-
-
 def _device_of(module) -> torch.device:
     param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
     return param.device if param is not None else torch.device("cpu")
@@ -253,7 +247,7 @@ class FastStylizer:
                  backend: str = "torch") -> None:
         self.encoder = encoder
         self.device = _device_of(encoder)
-        self.decoders = {lv: d.to(self.device) if hasattr(d, "to") else d for lv, d in _as_decoders(decoders).items()}
+        self.decoders = {lv: d.to(self.device) if hasattr(d, "to") else d for lv, d in by_level(decoders).items()}
         self.model_path = Path(model_path) if model_path else None
         self.backend = backend
         self._stats: OrderedDict = OrderedDict()

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..atomic import atomic_folder
 from ..errors import StyleTransferError
-from ..models.decoder import deepest_first
+from ..models.decoder import by_level, deepest_first
 from .graphs import FORMAT_VERSION, EncoderGraph
 from .tiles import LAYER
 
@@ -153,8 +153,7 @@ def onnx_networks(encoder: nn.Module, decoder: nn.Module | Mapping[str, nn.Modul
     exported once into ``folder`` (default: the cache, keyed by a hash of the weights and the
     levels) and reused after. Returns ``(encoder, {level: decoder})``."""
     _ort()
-    decoders = dict(decoder) if isinstance(decoder, Mapping) else {getattr(decoder, "level", LAYER): decoder}
-    decoders = {lv: d.cpu().eval() for lv, d in decoders.items()}
+    decoders = {lv: d.cpu().eval() for lv, d in by_level(decoder).items()}
     levels = deepest_first(decoders)
     threads = threads or torch.get_num_threads()
     key = _weights_key(encoder, *(decoders[lv] for lv in levels)) + "-" + "-".join(levels)
