@@ -40,13 +40,10 @@ def main() -> None:
     for run in map(Path, args.runs):
         model = run / "model.safetensors" if run.is_dir() else run
         files.append(model)
-        decs = read_model(model).decoders
-        level = next(iter(decs))
-        from painterly import checkpoint as ckpt
-
-        _, meta = ckpt.load(model)
+        fm = read_model(model)
+        level, dec = next(iter(fm.decoders.items()))
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last_losses(run if run.is_dir() else run.parent).items())
-        print(f"{level}: step {meta.get('step')}, {sum(p.numel() for p in decs[level].parameters()):,} parameters"
+        print(f"{level}: step {fm.step}, {sum(p.numel() for p in dec.parameters()):,} parameters"
               + (f", last losses {losses}" if losses else ""))
     student = read_student(args.student) if args.student else None
     out = save_bundle(files, args.output, half=not args.fp32, student=student)

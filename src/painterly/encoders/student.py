@@ -147,9 +147,6 @@ def _load_plain(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise StyleTransferError(f"{path}: not a valid safetensors file ({exc.__class__.__name__})") from None
 
 
-def save_student(encoder: VGG19Encoder, path: str | Path, extra_tensors: Mapping[str, torch.Tensor] | None = None,
-                 **meta) -> Path:
-    """Write a student (and e.g. its projections, under their own prefix) atomically."""
-    tensors = student_tensors(encoder)
-    tensors.update({k: v.detach().contiguous() for k, v in (extra_tensors or {}).items()})
-    return ckpt.atomic_save(tensors, path, {"student": student_meta(encoder), **meta})
+def save_student(encoder: VGG19Encoder, path: str | Path, **meta) -> Path:
+    """Write a student atomically (``meta``: more metadata, e.g. its step)."""
+    return ckpt.atomic_save(student_tensors(encoder), path, {"student": student_meta(encoder), **meta})

@@ -43,12 +43,14 @@ class FastModel:
             ``pooling``, ``width_divisor``).
         encoder: the model's own student encoder, or ``None`` (it runs on the full VGG19).
         path: the file it was read from.
+        step: the training step it was saved at (one-decoder files; ``None`` otherwise).
     """
 
     decoders: dict[str, Decoder]
     settings: dict = field(default_factory=dict)
     encoder: VGG19Encoder | None = None
     path: Path | None = None
+    step: int | None = None
 
 
 def _asset(name: str) -> Path:
@@ -128,7 +130,7 @@ def read_model(path: str | Path | None = None) -> FastModel:
     else:
         raise StyleTransferError(f"{file}: not a painterly decoder (no config in its metadata)")
     encoder = student_from_tensors(tensors, settings, str(file)) if has_student(tensors) else None
-    return FastModel(decs, settings, encoder, file)
+    return FastModel(decs, settings, encoder, file, meta.get("step"))
 
 
 def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True,
@@ -150,10 +152,9 @@ def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True,
         if clash:
             raise StyleTransferError(f"{path}: trained with encoder {enc}, the others with {encoder_meta}")
         encoder_meta.update(enc)
-        step = ckpt.load(path)[1].get("step")
         for level, dec in model.decoders.items():
             configs[level] = dict(dec.config)
-            steps[level] = step
+            steps[level] = model.step
             for k, v in dec.state_dict().items():
                 tensors[f"{level}.{k}"] = v.half() if half and v.is_floating_point() else v
     if student is not None:
