@@ -40,6 +40,8 @@ import torch
 from painterly import load_image, save_image
 from painterly.encoders import vgg19
 from painterly.image import fit_size, resize
+from painterly.losses import content_error, gram_matrix, style_error
+from painterly.training.tune import HELD_OUT_STYLES, LOSS_STYLE_LAYERS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = [
@@ -50,7 +52,18 @@ PAIRS = [
     ("hoovertowernight", "dph_seurat_grande_jatte"),
     ("newyork", "iecontra_ink_plum_blossom"),
 ]
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# More pairs, for a second opinion: other example photos x the tuning's validation paintings
+# (held out of `painterly tune` too, but its checkpoints were chosen on them).
+EXTRA_PAIRS = [
+    ("tubingen", "shipwreck"),
+    ("avril", "sketch"),
+    ("cornell", "frida_kahlo"),
+    ("flowers", "dph_monet_haystacks"),
+    ("blonde_girl", "shipwreck"),
+    ("modern", "frida_kahlo"),
+]
+assert {s for _, s in PAIRS + EXTRA_PAIRS} <= set(HELD_OUT_STYLES), "benchmark paintings must be held out of tuning"
+STYLE_LAYERS = LOSS_STYLE_LAYERS
 CONTENT_LAYER = "relu4_2"
 
 
@@ -63,24 +76,24 @@ def cpu_name() -> str:
 
 
 # ----- the measure -------------------------------------------------------------------------------
-def _gram(f: torch.Tensor) -> torch.Tensor:
-    c = f.shape[1]
-    x = f.reshape(c, -1)
-    return x @ x.T / x.shape[1]
-
-
 @torch.no_grad()
 def errors(out: torch.Tensor, photo: torch.Tensor, style: torch.Tensor) -> tuple[float, float]:
-    """(content error, style error) as the module docstring defines them."""
+    """(content error, style error) as the module docstring defines them (painterly.losses'
+    content_error / style_error: what `painterly tune` minimises)."""
     enc = vgg19()
     if out.shape[-2:] != photo.shape[-2:]:
         out = resize(out, photo.shape[-2:])
     fo = enc(out, (*STYLE_LAYERS, CONTENT_LAYER))
     fp = enc(photo, [CONTENT_LAYER])[CONTENT_LAYER]
     fs = enc(style, STYLE_LAYERS)
-    content = float((fo[CONTENT_LAYER] - fp).norm() / fp.norm())
-    style_err = sum(float((_gram(fo[l]) - _gram(fs[l])).norm() / _gram(fs[l]).norm()) for l in STYLE_LAYERS)
-    return content, style_err / len(STYLE_LAYERS)
+    grams = {lv: gram_matrix(fs[lv]) for lv in STYLE_LAYERS}
+    return float(content_error(fo[CONTENT_LAYER], fp)[0]), float(style_error(fo, grams)[0])
+
+
+def parse_spec(spec: str) -> tuple[str, str, float]:
+    """``MODEL[:TRANSFORM[:ALPHA]]`` -> (model, transform, alpha); e.g. ``slim:mixed:0.8``."""
+    parts = spec.split(":")
+    return parts[0], parts[1] if len(parts) > 1 and parts[1] else "adain", float(parts[2]) if len(parts) > 2 else 1.0
 
 
 # ----- running a command line --------------------------------------------------------------------
@@ -103,10 +116,19 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, peak / 2**20
 
 
-def ours_cli(model: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:
+def spec_tag(spec: str) -> str:
+    """A file-name tag of a spec: a model file is named by its folder (a run's model.safetensors)."""
+    model, transform, alpha = parse_spec(spec)
+    name = Path(model).parent.name if Path(model).is_file() else model
+    return f"fast-{name}-{transform}-{alpha:g}"
+
+
+def ours_cli(spec: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:
     exe = Path(sys.executable).with_name("painterly")
+    model, transform, alpha = parse_spec(spec)
     return run_process([str(exe), "stylize", str(photo), str(style), "-o", str(out), "--size", str(size),
-                        "--method", "fast", "--model", model, "-q", "--force"])
+                        "--method", "fast", "--model", model, "--transform", transform, "--alpha", str(alpha),
+                        "-q", "--force"])
 
 
 def peer_cli(peer: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:
@@ -114,10 +136,14 @@ def peer_cli(peer: str, photo: Path, style: Path, size: int, out: Path) -> tuple
                         "-o", str(out)])
 
 
-def ours_warm(stylizer, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, float]:
-    stylizer(photo, [style])  # warm-up: allocations, oneDNN kernels
+def ours_warm(stylizer, spec: str, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, float]:
+    from painterly.stylizers.fast import FastOptions
+
+    _, transform, alpha = parse_spec(spec)
+    opts = FastOptions(transform=transform, alpha=alpha)
+    stylizer(photo, [style], opts)  # warm-up: allocations, oneDNN kernels
     t0 = time.perf_counter()
-    out = stylizer(photo, [style])
+    out = stylizer(photo, [style], opts)
     return out, time.perf_counter() - t0
 
 
@@ -155,11 +181,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--out", default="runs/peers", help="output folder")
     p.add_argument("--sizes", type=int, nargs="+", default=[512])
-    p.add_argument("--models", nargs="+", default=["slim", "large"], help="our fast models (names or files)")
+    p.add_argument("--models", nargs="+", default=["slim", "large"],
+                   help="our fast models: MODEL[:TRANSFORM[:ALPHA]], MODEL a name or a file (e.g. slim:mixed:0.8)")
+    p.add_argument("--pair-set", choices=["bench", "extra", "both"], default="bench",
+                   help="the benchmark pairs, the extra held-out pairs, or both")
     p.add_argument("--peer", help="the styletransfer-lite command (its own venv); skipped when absent")
     p.add_argument("--skip-optimize", action="store_true")
     p.add_argument("--cache", default="runs/peers-optimize-cache", help="cached optimisation results")
-    p.add_argument("--pairs", type=int, default=len(PAIRS), help="use the first N pairs")
+    p.add_argument("--pairs", type=int, default=None, help="use the first N pairs of the set")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -170,13 +199,14 @@ def main() -> int:
     from painterly.stylizers.fast import FastStylizer
 
     print(f"torch {torch.__version__}, {args.threads} thread(s); CPU: {cpu_name()}")
-    stylizers = {m: FastStylizer.from_model(m, "cpu") for m in args.models}
+    stylizers = {m: FastStylizer.from_model(parse_spec(m)[0], "cpu") for m in args.models}
+    pairs = {"bench": PAIRS, "extra": EXTRA_PAIRS, "both": PAIRS + EXTRA_PAIRS}[args.pair_set][: args.pairs]
     methods = [f"fast:{m}" for m in args.models] + ([] if args.skip_optimize else ["optimize"]) + \
               (["peer"] if args.peer else [])
     results = []
     for size in args.sizes:
         sheet_rows = []
-        for photo_name, style_name in PAIRS[: args.pairs]:
+        for photo_name, style_name in pairs:
             photo_path = DATA / "examples" / "content" / f"{photo_name}.jpg"
             style_path = DATA / "train" / "style" / f"{style_name}.jpg"
             photo, style = _load(photo_path, size), load_image(style_path).rgb
@@ -184,13 +214,13 @@ def main() -> int:
             base = {"photo": photo_name, "style": style_name, "size": size}
             results.append({**base, "method": "photo", **dict(zip(("content", "style_err"), errors(photo, photo, style)))})
             for method in methods:
-                tag = method if not method.startswith("fast:") else "fast-" + Path(method[5:]).stem
+                tag = method if not method.startswith("fast:") else spec_tag(method[5:])
                 file = out_dir / f"{photo_name}__{style_name}__{size}__{tag}.png"
                 warm = None
                 if method.startswith("fast:"):
-                    model = method[5:]
-                    pic, warm = ours_warm(stylizers[model], photo, style)
-                    wall, rss = ours_cli(model, photo_path, style_path, size, file)
+                    spec = method[5:]
+                    pic, warm = ours_warm(stylizers[spec], spec, photo, style)
+                    wall, rss = ours_cli(spec, photo_path, style_path, size, file)
                 elif method == "optimize":
                     wall, rss = optimize_cached(photo_path, style_path, size, file, cache)
                 else:

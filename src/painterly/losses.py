@@ -8,10 +8,14 @@ Notation: ``F`` is a feature map of shape (N, C, H, W), ``M = H * W`` the number
 - Style loss (the seed formula): ``L_s = (1 / C^2) * sum_ij (G_s - G_y)_ij^2``, averaged over the batch.
 - Mean/std style loss (Huang & Belongie, 2017, eq. 3, as MSE):
   ``L_s = mean((mu(F_y) - mu(F_s))^2) + mean((sigma(F_y) - sigma(F_s))^2)``.
+- Relative errors (the benchmarks' measure, and what ``painterly tune`` minimises), per image:
+  content ``|F_y - F_c| / |F_c|`` (Frobenius norms), style ``|G_y - G_s| / |G_s|`` averaged over layers.
 - Total variation (squared, anisotropic): ``L_tv = mean((x[:, :, 1:] - x[:, :, :-1])^2) +
   mean((x[..., 1:] - x[..., :-1])^2)``.
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -83,3 +87,37 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dh = image[:, :, 1:, :] - image[:, :, :-1, :]
     dw = image[:, :, :, 1:] - image[:, :, :, :-1]
     return (dh.float() ** 2).mean() + (dw.float() ** 2).mean()
+
+
+def content_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relative content error per image: ``|F - F_target| / |F_target|`` (Frobenius norms over C, H, W).
+
+    0 = the target's features exactly. Scale-free, so it reads the same at any layer or size.
+
+    Shape:
+        - features, target: (N, C, H, W)
+        - output: (N,)
+
+    Examples:
+        >>> content_error(torch.ones(2, 3, 4, 4) * 1.5, torch.ones(2, 3, 4, 4))
+        tensor([0.5000, 0.5000])
+    """
+    if features.shape != target.shape:
+        raise ValueError(f"content features {tuple(features.shape)} and target {tuple(target.shape)} differ")
+    diff = (features.float() - target.float()).flatten(1).norm(dim=1)
+    return diff / target.float().flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+def style_error(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Relative style error per image: ``|G_l(F) - G_l^target| / |G_l^target|``, averaged over the
+    layers of ``target_grams`` (Gram matrices of :func:`gram_matrix`, (N or 1, C, C) each).
+
+    Shape:
+        - features: {layer: (N, C_l, H_l, W_l)}
+        - output: (N,)
+    """
+    errs = []
+    for layer, tg in target_grams.items():
+        g = gram_matrix(features[layer])
+        errs.append((g - tg.float()).flatten(1).norm(dim=1) / tg.float().flatten(1).norm(dim=1).clamp_min(1e-12))
+    return torch.stack(errs).mean(0)

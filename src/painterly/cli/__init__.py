@@ -1,5 +1,5 @@
 """Command line: ``painterly`` (demo), ``painterly stylize``, ``painterly train``,
-``video``, ``export``, ``distill`` (and ``painterly serve`` when the web part is installed):
+``video``, ``export``, ``distill``, ``tune`` (and ``painterly serve`` when the web part is installed):
 one module per command (``cli/stylize.py`` ...), each with ``add_parser(sub)`` and its ``cmd_*``.
 
 Every user error ends as one line ``painterly: error: ...`` on stderr and a non-zero exit
@@ -21,7 +21,7 @@ from .common import PROG, error_line
 __all__ = ["CLIError", "PROG", "build_parser", "main"]
 
 # the command modules, in the order of `painterly --help`; each has add_parser(sub)
-COMMANDS = ("stylize", "demo", "train", "export", "video", "distill", "batch", "serve")
+COMMANDS = ("stylize", "demo", "train", "export", "video", "distill", "tune", "batch", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

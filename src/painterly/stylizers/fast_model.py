@@ -30,7 +30,7 @@ LAYER = "relu4_1"
 BUILTIN_MODELS = {"slim": "slim_model.safetensors", "large": "fast_model.safetensors"}
 
 __all__ = ["BUILTIN_MODELS", "FastModel", "builtin_model_path", "check_encoder", "check_model_arg", "default_model_available",
-           "default_model_name", "read_model", "resolve_model_path", "save_bundle"]
+           "default_model_name", "read_model", "resolve_model_path", "save_bundle", "write_bundle"]
 
 
 @dataclass
@@ -141,8 +141,7 @@ def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True,
     ``student``: the encoder the decoders were trained on, when it is not the full VGG19; it is
     stored in the bundle in float32 (it is small, and its rounding would move every feature).
     """
-    tensors: dict[str, torch.Tensor] = {}
-    configs: dict[str, dict] = {}
+    decoders: dict[str, Decoder] = {}
     encoder_meta: dict = {}
     steps = {}
     for path in paths:
@@ -153,15 +152,28 @@ def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True,
             raise StyleTransferError(f"{path}: trained with encoder {enc}, the others with {encoder_meta}")
         encoder_meta.update(enc)
         for level, dec in model.decoders.items():
-            configs[level] = dict(dec.config)
+            decoders[level] = dec
             steps[level] = model.step
-            for k, v in dec.state_dict().items():
-                tensors[f"{level}.{k}"] = v.half() if half and v.is_floating_point() else v
+    return write_bundle(decoders, out, encoder_meta, student=student, steps=steps, half=half)
+
+
+def write_bundle(decoders: Mapping[str, Decoder], out: str | Path, settings: Mapping, *,
+                 student: VGG19Encoder | None = None, steps: Mapping | None = None, half: bool = True,
+                 extra: Mapping | None = None) -> Path:
+    """Write ``{level: decoder}`` (and the ``student`` they run on, float32) as a bundle; ``settings``:
+    the encoder settings they were trained with; ``extra``: more metadata (e.g. a tuning recipe)."""
+    tensors: dict[str, torch.Tensor] = {}
+    encoder_meta = dict(settings)
+    for level, dec in decoders.items():
+        for k, v in dec.state_dict().items():
+            tensors[f"{level}.{k}"] = (v.half() if half and v.is_floating_point() else v).detach().contiguous()
     if student is not None:
         check_encoder(student, encoder_meta, "the decoders")
         encoder_meta.update(student_meta(student))
         tensors.update({k: v.float() for k, v in student_tensors(student).items()})
-    return ckpt.atomic_save(tensors, out, {"decoders": configs, "encoder": encoder_meta, "steps": steps})
+    meta = {"decoders": {lv: dict(d.config) for lv, d in decoders.items()}, "encoder": encoder_meta,
+            "steps": dict(steps or {}), **dict(extra or {})}
+    return ckpt.atomic_save(tensors, out, meta)
 
 
 def check_encoder(encoder: VGG19Encoder, settings: Mapping, source: str = "the model") -> None:

@@ -6,6 +6,7 @@ state is saved in checkpoints, so a resumed run sees exactly the batches it woul
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Collection
 
 import torch
 import torch.nn.functional as F
@@ -21,14 +22,22 @@ class CropSampler:
         crop: side of the square crops.
         max_side: images are first shrunk to this longest side (keeps memory bounded).
         scale: (min, max) random rescale before cropping; 1.0 = native resolution.
+        exclude: file stems to leave out (held-out images); their names go to :attr:`excluded`.
+        include: if given, only these file stems are read.
     """
 
-    def __init__(self, folder: str | Path, crop: int, max_side: int = 512, scale: tuple[float, float] = (0.8, 1.0)):
+    def __init__(self, folder: str | Path, crop: int, max_side: int = 512, scale: tuple[float, float] = (0.8, 1.0),
+                 exclude: Collection[str] = (), include: Collection[str] | None = None):
         self.crop = crop
         self.scale = scale
         self.images: list[torch.Tensor] = []
         self.skipped: list[str] = []
+        self.excluded: list[str] = []
         for path in list_images(folder):
+            if path.stem in exclude or (include is not None and path.stem not in include):
+                if path.stem in exclude:
+                    self.excluded.append(path.stem)
+                continue
             try:
                 rgb = load_image(path).rgb
             except StyleTransferError:
