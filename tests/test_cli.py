@@ -221,6 +221,26 @@ def test_demo_options_without_the_demo_word(tiny_vgg, tmp_path, monkeypatch, cap
     assert code == 0 and "stylize" in out  # the top-level help, not the demo's
 
 
+def test_demo_runs_the_model_it_is_given(tiny_model_file, tmp_path, capsys):
+    from painterly.stylizers.fast import FastOptions, FastStylizer
+    from painterly.demo import content_photo, swirl_style
+    from painterly.image import fit_size, load_image, resize
+
+    out = tmp_path / "d.png"
+    code, stdout, err = run(["demo", "--model", tiny_model_file, "--size", "40", "-q", "-o", out], capsys)
+    assert code == 0, err
+    assert "fast mode" in stdout
+    photo = content_photo("astronaut")
+    photo = resize(photo, fit_size(*photo.shape[-2:], size=40))
+    ref = FastStylizer.from_model(str(tiny_model_file), "cpu")(photo, [swirl_style(512)], FastOptions())
+    assert (load_image(out).rgb - ref).abs().max() < 2 / 255  # the tiny model's picture, as PNG
+    code, _, err = run(["demo", "--model", tmp_path / "nope.safetensors", "-o", tmp_path / "e.png"], capsys)
+    assert_one_line_error(code, err, "nope.safetensors")
+    code, _, err = run(["demo", "--model", "slim", "--method", "optimize", "-o", tmp_path / "e.png"], capsys)
+    assert_one_line_error(code, err, "--model is an option of the fast mode")
+    assert not (tmp_path / "e.png").exists()
+
+
 def test_demo_uses_its_gentler_style_weight(seen_options, tmp_path, capsys):
     from painterly.demo import DEMO_STYLE_WEIGHT
 

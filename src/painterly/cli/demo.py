@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..argtypes import positive_int
+from ..errors import CLIError
 from .common import progress
 
 DEMO_NAME = "painterly-demo"
@@ -32,6 +33,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default): fast (seconds) when the built-in model is installed, else optimize "
                         "(best quality, minutes)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="fast mode: a built-in model (slim, the default; large) or a model file")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -70,7 +73,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..stylizers.optimize import OptimizeOptions, stylize_optimize
 
     size = args.size if args.size is not None else _env_size()
-    method = resolve_method(args.method)
+    method = resolve_method(args.method, "fast" if args.model else None)
+    if args.model:
+        from ..stylizers.fast_model import check_model_arg
+
+        if method != "fast":
+            raise CLIError("--model is an option of the fast mode: drop --method optimize")
+        check_model_arg(args.model)
     out = Path(args.output) if args.output else _fresh_demo_path()
     check_output_path(out, overwrite=False)
     t0 = time.perf_counter()
@@ -81,7 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if method == "fast":
         from ..stylizers.fast import FastOptions, stylize_fast
 
-        result = stylize_fast(content, [style], FastOptions(device=args.device))
+        result = stylize_fast(content, [style], FastOptions(device=args.device, model=args.model))
     else:
         callback, close = progress(args.quiet, "demo")
         try:
