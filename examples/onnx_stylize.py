@@ -20,6 +20,6 @@ stylizer = ort.InferenceSession(f"{folder}/stylizer.onnx", providers=["CPUExecut
 content = load(photo, 512)
 if min(content.shape[2:]) < 17:  # model.json's min_side: the graph mirrors a 16 px margin
     sys.exit(f"{photo}: too small; both sides must be at least 17 px")
-stats = encoder.run(None, {"style": load(style, 512)})[0]  # (1, 2, C): cache it per style
+stats = encoder.run(None, {"style": load(style, 512)})[0]  # (1, K): cache it per style
 image = stylizer.run(None, {"content": content, "statistics": stats, "alpha": np.array([alpha], np.float32)})[0]
 Image.fromarray((image[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)).save(out)

@@ -63,7 +63,8 @@ def test_export_writes_the_documented_files(exported):
     names = sorted(p.name for p in exported.iterdir())
     assert names == ["MODEL_CARD.md", "model.json", "style_encoder.onnx", "stylizer.onnx"]
     manifest = json.loads((exported / "model.json").read_text())
-    assert manifest["channels"] == 32 and manifest["opset"] == export.DEFAULT_OPSET
+    assert manifest["statistics_size"] == 64 and manifest["opset"] == export.DEFAULT_OPSET
+    assert manifest["transform"] == "adain" and manifest["format"] == 3
     for name, info in manifest["files"].items():
         assert (exported / name).stat().st_size == info["bytes"]
     enc, sty = _sessions(exported)
@@ -90,10 +91,10 @@ def test_style_statistics_and_blending(exported, tiny_encoder, tiny_decoder, con
                                        second_style):
     enc, sty = _sessions(exported)
     stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
-    assert stats.shape == (2, 2, 32)
+    assert stats.shape == (2, 64)
     mean, std = fast.style_statistics(tiny_encoder, style_image)
-    assert np.abs(stats[0, 0] - mean.flatten().numpy()).max() < 1e-4
-    assert np.abs(stats[0, 1] - std.flatten().numpy()).max() < 1e-4
+    assert np.abs(stats[0, :32] - mean.flatten().numpy()).max() < 1e-4
+    assert np.abs(stats[0, 32:] - std.flatten().numpy()).max() < 1e-4
     # blending statistics linearly == the library's weighted blend of AdaIN targets
     blend = (0.7 * stats[0] + 0.3 * stats[1])[None]
     ours = sty.run(None, {"content": content_image.numpy(), "statistics": blend,
@@ -166,18 +167,19 @@ def exported_levels(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:
 
 def test_four_levels_layout_and_statistics(exported_levels, tiny_encoder, style_image, second_style):
     manifest = json.loads((exported_levels / "model.json").read_text())
-    assert manifest["format"] == 2 and manifest["channels"] == 32 + 16 + 8 + 4
-    assert [(d["layer"], d["channels"], d["offset"]) for d in manifest["levels"]] == \
-        [("relu4_1", 32, 0), ("relu3_1", 16, 32), ("relu2_1", 8, 48), ("relu1_1", 4, 56)]
-    assert "relu4_1: [0, 32); relu3_1: [32, 48)" in (exported_levels / "MODEL_CARD.md").read_text()
+    assert manifest["format"] == 3 and manifest["statistics_size"] == 2 * (32 + 16 + 8 + 4)
+    assert [(d["layer"], d["channels"], d["transform"], d["offset"], d["size"]) for d in manifest["levels"]] == \
+        [("relu4_1", 32, "adain", 0, 64), ("relu3_1", 16, "adain", 64, 32), ("relu2_1", 8, "adain", 96, 16),
+         ("relu1_1", 4, "adain", 112, 8)]
+    assert "relu4_1: [0, 64); relu3_1: [64, 96)" in (exported_levels / "MODEL_CARD.md").read_text()
     enc, _ = _sessions(exported_levels)
     stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
-    assert stats.shape == (2, 2, 60)
+    assert stats.shape == (2, 120)
     for d in manifest["levels"]:  # each slice is that level's AdaIN statistics, as the library computes them
         mean, std = fast.style_statistics(tiny_encoder, second_style, d["layer"], "adain")
-        got = stats[1, :, d["offset"]: d["offset"] + d["channels"]]
-        assert np.abs(got[0] - mean.flatten().numpy()).max() < 1e-4
-        assert np.abs(got[1] - std.flatten().numpy()).max() < 1e-4
+        got = stats[1, d["offset"]: d["offset"] + d["size"]]
+        assert np.abs(got[: d["channels"]] - mean.flatten().numpy()).max() < 1e-4
+        assert np.abs(got[d["channels"]:] - std.flatten().numpy()).max() < 1e-4
 
 
 @pytest.mark.parametrize("hw", [(48, 64), (37, 53)])
@@ -206,11 +208,72 @@ def test_four_levels_blend_styles_by_statistics(exported_levels, tiny_encoder, t
     assert np.abs(ours - ref).max() < 1e-3
 
 
+@pytest.fixture(scope="module")
+def exported_mixed(tmp_path_factory, tiny_encoder, tiny_levels) -> Path:
+    out = tmp_path_factory.mktemp("export-mixed") / "mixed"
+    export.export_onnx(out, encoder=tiny_encoder, decoder=tiny_levels, transform="mixed")
+    return out
+
+
+def test_mixed_export_carries_wct_statistics(exported_mixed, tiny_encoder, second_style):
+    """WCT levels: [mean, colouring matrix], the matrix being the library's (eigendecomposition)
+    up to the Newton-Schulz iterations the graph uses."""
+    manifest = json.loads((exported_mixed / "model.json").read_text())
+    assert manifest["transform"] == "mixed"
+    assert [(d["layer"], d["transform"], d["size"]) for d in manifest["levels"]] == \
+        [("relu4_1", "adain", 64), ("relu3_1", "adain", 32), ("relu2_1", "wct", 8 + 64), ("relu1_1", "wct", 4 + 16)]
+    enc, _ = _sessions(exported_mixed)
+    stats = enc.run(None, {"style": second_style.numpy()})[0]
+    assert stats.shape == (1, manifest["statistics_size"]) == (1, 64 + 32 + 72 + 20)
+    for d in manifest["levels"][2:]:
+        mean, colour = fast.style_statistics(tiny_encoder, second_style, d["layer"], "wct")
+        got = stats[0, d["offset"]: d["offset"] + d["size"]]
+        c = d["channels"]
+        assert np.abs(got[:c] - mean.flatten().numpy()).max() < 1e-4
+        assert np.abs(got[c:].reshape(c, c) - colour.numpy()).max() < 1e-3 * np.abs(colour.numpy()).max()
+    assert "relu2_1 (WCT)" in (exported_mixed / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("hw", [(48, 64), (37, 53)])
+def test_mixed_export_matches_stylize_fast(exported_mixed, tiny_encoder, tiny_levels, content_image, style_image,
+                                           second_style, hw):
+    content = torch.nn.functional.interpolate(content_image, size=hw, mode="bilinear")
+    opts = fast.FastOptions(alpha=0.8, device="cpu", transform="mixed")
+    ref = fast.stylize_fast(content, [style_image], opts, encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    adain = fast.stylize_fast(content, [style_image], fast.FastOptions(alpha=0.8, device="cpu", transform="adain"),
+                              encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    ours = _run(exported_mixed, content, style_image, 0.8)
+    assert np.abs(ref - adain).mean() > 1e-3  # WCT does change the picture: the test can tell
+    assert np.abs(ours - ref).max() < 1e-3 and np.abs(ours - ref).mean() < 1e-5
+    # two styles: blending the statistics (colouring matrices too) is the library's blend
+    enc, sty = _sessions(exported_mixed)
+    stats = enc.run(None, {"style": torch.cat([style_image, second_style]).numpy()})[0]
+    ours = sty.run(None, {"content": content.numpy(), "statistics": (0.3 * stats[0] + 0.7 * stats[1])[None],
+                          "alpha": np.array([1.0], np.float32)})[0]
+    ref = fast.stylize_fast(content, [style_image, second_style],
+                            fast.FastOptions(style_weights=[0.3, 0.7], device="cpu", transform="mixed"),
+                            encoder=tiny_encoder, decoder=tiny_levels).numpy()
+    assert np.abs(ours - ref).max() < 1e-3
+
+
+def test_export_uses_the_models_own_transform(tmp_path, tiny_model_file):
+    from painterly import checkpoint as ck
+
+    tensors, meta = ck.load(tiny_model_file)
+    mixed_file = ck.atomic_save(tensors, tmp_path / "mixed.safetensors", {**meta, "transform": "mixed"})
+    out = export.export_onnx(tmp_path / "app", str(mixed_file)).folder
+    assert json.loads((out / "model.json").read_text())["transform"] == "mixed"
+    out = export.export_onnx(tmp_path / "app2", str(mixed_file), transform="adain").folder
+    assert json.loads((out / "model.json").read_text())["transform"] == "adain"
+    with pytest.raises(export.StyleTransferError, match="transform must be one of"):
+        export.export_onnx(tmp_path / "app3", str(mixed_file), transform="lst")
+
+
 def test_export_some_levels(tmp_path, tiny_encoder, tiny_levels, content_image, style_image):
     out = export.export_onnx(tmp_path / "two", encoder=tiny_encoder, decoder=tiny_levels,
                              levels=["relu1_1", "relu4_1"]).folder
     manifest = json.loads((out / "model.json").read_text())
-    assert [d["layer"] for d in manifest["levels"]] == ["relu4_1", "relu1_1"] and manifest["channels"] == 36
+    assert [d["layer"] for d in manifest["levels"]] == ["relu4_1", "relu1_1"] and manifest["statistics_size"] == 72
     ref = fast.stylize_fast(content_image, [style_image], fast.FastOptions(device="cpu", levels=["relu4_1", "relu1_1"]),
                             encoder=tiny_encoder, decoder=tiny_levels).numpy()
     assert np.abs(_run(out, content_image, style_image, 1.0) - ref).max() < 1e-3

@@ -461,3 +461,23 @@ def test_mixed_transform_runs_adain_deep_and_wct_shallow(tiny_encoder, tiny_leve
         assert not torch.equal(mixed, st(content, [style], FastOptions(transform=other)))
     with pytest.raises(StyleTransferError, match="transform must be one of adain, wct, mixed"):
         st(content, [style], FastOptions(transform="fancy"))
+
+
+def test_a_model_runs_its_own_transform_unless_told_otherwise(tmp_path, tiny_model_file):
+    """A tuned model names the transform its decoders learnt to paint with; options.transform=None
+    runs it, an explicit one overrides it; a model naming none runs AdaIN."""
+    from painterly import checkpoint as ck
+
+    tensors, meta = ck.load(tiny_model_file)
+    mixed_file = ck.atomic_save(tensors, tmp_path / "mixed.safetensors", {**meta, "transform": "mixed"})
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    plain = FastStylizer.from_model(str(tiny_model_file), "cpu")
+    tuned = FastStylizer.from_model(str(mixed_file), "cpu")
+    assert (plain.transform, tuned.transform) == ("adain", "mixed")
+    own = tuned(content, [style], FastOptions())
+    assert torch.equal(own, plain(content, [style], FastOptions(transform="mixed")))
+    assert torch.equal(tuned(content, [style], FastOptions(transform="adain")), plain(content, [style], FastOptions()))
+    assert not torch.equal(own, plain(content, [style], FastOptions()))
+    bad = ck.atomic_save(tensors, tmp_path / "bad.safetensors", {**meta, "transform": "lst"})
+    with pytest.raises(StyleTransferError, match="unknown transform 'lst'"):
+        FastStylizer.from_model(str(bad), "cpu")

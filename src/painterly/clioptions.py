@@ -126,7 +126,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # fast
     "transform": dict(choices=TRANSFORMS,
                       help="feature transform: adain (keeps the photo readable), wct (whitening-colouring: "
-                           "stronger, wilder) or mixed (adain at the deep levels, wct at the shallow ones)"),
+                           "stronger, wilder) or mixed (adain at the deep levels, wct at the shallow ones); "
+                           "default: the one the model was tuned with (mixed for the built-in slim model, "
+                           "else adain)", default_text=False),
     "levels": dict(metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="encoder levels to run, deepest first (default: every level the model has)",
                    default_text=False),

@@ -1,27 +1,32 @@
-"""ONNX export of the fast (AdaIN) stylizer, and an onnxruntime backend for it.
+"""ONNX export of the fast stylizer, and an onnxruntime backend for it.
 
 What an app embeds is a folder with two graphs, so it can encode a style once and keep its
-statistics (Huang & Belongie, 2017: AdaIN only needs the style's channel mean and std)::
+statistics (AdaIN needs the style's channel means and stds, WCT its means and covariance)::
 
     style_encoder.onnx   style (N, 3, H, W) RGB in [0, 1]
-                         -> statistics (N, 2, C): [mean; std] per channel of every level,
-                            concatenated deepest level first (C = 512 + 256 + 128 + 64 = 960
-                            for the built-in four-level model; model.json gives the offsets)
-    stylizer.onnx        content (1, 3, H, W) RGB in [0, 1], statistics (1, 2, C), alpha (1,)
+                         -> statistics (N, K): every level's, concatenated deepest level first
+                            (AdaIN: [mean, std], 2 C values; WCT: [mean, colouring matrix],
+                            C + C^2; model.json gives each level's transform, offset and size)
+    stylizer.onnx        content (1, 3, H, W) RGB in [0, 1], statistics (1, K), alpha (1,)
                          -> image (1, 3, H, W) RGB in [0, 1]
 
 The stylizer graph is the same multi-level pipeline as :func:`painterly.stylizers.fast.stylize_fast`
-(Universal Style Transfer's cascade, Li et al., 2017, with AdaIN at every level)::
+(Universal Style Transfer's cascade, Li et al., 2017) with the model's transform (``mixed`` for
+the built-in slim model: AdaIN at relu4_1/relu3_1, WCT at relu2_1/relu1_1)::
 
     x = pad8(mirror16(content))                           the 16 px mirrored margin, then multiples of 8
     for each level L, deepest first (relu4_1, relu3_1, relu2_1, relu1_1 for the built-in model):
         f = VGG19_L(caffe(x))                              caffe: RGB->BGR, x255, minus mean pixel
-        t = alpha * (std_s,L * (f - mu(f)) / sigma(f) + mu_s,L) + (1 - alpha) * f
+        t = alpha * T_L(f, stats_L) + (1 - alpha) * f      T_L: AdaIN or WCT (graphs.py)
         x = clamp(Decoder_L(t), 0, 1)
     image = crop(x)
 
+WCT needs matrix square roots, which ONNX has no operator for: the graphs compute them by
+Newton-Schulz iterations (matrix products; ``models/wct.py``), which match the library's
+eigendecomposition to ~1e-6.
+
 H and W are dynamic (any size >= 17). Statistics blend linearly: ``sum_k w_k stats_k`` gives
-exactly the weighted blend of the AdaIN targets that ``--style-weights`` computes (at every
+exactly the weighted blend of the transforms that ``--style-weights`` computes (at every
 level), so an app mixes cached styles without the encoder. ``fp16=True`` stores the weights in
 half precision (half the file) and casts them to float32 inside the graph, so the arithmetic
 stays float32 (onnxruntime folds the casts at load). ``levels`` exports fewer levels (e.g. only
@@ -130,15 +135,16 @@ def _sha256(path: Path) -> str:
 
 def _networks(model: str | None, encoder: nn.Module | None,
               decoder: nn.Module | Mapping[str, nn.Module] | None,
-              levels: Sequence[str] | None = None) -> tuple[nn.Module, dict[str, nn.Module]]:
-    """The encoder and the ``{level: decoder}`` to export: a model file's with the encoder it
-    needs (``None`` = the default built-in model, every level; see ``FastStylizer.from_model``),
-    or the given ones; ``levels`` keeps some of them."""
+              levels: Sequence[str] | None = None) -> tuple[nn.Module, dict[str, nn.Module], str]:
+    """The encoder, the ``{level: decoder}`` to export and the model's own transform: a model
+    file's with the encoder it needs (``None`` = the default built-in model, every level; see
+    ``FastStylizer.from_model``), or the given ones (AdaIN); ``levels`` keeps some of them."""
     from .stylizers import fast
 
+    transform = "adain"
     if decoder is None:
         stylizer = fast.FastStylizer.from_model(model, "cpu", encoder=encoder)
-        encoder, decoders = stylizer.encoder, stylizer.decoders
+        encoder, decoders, transform = stylizer.encoder, stylizer.decoders, stylizer.transform
     else:
         decoders = by_level(decoder)
         if encoder is None:
@@ -146,7 +152,7 @@ def _networks(model: str | None, encoder: nn.Module | None,
 
             encoder = vgg19(device="cpu")
     chosen = fast.plan_levels(list(decoders), levels)
-    return encoder.cpu().eval(), {lv: decoders[lv].cpu().eval() for lv in chosen}
+    return encoder.cpu().eval(), {lv: decoders[lv].cpu().eval() for lv in chosen}, transform
 
 
 def _prepare_folder(out: Path, overwrite: bool) -> None:
@@ -181,6 +187,7 @@ def export_onnx(
     levels: Sequence[str] | None = None,
     encoder: nn.Module | None = None,
     decoder: nn.Module | Mapping[str, nn.Module] | None = None,
+    transform: str | None = None,
 ) -> ExportResult:
     """Write the app export (``style_encoder.onnx``, ``stylizer.onnx``, ``model.json``,
     ``MODEL_CARD.md``) into the folder ``out``, atomically (a temporary folder, then a rename).
@@ -192,6 +199,7 @@ def export_onnx(
         opset: ONNX opset (13..20).
         levels: the levels to export (``None`` = every level of the model), run deepest first.
         encoder, decoder: override the VGG19 / the decoder or ``{level: decoder}`` (tests use tiny ones).
+        transform: ``"adain"``, ``"wct"`` or ``"mixed"`` (fixed in the graphs); ``None`` = the model's own.
 
     Example:
         >>> export_onnx("stylizer-onnx", fp16=True)                     # doctest: +SKIP
@@ -202,9 +210,15 @@ def export_onnx(
     out = Path(out)
     _prepare_folder(out, overwrite)
     _onnx()
-    encoder, decoders = _networks(model, encoder, decoder, levels)
-    levels_layout = layout(encoder, list(decoders))
-    channels = sum(item["channels"] for item in levels_layout)
+    encoder, decoders, own = _networks(model, encoder, decoder, levels)
+    from .stylizers.fast import TRANSFORMS, level_transform
+
+    transform = transform or own
+    if transform not in TRANSFORMS:
+        raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    kinds = {lv: level_transform(transform, lv) for lv in decoders}
+    levels_layout = layout(encoder, list(decoders), kinds)
+    size = sum(item["size"] for item in levels_layout)
     from .stylizers.fast_model import resolve_model_path
 
     model_path = resolve_model_path(model) if decoder is None else (Path(model) if model else None)
@@ -219,27 +233,28 @@ def export_onnx(
                 "preprocessing": "RGB [0,1] NCHW in; Caffe BGR/255/mean-pixel is inside the graph",
                 "levels": ",".join(item["layer"] for item in levels_layout)}
         probe = torch.rand(1, 3, 48, 64)
-        style_graph = StyleEncoderGraph(encoder, list(decoders))
+        style_graph = StyleEncoderGraph(encoder, list(decoders), kinds)
         with torch.no_grad():
             stats = style_graph(probe)
         _torch_export(style_graph, (probe,), tmp / FILES[0], ["style"], ["statistics"],
                       {"style": {0: "batch", 2: "height", 3: "width"}, "statistics": {0: "batch"}}, opset)
         _finish(tmp / FILES[0], fp16, {**meta, "graph": "style_encoder"})
-        graph = StylizerGraph(encoder, decoders, {item["layer"]: item["channels"] for item in levels_layout})
+        graph = StylizerGraph(encoder, decoders, {item["layer"]: item["channels"] for item in levels_layout}, kinds)
         _torch_export(graph, (probe, stats, torch.tensor([1.0])), tmp / FILES[1],
                       ["content", "statistics", "alpha"], ["image"],
                       {"content": {2: "height", 3: "width"}, "image": {2: "height", 3: "width"}}, opset)
         _finish(tmp / FILES[1], fp16, {**meta, "graph": "stylizer"})
         manifest = {
-            "format": FORMAT_VERSION, "opset": opset, "fp16_weights": fp16, "channels": channels,
-            "levels": levels_layout, "transform": "adain", "style_size": STYLE_SIZE, "min_side": MIN_SIDE,
+            "format": FORMAT_VERSION, "opset": opset, "fp16_weights": fp16, "statistics_size": size,
+            "levels": levels_layout, "transform": transform, "style_size": STYLE_SIZE, "min_side": MIN_SIDE,
             "source": source,
             "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES},
             "inputs": {"style_encoder": {"style": "float32 (N,3,H,W) RGB [0,1]"},
-                       "stylizer": {"content": "float32 (1,3,H,W) RGB [0,1]", "statistics": f"float32 (1,2,{channels})",
+                       "stylizer": {"content": "float32 (1,3,H,W) RGB [0,1]", "statistics": f"float32 (1,{size})",
                                     "alpha": "float32 (1,) in [0,1]"}},
-            "outputs": {"style_encoder": {"statistics": f"float32 (N,2,{channels}) [mean; std] per channel of "
-                                                        "each level, deepest first (see levels)"},
+            "outputs": {"style_encoder": {"statistics": f"float32 (N,{size}): each level's statistics, deepest "
+                                                        "first (see levels: AdaIN [mean, std], WCT [mean, "
+                                                        "colouring matrix])"},
                         "stylizer": {"image": "float32 (1,3,H,W) RGB [0,1]"}},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -271,7 +286,7 @@ stylizer = ort.InferenceSession(f"{folder}/stylizer.onnx", providers=["CPUExecut
 content = load(photo, 512)
 if min(content.shape[2:]) < 17:  # model.json's min_side: the graph mirrors a 16 px margin
     sys.exit(f"{photo}: too small; both sides must be at least 17 px")
-stats = encoder.run(None, {"style": load(style, 512)})[0]  # (1, 2, C): cache it per style
+stats = encoder.run(None, {"style": load(style, 512)})[0]  # (1, K): cache it per style
 image = stylizer.run(None, {"content": content, "statistics": stats, "alpha": np.array([alpha], np.float32)})[0]
 Image.fromarray((image[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)).save(out)
 '''
@@ -281,19 +296,21 @@ def model_card(manifest: dict) -> str:
     """The MODEL_CARD.md written beside the graphs."""
     files = "\n".join(f"| `{name}` | {info['bytes'] / 1e6:.1f} MB | `{info['sha256'][:16]}…` |"
                       for name, info in manifest["files"].items())
-    c = manifest["channels"]
+    k = manifest["statistics_size"]
     src = manifest["source"]
     levels = manifest["levels"]
-    names = ", ".join(item["layer"] for item in levels)
-    slices = "; ".join(f"{item['layer']}: [{item['offset']}, {item['offset'] + item['channels']})" for item in levels)
-    return f"""# painterly fast stylizer (AdaIN), ONNX export
+    names = ", ".join(f"{item['layer']} ({item['transform'].upper() if item['transform'] == 'wct' else 'AdaIN'})"
+                      for item in levels)
+    slices = "; ".join(f"{item['layer']}: [{item['offset']}, {item['offset'] + item['size']})" for item in levels)
+    return f"""# painterly fast stylizer, ONNX export
 
-Arbitrary style transfer in one pass per level (Huang & Belongie, "Arbitrary Style Transfer in
-Real-time with Adaptive Instance Normalization", ICCV 2017), cascaded over {len(levels)} VGG19
-level(s), deepest first ({names}), as in Universal Style Transfer (Li et al., NeurIPS 2017):
-at each level a frozen VGG19 encoder, AdaIN, and that level's decoder trained by the
-painterly project. Exported by `painterly export` (format {manifest['format']}, ONNX opset
-{manifest['opset']}, weights {'float16 (cast to float32 in the graph)' if manifest['fp16_weights'] else 'float32'}).
+Arbitrary style transfer in one pass per level, cascaded over {len(levels)} VGG19 level(s),
+deepest first, as in Universal Style Transfer (Li et al., NeurIPS 2017): {names}. At each level a
+frozen VGG19 encoder, a feature transform (AdaIN: Huang & Belongie, ICCV 2017, each channel's
+mean and std; WCT: Li et al., 2017, whitening and colouring with the whole covariance, by
+Newton-Schulz iterations) and that level's decoder trained by the painterly project. Exported by
+`painterly export` (format {manifest['format']}, ONNX opset {manifest['opset']}, transform
+`{manifest['transform']}`, weights {'float16 (cast to float32 in the graph)' if manifest['fp16_weights'] else 'float32'}).
 Decoders: {src['model']}{f" (sha256 {src['sha256'][:16]}…)" if src.get('sha256') else ''}.
 
 | file | size | sha256 |
@@ -303,18 +320,19 @@ Decoders: {src['model']}{f" (sha256 {src['sha256'][:16]}…)" if src.get('sha256
 ## Graphs
 
 - `style_encoder.onnx`: `style` float32 (N, 3, H, W), RGB in [0, 1] -> `statistics` float32
-  (N, 2, {c}): the channel mean (row 0) and standard deviation (row 1) of each level,
-  concatenated ({slices}).
+  (N, {k}): each level's statistics, concatenated ({slices}): for an AdaIN level the channel
+  means then standard deviations (2 C values), for a WCT level the channel means then the
+  colouring matrix (the square root of the covariance, C x C row-major).
   Give the style at a longest side of {manifest['style_size']} px (what the decoders were trained with).
   Compute it once per style and keep it.
-- `stylizer.onnx`: `content` float32 (1, 3, H, W) RGB in [0, 1], `statistics` (1, 2, {c}),
+- `stylizer.onnx`: `content` float32 (1, 3, H, W) RGB in [0, 1], `statistics` (1, {k}),
   `alpha` float32 (1,) in [0, 1] (0 = the photo, 1 = full style) -> `image` float32 (1, 3, H, W)
   RGB in [0, 1].
 - H and W are free (at least {manifest['min_side']} px); the graph mirrors a 16 px margin, pads
   to a multiple of 8 and crops back. The Caffe preprocessing (RGB to BGR, x255, minus the mean
   pixel 103.939, 116.779, 123.68) is inside the graphs: feed plain RGB.
 - Several styles: blend their statistics, `sum_k w_k * statistics_k` with weights summing to 1;
-  that equals blending the AdaIN targets.
+  that equals blending the styles' transforms (both are linear in these statistics).
 - One pass over the whole image: memory grows with H x W. For very big images use the Python
   package, which works in tiles.
 
@@ -350,4 +368,5 @@ def OnnxStylizer(model: str | None = None, threads: int | None = None,  # noqa: 
 
     if encoder is None and decoder is None:
         return FastStylizer.from_model(model, "cpu", backend="onnxruntime", threads=threads)
-    return FastStylizer(*_networks(model, encoder, decoder)).to_onnxruntime(threads)
+    enc, decs, transform = _networks(model, encoder, decoder)
+    return FastStylizer(enc, decs, transform=transform).to_onnxruntime(threads)

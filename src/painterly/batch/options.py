@@ -40,7 +40,7 @@ class BatchOptions:
             image; rounded to 4 decimals so the manifest holds it exactly); ``None`` = fixed alpha.
         seed: seed of the random pairing (a style per image from several) and of alpha ranges: the
             same seed gives the same pairs on any machine, in any order, with any runner.
-        transform: ``"adain"`` or ``"wct"`` (see ``FastOptions``).
+        transform: ``"adain"``, ``"wct"``, ``"mixed"`` or ``None`` (the model's own; see ``FastOptions``).
         levels: encoder levels to run (``None`` = every level of the model).
         preserve_color: ``None``, ``"luminance"`` or ``"histogram"``.
         model: a fast-mode model file or built-in name (``"slim"``, ``"large"``); ``None`` = default.
@@ -73,7 +73,8 @@ class BatchOptions:
                                    metavar="A")
     seed: int = _opt(0, "seed of the random style per image and of alpha ranges (default 0): "
                         "a rerun gives the same pairs", metavar="N")
-    transform: str = _opt("adain", "adain (default) or wct", choices=("adain", "wct"))
+    transform: str | None = _opt(None, "adain, wct or mixed (default: the model's own; see painterly stylize --help)",
+                                 choices=("adain", "wct", "mixed"))
     levels: list[str] | None = _opt(None, "encoder levels to run, deepest first (default: every level)",
                                     choices=("relu4_1", "relu3_1", "relu2_1", "relu1_1"), metavar="LEVEL")
     preserve_color: str | None = _opt(None, "keep the photos' colours: luminance or histogram",
@@ -108,8 +109,8 @@ class BatchOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise StyleTransferError(f"{name} must be at least 1, got {value}")
-        if self.transform not in ("adain", "wct"):
-            raise StyleTransferError(f"transform must be adain or wct, got {self.transform!r}")
+        if self.transform not in (None, "adain", "wct", "mixed"):
+            raise StyleTransferError(f"transform must be adain, wct or mixed, got {self.transform!r}")
         if self.preserve_color not in (None, "luminance", "histogram"):
             raise StyleTransferError(f"preserve_color must be luminance or histogram, got {self.preserve_color!r}")
 

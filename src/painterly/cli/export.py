@@ -26,6 +26,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--levels", nargs="+", metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="levels to export, run deepest first (default: every level of the model; "
                         "relu4_1 alone is about twice as quick, with a softer look)")
+    p.add_argument("--transform", choices=("adain", "wct", "mixed"),
+                   help="the feature transform in the graphs (default: the model's own; mixed for the built-in slim model)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_export)
     return p
@@ -50,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise StyleTransferError("no built-in fast model is installed: pass --model FILE "
                                  "(a decoder trained with `painterly train`)")
     result = export_onnx(args.output, args.model, fp16=args.fp16, opset=args.opset, overwrite=args.force,
-                         levels=args.levels)
+                         levels=args.levels, transform=args.transform)
     sizes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in result.files.items() if name.endswith(".onnx"))
     print(f"wrote {result.folder} ({sizes}) in {result.seconds:.1f} s")
     return 0

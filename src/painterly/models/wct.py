@@ -125,3 +125,45 @@ def wct(content: torch.Tensor, style_mean: torch.Tensor, style_colour: torch.Ten
         True
     """
     return apply_affine(content, *wct_affine(content, style_mean, style_colour, eps))
+
+
+NS_ITERATIONS = 40  # enough for a condition number of ~1e7 (the ridge keeps it below ~C * 1e5)
+
+
+def newton_schulz_sqrt(cov: torch.Tensor, eps: float = 1e-5, iterations: int = NS_ITERATIONS
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cov + ridge)^(1/2)`` and ``(cov + ridge)^(-1/2)`` by the coupled Newton-Schulz iteration
+    (Higham, "Functions of Matrices", 2008, eq. 6.35), with the ridge of :func:`wct_affine`
+    (``eps`` times the mean eigenvalue, i.e. the trace / C).
+
+    Matrix products only (no eigendecomposition), so it exports to ONNX and runs in a browser:
+    this is WCT in the app export. With ``A = (cov + ridge) / trace``::
+
+        Y_0 = A, Z_0 = I;   T = (3 I - Z_k Y_k) / 2,   Y_{k+1} = Y_k T,   Z_{k+1} = T Z_k
+        Y_k -> A^(1/2),   Z_k -> A^(-1/2)
+
+    (converges for eigenvalues in (0, 2); the trace normalisation puts them in (0, 1]). Measured
+    on the slim model's relu2_1/relu1_1 features (condition ~1e3): 20 iterations in float32
+    match the float64 eigendecomposition to 1e-6 (relative) in the WCT output.
+
+    Shape:
+        - cov: (..., C, C), symmetric positive semi-definite
+        - output: two (..., C, C)
+
+    Examples:
+        >>> a = torch.tensor([[4.0, 1.0], [1.0, 3.0]])
+        >>> s, inv = newton_schulz_sqrt(a, eps=0.0)
+        >>> torch.allclose(s @ s, a, atol=1e-4), torch.allclose(s @ inv, torch.eye(2), atol=1e-4)
+        (True, True)
+    """
+    c = cov.shape[-1]
+    eye = torch.eye(c, dtype=cov.dtype, device=cov.device)
+    trace = (cov * eye).sum((-2, -1), keepdim=True)  # no Trace/Diagonal op in ONNX: a masked sum
+    a = cov + eps * trace / c * eye
+    trace = trace * (1.0 + eps)
+    y, z = a / trace, eye.expand_as(a)
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ t, t @ z
+    root = trace.sqrt()
+    return y * root, z / root

@@ -51,8 +51,8 @@ from ..models import Decoder, adain_affine
 from ..models.decoder import LEVELS, by_level, deepest_first
 from ..models.wct import apply_affine, wct_affine, wct_style_stats
 from .fast_model import (  # noqa: F401 - the model-file API, re-exported for callers of this module
-    BUILTIN_MODELS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available, read_model,
-    resolve_model_path, save_bundle,
+    BUILTIN_MODELS, TRANSFORMS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available,
+    read_model, resolve_model_path, save_bundle,
 )
 from .weights import blend_weights, check_style_weights
 from .tiles import (  # noqa: F401 - re-exported: the tiling is part of this pipeline
@@ -60,7 +60,6 @@ from .tiles import (  # noqa: F401 - re-exported: the tiling is part of this pip
 )
 
 LAYER = "relu4_1"
-TRANSFORMS = ("adain", "wct", "mixed")
 BACKENDS = ("torch", "onnxruntime")  # where the networks run
 # "mixed": AdaIN where structure lives (the deep levels), WCT where texture lives (the shallow ones)
 MIXED = {"relu4_1": "adain", "relu3_1": "adain", "relu2_1": "wct", "relu1_1": "wct"}
@@ -86,10 +85,12 @@ class FastOptions:
 
     Attributes:
         alpha: content/style trade-off in [0, 1] (0 = content features, 1 = full style).
-        transform: ``"adain"`` (matches channel means/stds: the photo stays readable; the
-            default, chosen by the look test), ``"wct"`` (whitening-colouring: matches the
-            style's feature covariance: stronger, wilder textures) or ``"mixed"`` (AdaIN at
-            relu4_1/relu3_1, where structure lives; WCT at relu2_1/relu1_1, where texture lives).
+        transform: ``None`` = the model's own (the one its decoders were tuned with: ``"mixed"``
+            for the built-in slim model; ``"adain"`` for a model that names none), ``"adain"``
+            (matches channel means/stds: the photo stays readable), ``"wct"`` (whitening-colouring:
+            matches the style's feature covariance: stronger, wilder textures) or ``"mixed"``
+            (AdaIN at relu4_1/relu3_1, where structure lives; WCT at relu2_1/relu1_1, where
+            texture lives).
         levels: encoder levels to run, deepest first (e.g. ``["relu4_1", "relu2_1"]``);
             ``None`` = every level the model has.
         style_weights: interpolation weights of several styles (normalised to sum 1).
@@ -109,7 +110,7 @@ class FastOptions:
     """
 
     alpha: float = 1.0
-    transform: str = "adain"
+    transform: str | None = None
     levels: list[str] | None = None
     style_weights: list[float] | None = None
     masks: list[torch.Tensor] | None = None
@@ -123,7 +124,7 @@ class FastOptions:
     def validate(self, n_styles: int) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleTransferError(f"alpha must be between 0 and 1, got {self.alpha}")
-        if self.transform not in TRANSFORMS:
+        if self.transform is not None and self.transform not in TRANSFORMS:
             raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
         if self.levels is not None:
             bad = [lv for lv in self.levels if lv not in LEVELS]
@@ -233,6 +234,8 @@ class FastStylizer:
         decoders: ``{level: decoder}`` (or one decoder: its level is read from it).
         model_path: the file the networks came from, if any (shown to users, exported by the web).
         backend: ``"torch"`` or ``"onnxruntime"`` (what the networks are; informational).
+        transform: the transform run when the options name none (a model's own, see
+            :attr:`FastOptions.transform`).
 
     Examples:
         >>> from painterly.models import Decoder
@@ -244,7 +247,10 @@ class FastStylizer:
     STATS_CACHE_SIZE = 128  # entries: one per (style, level)
 
     def __init__(self, encoder, decoders: Decoder | Mapping[str, Decoder], *, model_path: str | Path | None = None,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", transform: str = "adain") -> None:
+        if transform not in TRANSFORMS:
+            raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+        self.transform = transform
         self.encoder = encoder
         self.device = _device_of(encoder)
         self.decoders = {lv: d.to(self.device) if hasattr(d, "to") else d for lv, d in by_level(decoders).items()}
@@ -269,7 +275,8 @@ class FastStylizer:
         check_encoder(enc, fm.settings, str(model or "the built-in model"))
         if fm.encoder is not None and encoder is not None:
             raise StyleTransferError(f"{fm.path} carries its own student encoder: pass no encoder with it")
-        stylizer = cls(enc.to(dev), {lv: d.to(dev) for lv, d in fm.decoders.items()}, model_path=fm.path)
+        stylizer = cls(enc.to(dev), {lv: d.to(dev) for lv, d in fm.decoders.items()}, model_path=fm.path,
+                       transform=fm.transform or "adain")
         return stylizer.to_onnxruntime(threads) if backend == "onnxruntime" else stylizer
 
     def to_onnxruntime(self, threads: int | None = None) -> "FastStylizer":
@@ -278,7 +285,7 @@ class FastStylizer:
         from .onnx_backend import onnx_networks
 
         enc, decs = onnx_networks(self.encoder, self.decoders, threads)
-        return type(self)(enc, decs, model_path=self.model_path, backend="onnxruntime")
+        return type(self)(enc, decs, model_path=self.model_path, backend="onnxruntime", transform=self.transform)
 
     @property
     def levels(self) -> list[str]:
@@ -331,7 +338,7 @@ class FastStylizer:
         if opts.masks is not None:
             masks = [F.pad(resize(mk, (h, w)), (m, x.shape[-1] - w - m, m, x.shape[-2] - h - m), mode="replicate")
                      for mk in opts.masks]
-        kinds = {lv: level_transform(opts.transform, lv) for lv in levels}
+        kinds = {lv: level_transform(opts.transform or self.transform, lv) for lv in levels}
         all_stats = [self.level_statistics(s, kinds) for s in styles]  # per style {level: stats}, float32, cached
         for i, level in enumerate(levels):
             # channels_last: ~30% faster convolutions on x86 CPUs (measured: VGG19 to relu4_1 at 512^2,

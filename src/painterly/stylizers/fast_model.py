@@ -26,10 +26,11 @@ from ..errors import StyleTransferError
 from ..models import Decoder
 
 LAYER = "relu4_1"
+TRANSFORMS = ("adain", "wct", "mixed")  # the feature transforms of the fast mode (see stylizers/fast.py)
 # Built-in models by name, best first: the first one installed is the default.
 BUILTIN_MODELS = {"slim": "slim_model.safetensors", "large": "fast_model.safetensors"}
 
-__all__ = ["BUILTIN_MODELS", "FastModel", "builtin_model_path", "check_encoder", "check_model_arg", "default_model_available",
+__all__ = ["BUILTIN_MODELS", "TRANSFORMS", "FastModel", "builtin_model_path", "check_encoder", "check_model_arg", "default_model_available",
            "default_model_name", "read_model", "resolve_model_path", "save_bundle", "write_bundle"]
 
 
@@ -44,6 +45,8 @@ class FastModel:
         encoder: the model's own student encoder, or ``None`` (it runs on the full VGG19).
         path: the file it was read from.
         step: the training step it was saved at (one-decoder files; ``None`` otherwise).
+        transform: the feature transform its decoders were tuned with (``painterly tune``), run
+            when the options name none; ``None`` for reconstruction decoders (AdaIN is run).
     """
 
     decoders: dict[str, Decoder]
@@ -51,6 +54,7 @@ class FastModel:
     encoder: VGG19Encoder | None = None
     path: Path | None = None
     step: int | None = None
+    transform: str | None = None
 
 
 def _asset(name: str) -> Path:
@@ -130,7 +134,9 @@ def read_model(path: str | Path | None = None) -> FastModel:
     else:
         raise StyleTransferError(f"{file}: not a painterly decoder (no config in its metadata)")
     encoder = student_from_tensors(tensors, settings, str(file)) if has_student(tensors) else None
-    return FastModel(decs, settings, encoder, file, meta.get("step"))
+    if meta.get("transform") not in (None, *TRANSFORMS):
+        raise StyleTransferError(f"{file}: unknown transform {meta['transform']!r} in its metadata")
+    return FastModel(decs, settings, encoder, file, meta.get("step"), meta.get("transform"))
 
 
 def save_bundle(paths: Sequence[str | Path], out: str | Path, half: bool = True,

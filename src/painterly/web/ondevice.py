@@ -140,7 +140,7 @@ def mount_ondevice(app: FastAPI, engine: Any) -> None:
         body.update(available=True, model={
             "style_encoder": base + "style_encoder.onnx", "stylizer": base + "stylizer.onnx",
             "bytes": sum(f["bytes"] for f in manifest["files"].values()),
-            "channels": manifest["channels"], "style_size": manifest["style_size"]},
+            "statistics_size": manifest["statistics_size"], "style_size": manifest["style_size"]},
             ort={"base": "/ondevice/ort/", "wasm": ORT_FILES[0], "webgpu": ORT_FILES[1]})
         return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 
