@@ -8,6 +8,7 @@ from painterly.image import rgb_to_yiq
 from painterly.models import Decoder, adain
 from painterly.stylizers.fast import (
     FastOptions,
+    FastStylizer,
     _tiles,
     decode_tiled,
     default_model_available,
