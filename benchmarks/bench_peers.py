@@ -90,10 +90,11 @@ def errors(out: torch.Tensor, photo: torch.Tensor, style: torch.Tensor) -> tuple
     return float(content_error(fo[CONTENT_LAYER], fp)[0]), float(style_error(fo, grams)[0])
 
 
-def parse_spec(spec: str) -> tuple[str, str, float]:
-    """``MODEL[:TRANSFORM[:ALPHA]]`` -> (model, transform, alpha); e.g. ``slim:mixed:0.8``."""
+def parse_spec(spec: str) -> tuple[str, str | None, float]:
+    """``MODEL[:TRANSFORM[:ALPHA]]`` -> (model, transform, alpha); e.g. ``slim:mixed:0.8``; no
+    transform (or an empty one, ``slim::0.8``) = the model's own."""
     parts = spec.split(":")
-    return parts[0], parts[1] if len(parts) > 1 and parts[1] else "adain", float(parts[2]) if len(parts) > 2 else 1.0
+    return parts[0], parts[1] if len(parts) > 1 and parts[1] else None, float(parts[2]) if len(parts) > 2 else 1.0
 
 
 # ----- running a command line --------------------------------------------------------------------
@@ -120,15 +121,15 @@ def spec_tag(spec: str) -> str:
     """A file-name tag of a spec: a model file is named by its folder (a run's model.safetensors)."""
     model, transform, alpha = parse_spec(spec)
     name = Path(model).parent.name if Path(model).is_file() else model
-    return f"fast-{name}-{transform}-{alpha:g}"
+    return f"fast-{name}-{transform or 'own'}-{alpha:g}"
 
 
 def ours_cli(spec: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:
     exe = Path(sys.executable).with_name("painterly")
     model, transform, alpha = parse_spec(spec)
     return run_process([str(exe), "stylize", str(photo), str(style), "-o", str(out), "--size", str(size),
-                        "--method", "fast", "--model", model, "--transform", transform, "--alpha", str(alpha),
-                        "-q", "--force"])
+                        "--method", "fast", "--model", model, *(["--transform", transform] if transform else []),
+                        "--alpha", str(alpha), "-q", "--force"])
 
 
 def peer_cli(peer: str, photo: Path, style: Path, size: int, out: Path) -> tuple[float, float]:

@@ -63,19 +63,25 @@ def _screenshot(page, name):
 @pytest.mark.parametrize("source", ["networks", "slim model file"])
 def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_levels, tiny_model_file, photo, source):
     """The browser runs the same four-level cascade as the server's default fast mode: given
-    networks, or a model file that carries its own encoder stopping at relu4_1 (as the slim
-    model's student does)."""
+    networks (AdaIN), or a model file that carries its own encoder stopping at relu4_1 and names
+    the mixed transform (as the slim model does: WCT at the shallow levels, by Newton-Schulz in
+    the graphs)."""
     if ondevice.find_ort_dir() is None:
         pytest.skip("on-device browser test skipped: onnxruntime-web is not installed; run `npm ci "
                     "--ignore-scripts` in the repository (needs Node.js) before the tests")
     if source == "networks":
-        encoder, decoders = tiny_encoder, tiny_levels
+        encoder, decoders, transform = tiny_encoder, tiny_levels, "adain"
         folder = export.export_onnx(tmp_path / "model", encoder=encoder, decoder=decoders).folder
     else:
-        stylizer = fast.FastStylizer.from_model(str(tiny_model_file), "cpu")
-        encoder, decoders = stylizer.encoder, stylizer.decoders
-        assert encoder.last_layer == "relu4_1"
-        folder = export.export_onnx(tmp_path / "model", str(tiny_model_file)).folder
+        from painterly import checkpoint as ck
+
+        tensors, meta = ck.load(tiny_model_file)
+        model_file = ck.atomic_save(tensors, tmp_path / "slim-like.safetensors", {**meta, "transform": "mixed"})
+        stylizer = fast.FastStylizer.from_model(str(model_file), "cpu")
+        encoder, decoders, transform = stylizer.encoder, stylizer.decoders, stylizer.transform
+        assert encoder.last_layer == "relu4_1" and transform == "mixed"
+        folder = export.export_onnx(tmp_path / "model", str(model_file)).folder
+        assert json.loads((folder / "model.json").read_text())["transform"] == "mixed"
     assert len(json.loads((folder / "model.json").read_text())["levels"]) == 4
     monkeypatch.setenv(ondevice.MODEL_ENV, str(folder))
     errors: list[str] = []
@@ -117,7 +123,8 @@ def test_on_device_matches_python(tmp_path, monkeypatch, tiny_encoder, tiny_leve
     got = np.array(rgba, np.float32).reshape(72, 96, 4)[..., :3] / 255
     content = from_array(np.asarray(Image.open(photo).convert("RGB")))
     style = from_array(np.asarray(Image.open(io.BytesIO(styles.image_jpeg(name))).convert("RGB")))
-    ref = fast.stylize_fast(content, [style], fast.FastOptions(device="cpu", transform="adain"), encoder=encoder, decoder=decoders)
+    ref = fast.stylize_fast(content, [style], fast.FastOptions(device="cpu", transform=transform), encoder=encoder,
+                            decoder=decoders)
     ref = ref[0].permute(1, 2, 0).numpy()
     assert ref.std() > 0.03  # the stand-in model's output depends on its input
     diff = np.abs(got - ref)

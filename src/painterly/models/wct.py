@@ -127,7 +127,10 @@ def wct(content: torch.Tensor, style_mean: torch.Tensor, style_colour: torch.Ten
     return apply_affine(content, *wct_affine(content, style_mean, style_colour, eps))
 
 
-NS_ITERATIONS = 40  # enough for a condition number of ~1e7 (the ridge keeps it below ~C * 1e5)
+# Converged (to float32 precision) by 30 iterations up to condition 1e7 (measured on random 64 x 64
+# spectra); the float32 inverse root is then within 1e-5 of float64's at condition 1e3 (the slim
+# model's features), 6e-4 at 1e5, 3e-3 at 1e6. 40 for margin: the matrices are tiny.
+NS_ITERATIONS = 40
 
 
 def newton_schulz_sqrt(cov: torch.Tensor, eps: float = 1e-5, iterations: int = NS_ITERATIONS
