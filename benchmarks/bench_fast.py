@@ -147,7 +147,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", help="a model file or a built-in model's name: slim, large (default: the default one)")
-    p.add_argument("--transform", choices=TRANSFORMS, default="adain")
+    p.add_argument("--transform", choices=TRANSFORMS, help="default: the model's own")
     p.add_argument("--levels", nargs="+", help="levels to run (default: all the model has)")
     p.add_argument("--quality-size", type=int, default=384)
     p.add_argument("--pairs", type=int, default=3)
@@ -158,7 +158,7 @@ def main() -> None:
     from bench_peers import cpu_name
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_name()}; model "
-          f"{args.model or 'default'}, transform {args.transform}, levels {args.levels or 'all'}")
+          f"{args.model or 'default'}, transform {args.transform or 'own'}, levels {args.levels or 'all'}")
     t512 = time_fast(512, args.repeats, opts)
     print(f"fast 512x512   {t512:.2f} s/image")
     t1024 = time_fast(1024, args.repeats, opts)
