@@ -300,9 +300,8 @@ class Tuner:
     def export_model(self, path: str | Path | None = None, half: bool = True) -> Path:
         """The tuned model as a bundle (decoders fp16, the student it runs on in float32)."""
         recipe = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ("content_dir", "style_dir", "out_dir")}
-        decoders = {lv: d for lv, d in self.decoders.items()}
-        return write_bundle(decoders, path or self.out / "model.safetensors", self.model.settings,
-                            student=self.model.encoder, steps={lv: self.step for lv in decoders}, half=half,
+        return write_bundle(self.decoders, path or self.out / "model.safetensors", self.model.settings,
+                            student=self.model.encoder, steps={lv: self.step for lv in self.decoders}, half=half,
                             extra={"tuned": {**recipe, "step": self.step}, "transform": self.cfg.transform})
 
     def fit(self, progress: bool = True) -> dict[str, float]:
