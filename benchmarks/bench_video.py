@@ -160,8 +160,8 @@ def _np(img: torch.Tensor) -> np.ndarray:
     return img[0].permute(1, 2, 0).numpy().astype(np.float32)
 
 
-def per_frame(frames, style, enc, dec) -> list[np.ndarray]:
-    opts = FastOptions(device="cpu")  # dec: {level: decoder}, every level of the model
+def per_frame(frames, style, enc, dec, transform: str | None = None) -> list[np.ndarray]:
+    opts = FastOptions(device="cpu", transform=transform)  # dec: {level: decoder}, every level of the model
     return [_np(stylize_fast(_t(f), [style], opts, encoder=enc, decoder=dec)) for f in frames]
 
 
@@ -295,7 +295,7 @@ def main() -> None:
         if cache is not None and cache.exists():
             base = list(np.load(cache))
         else:
-            base = per_frame(frames, style, enc, decs)
+            base = per_frame(frames, style, enc, decs, fm.transform)  # the model's own, as the CLI
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, np.stack(base))
