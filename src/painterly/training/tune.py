@@ -13,6 +13,10 @@ One step, a batch of photo crops ``c`` and painting crops ``s``::
     L   = e_c(V(y)[relu4_2], V(c)[relu4_2]) + w_s(t) * e_s(V(y)[relu1_1..relu5_1], V(s))
           + w_id * |cascade(c, c) - c|_1  (identity loss, SANet (Park & Lee, 2019): a photo styled
                                            with itself must come back; it keeps faces drawable)
+          [+ w_t * |cascade(shift(c), s) - shift(y)|_1]  (optional: stability under motion, the
+                                           shift a few pixels (Gupta et al., "Characterizing and
+                                           Improving Stability in Neural Style Transfer", 2017): video
+                                           frames move, painted strokes should move with them)
           [+ w_adv * L_G(D(y))]           (optional: the PatchGAN of ``models/discriminator.py``,
                                            trained against real painting crops, the design note's
                                            "more artistic" adversarial loss)
@@ -59,6 +63,7 @@ from .metrics import append_metrics
 __all__ = ["HELD_OUT_STYLES", "LOSS_STYLE_LAYERS", "TuneConfig", "Tuner", "cascade"]
 
 CONTENT_LAYER = "relu4_2"
+SHIFT = 4  # px: the largest shift of the stability loss
 LOSS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Paintings never trained on: the six of benchmarks/bench_peers.py, then four for validation.
 HELD_OUT_STYLES = (
@@ -84,6 +89,7 @@ class TuneConfig:
     style_weight: float = 3.0
     ramp_steps: int = 0
     identity_weight: float = 1.0
+    temporal_weight: float = 0.0  # > 0 adds the shift-stability loss (video)
     gan_weight: float = 0.0  # > 0 adds the PatchGAN adversarial loss against real paintings
     gan_loss: str = "hinge"
     disc_lr: float = 2e-4
@@ -108,7 +114,7 @@ class TuneConfig:
         for name in ("lr", "style_weight", "disc_lr"):
             if not getattr(self, name) > 0:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("ramp_steps", "identity_weight", "gan_weight"):
+        for name in ("ramp_steps", "identity_weight", "gan_weight", "temporal_weight"):
             if getattr(self, name) < 0:
                 raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
@@ -183,6 +189,7 @@ class Tuner:
             raise StyleTransferError("tune needs held-out paintings for validation: --hold-out names none of --style's files")
         self.val = self._val_pairs(held, val_styles)
         self.gen = torch.Generator().manual_seed(config.seed)
+        self.shift_gen = torch.Generator().manual_seed(config.seed + 1)
         torch.manual_seed(config.seed)
         self.opt = torch.optim.Adam([p for d in self.decoders.values() for p in d.parameters()], lr=config.lr)
         self.disc = PatchDiscriminator() if config.gan_weight > 0 else None
@@ -205,7 +212,8 @@ class Tuner:
         ramp = self.cfg.ramp_steps
         return self.cfg.style_weight * (min(1.0, (self.step + 1) / ramp) if ramp else 1.0)
 
-    def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, content: torch.Tensor, style: torch.Tensor, shift_gen: torch.Generator | None = None
+               ) -> dict[str, torch.Tensor]:
         """``content`` and ``style`` errors (means over the batch) of the cascade's output, the
         ``identity`` L1 when its weight is > 0, ``adv`` with the GAN on, and ``output`` (the
         pictures, not a loss)."""
@@ -222,12 +230,27 @@ class Tuner:
         if cfg.identity_weight > 0:
             ident = cascade(self.encoder, self.decoders, content, content, cfg.transform, cfg.amp)
             out["identity"] = (ident - content).abs().mean()
+        if cfg.temporal_weight > 0:
+            out["temporal"] = self.shift_error(content, style, y, shift_gen or self.shift_gen)
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the decoders' step must not touch D's weights
             out["adv"] = g_loss(self.disc(y).float(), cfg.gan_loss)
             self.disc.requires_grad_(True)
         out["output"] = y
         return out
+
+    def shift_error(self, content: torch.Tensor, style: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+                    ) -> torch.Tensor:
+        """``|cascade(shift(c)) - shift(y)|_1`` away from the border, for a shift of 1..SHIFT px in
+        each direction that is no multiple of 8 (the encoder's pooling grid: a shift by 8 would be
+        free), drawn from ``gen`` (the run's own in training, saved in checkpoints)."""
+        d = SHIFT
+        dy, dx = (int(v) for v in torch.randint(1, d + 1, (2,), generator=gen))
+        shifted = torch.roll(content, (dy, dx), (2, 3))
+        ys = cascade(self.encoder, self.decoders, shifted, style, self.cfg.transform, self.cfg.amp)
+        ref = torch.roll(y, (dy, dx), (2, 3))
+        m = 2 * d  # rolled-in borders and the encoder's zero padding differ: compare the inside
+        return (ys[..., m:-m, m:-m] - ref[..., m:-m, m:-m]).abs().mean()
 
     def train_step(self) -> dict[str, float]:
         content = self.photos.sample(self.cfg.batch_size, self.gen)
@@ -236,7 +259,7 @@ class Tuner:
         output = parts.pop("output")
         w_s = self.style_weight()
         loss = parts["content"] + w_s * parts["style"] + self.cfg.identity_weight * parts.get("identity", 0.0) \
-            + self.cfg.gan_weight * parts.get("adv", 0.0)
+            + self.cfg.gan_weight * parts.get("adv", 0.0) + self.cfg.temporal_weight * parts.get("temporal", 0.0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -257,7 +280,7 @@ class Tuner:
         for net in nets:  # eval: the discriminator's spectral norm must not advance its power iteration
             net.eval()
         try:
-            parts = self.losses(*self.val)
+            parts = self.losses(*self.val, shift_gen=torch.Generator().manual_seed(0))  # the same shift each time
             parts.pop("output")
         finally:
             for net in nets:
@@ -273,6 +296,7 @@ class Tuner:
         opt_t, opt_meta = ckpt.optimizer_tensors("opt", self.opt)
         tensors.update(opt_t)
         tensors["rng.gen"] = self.gen.get_state()
+        tensors["rng.shift"] = self.shift_gen.get_state()
         meta = {"config": dataclasses.asdict(self.cfg), "step": self.step, "opt": opt_meta}
         if self.disc is not None:
             tensors.update({f"disc.{k}": v.detach().contiguous() for k, v in self.disc.state_dict().items()})
@@ -295,6 +319,8 @@ class Tuner:
             self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
             ckpt.restore_optimizer("disc", self.opt_d, tensors, meta["opt.disc"])
         self.gen.set_state(tensors["rng.gen"])
+        if "rng.shift" in tensors:
+            self.shift_gen.set_state(tensors["rng.shift"])
         self.step = int(meta["step"])
 
     def export_model(self, path: str | Path | None = None, half: bool = True) -> Path:
