@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from ..errors import StyleTransferError
 from ..models.decoder import LEVELS
@@ -9,6 +10,28 @@ from ..models.decoder import LEVELS
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Options that change the decoder's shape or the networks trained: resuming with others is an error.
 ARCH_FIELDS = ("level", "decoder_width", "student")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_flags(cfg: Any, *, at_least_one: Sequence[str] = (), positive: Sequence[str] = (),
+                non_negative: Sequence[str] = ()) -> None:
+    """The range checks of a training config (``TrainConfig``, ``DistillConfig``, ``TuneConfig``),
+    each failure one line naming the flag: ``--batch-size must be >= 1, got 0``. A ``crop`` among
+    ``at_least_one`` must also be a multiple of 8 (the encoder's pooling grid)."""
+    for name in at_least_one:
+        if getattr(cfg, name) < 1:
+            raise StyleTransferError(f"{_flag(name)} must be >= 1, got {getattr(cfg, name)}")
+    if "crop" in at_least_one and cfg.crop % 8:
+        raise StyleTransferError(f"--crop must be a multiple of 8, got {cfg.crop}")
+    for name in positive:
+        if not getattr(cfg, name) > 0:
+            raise StyleTransferError(f"{_flag(name)} must be > 0, got {getattr(cfg, name)}")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise StyleTransferError(f"{_flag(name)} must be >= 0, got {getattr(cfg, name)}")
 
 
 @dataclass
@@ -48,25 +71,18 @@ class TrainConfig:
     layer_scales: dict[str, float] = field(default_factory=dict)  # measured at the first start
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "crop", "checkpoint_every", "sample_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.crop % 8:
-            raise StyleTransferError(f"--crop must be a multiple of 8, got {self.crop}")
+        check_flags(self, at_least_one=("steps", "batch_size", "crop", "checkpoint_every", "sample_every", "log_every"),
+                    positive=("lr", "content_weight", "style_weight", "decoder_width", "disc_lr"),
+                    non_negative=("lr_decay", "tv_weight", "gan_weight", "warmup_steps", "pixel_weight",
+                                  "identity_weight"))
         if self.style_loss not in ("meanstd", "gram"):
             raise StyleTransferError(f"--style-loss must be meanstd or gram, got {self.style_loss!r}")
         if self.gan_loss not in ("hinge", "nonsat"):
             raise StyleTransferError(f"--gan-loss must be hinge or nonsat, got {self.gan_loss!r}")
-        for name in ("lr", "content_weight", "style_weight", "decoder_width", "disc_lr"):
-            if not getattr(self, name) > 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if self.level not in LEVELS:
             raise StyleTransferError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if self.init not in ("kaiming", "default"):
             raise StyleTransferError(f"--init must be kaiming or default, got {self.init!r}")
-        for name in ("lr_decay", "tv_weight", "gan_weight", "warmup_steps", "pixel_weight", "identity_weight"):
-            if getattr(self, name) < 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
 
 def style_layers(level: str) -> tuple[str, ...]:

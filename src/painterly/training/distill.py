@@ -41,7 +41,7 @@ from ..encoders.student import (
 )
 from ..errors import StyleTransferError
 from .data import CropSampler
-from .config import STYLE_LAYERS
+from .config import STYLE_LAYERS, check_flags
 from .metrics import append_metrics
 
 __all__ = ["DistillConfig", "Distiller", "level_errors"]
@@ -66,13 +66,8 @@ class DistillConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
 
     def validate(self) -> None:
-        for name in ("width_divisor", "steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_size"):
-            if getattr(self, name) < 1:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.crop % 8:
-            raise StyleTransferError(f"--crop must be a multiple of 8, got {self.crop}")
-        if not self.lr > 0:
-            raise StyleTransferError(f"--lr must be > 0, got {self.lr}")
+        check_flags(self, at_least_one=("width_divisor", "steps", "batch_size", "crop", "checkpoint_every", "log_every",
+                                        "val_size"), positive=("lr",))
 
 
 def level_errors(student: VGG19Encoder, proj: nn.ModuleDict, teacher_feats: dict[str, torch.Tensor],

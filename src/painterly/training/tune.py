@@ -57,6 +57,7 @@ from ..models.decoder import deepest_first
 from ..models.wct import wct_affine
 from ..stylizers.fast import TRANSFORMS, level_statistics, level_transform
 from ..stylizers.fast_model import read_model, write_bundle
+from .config import check_flags
 from .data import CropSampler
 from .metrics import append_metrics
 
@@ -102,21 +103,13 @@ class TuneConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_pairs"):
-            if getattr(self, name) < 1:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.crop % 8:
-            raise StyleTransferError(f"--crop must be a multiple of 8, got {self.crop}")
+        check_flags(self, at_least_one=("steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_pairs"),
+                    positive=("lr", "style_weight", "disc_lr"),
+                    non_negative=("ramp_steps", "identity_weight", "gan_weight", "temporal_weight"))
         if self.transform not in TRANSFORMS:
             raise StyleTransferError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
         if self.gan_loss not in ("hinge", "nonsat"):
             raise StyleTransferError(f"--gan-loss must be hinge or nonsat, got {self.gan_loss!r}")
-        for name in ("lr", "style_weight", "disc_lr"):
-            if not getattr(self, name) > 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("ramp_steps", "identity_weight", "gan_weight", "temporal_weight"):
-            if getattr(self, name) < 0:
-                raise StyleTransferError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
 
 
 def _transform(f: torch.Tensor, stats, kind: str) -> torch.Tensor:
