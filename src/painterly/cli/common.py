@@ -105,8 +105,19 @@ def progress(quiet: bool, desc: str):
     return callback, close
 
 
+def add_run_flags(p: argparse.ArgumentParser, out_holds: str, content: str = "folder of photos",
+                  style: str = "folder of paintings") -> None:
+    """The flags every training command shares (``train``, ``distill``, ``tune``): ``--content
+    DIR --style DIR --out RUN_DIR`` (``out_holds``: what the run folder holds) and ``--resume``;
+    :func:`run_config` reads them back."""
+    p.add_argument("--content", required=True, metavar="DIR", help=content)
+    p.add_argument("--style", required=True, metavar="DIR", help=style)
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help=f"run folder ({out_holds})")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
+
+
 def run_config(args: argparse.Namespace, cls: type, skip: set[str]) -> Any:
-    """A training config (``TrainConfig``, ``DistillConfig``) from ``--content DIR --style DIR
+    """A training config (``TrainConfig``, ``DistillConfig``, ``TuneConfig``) from ``--content DIR --style DIR
     --out RUN_DIR`` and the generated flags; the folders must exist, and a value the config
     refuses came from a flag: a usage error (exit 2)."""
     for flag, folder in (("--content", args.content), ("--style", args.style)):

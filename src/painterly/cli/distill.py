@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clioptions import add_config_flags
-from .common import run_config
+from .common import add_run_flags, run_config
 
 _SKIP = {"content_dir", "style_dir", "out_dir"}
 _HELP = {
@@ -36,10 +36,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("distill", help="distil the slim student encoder of the fast mode",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=__doc__)
-    p.add_argument("--content", required=True, metavar="DIR", help="folder of photos")
-    p.add_argument("--style", required=True, metavar="DIR", help="folder of paintings")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoint, student, metrics)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
+    add_run_flags(p, "checkpoint, student, metrics")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, DistillConfig, _SKIP, _HELP)
     p.set_defaults(func=cmd_distill)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..clioptions import add_config_flags
-from .common import run_config
+from .common import add_run_flags, run_config
 
 HELP = {
     "student": "train on this slim student encoder file (a distilled 1/4-width VGG19) instead of the full VGG19; "
@@ -39,10 +39,7 @@ def add_parser(sub: Any) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train the AdaIN decoder of --method fast. Writes checkpoint.safetensors, "
                                    "samples and metrics.csv into --out; --resume continues a run.")
-    p.add_argument("--content", required=True, metavar="DIR", help="folder of content photos")
-    p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, samples, metrics)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
+    add_run_flags(p, "checkpoints, samples, metrics", content="folder of content photos", style="folder of style images")
     add_config_flags(p, TrainConfig, SKIP, HELP, OVERRIDES)
     p.set_defaults(func=cmd_train)
 

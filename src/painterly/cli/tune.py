@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clioptions import add_config_flags
-from .common import run_config
+from .common import add_run_flags, run_config
 
 _SKIP = {"content_dir", "style_dir", "out_dir"}
 _HELP = {
@@ -45,10 +45,7 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("tune", help="teach a fast model's decoders to paint (style losses through the pipeline)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
-    p.add_argument("--content", required=True, metavar="DIR", help="folder of photos")
-    p.add_argument("--style", required=True, metavar="DIR", help="folder of paintings")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoint, model file, metrics)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
+    add_run_flags(p, "checkpoint, model file, metrics")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, TuneConfig, _SKIP, _HELP)
     p.set_defaults(func=cmd_tune)
