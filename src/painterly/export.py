@@ -207,19 +207,19 @@ def export_onnx(
     """
     t0 = time.perf_counter()
     opset = check_opset(opset)
+    from .stylizers.fast import level_transform
+    from .stylizers.fast_model import check_transform, resolve_model_path
+
+    if transform is not None:
+        check_transform(transform)  # before loading any network
     out = Path(out)
     _prepare_folder(out, overwrite)
     _onnx()
     encoder, decoders, own = _networks(model, encoder, decoder, levels)
-    from .stylizers.fast import TRANSFORMS, level_transform
-
     transform = transform or own
-    if transform not in TRANSFORMS:
-        raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
     kinds = {lv: level_transform(transform, lv) for lv in decoders}
     levels_layout = layout(encoder, list(decoders), kinds)
     size = sum(item["size"] for item in levels_layout)
-    from .stylizers.fast_model import resolve_model_path
 
     model_path = resolve_model_path(model) if decoder is None else (Path(model) if model else None)
     source = {"model": model_path.name if model_path else "given networks",

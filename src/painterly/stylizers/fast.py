@@ -51,8 +51,8 @@ from ..models import Decoder, adain_affine
 from ..models.decoder import LEVELS, by_level, deepest_first
 from ..models.wct import apply_affine, wct_affine, wct_style_stats
 from .fast_model import (  # noqa: F401 - the model-file API, re-exported for callers of this module
-    BUILTIN_MODELS, TRANSFORMS, FastModel, builtin_model_path, check_encoder, check_model_arg, default_model_available,
-    read_model, resolve_model_path, save_bundle,
+    BUILTIN_MODELS, TRANSFORMS, FastModel, builtin_model_path, check_encoder, check_model_arg, check_transform,
+    default_model_available, read_model, resolve_model_path, save_bundle,
 )
 from .weights import blend_weights, check_style_weights
 from .tiles import (  # noqa: F401 - re-exported: the tiling is part of this pipeline
@@ -124,8 +124,8 @@ class FastOptions:
     def validate(self, n_styles: int) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleTransferError(f"alpha must be between 0 and 1, got {self.alpha}")
-        if self.transform is not None and self.transform not in TRANSFORMS:
-            raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        if self.transform is not None:
+            check_transform(self.transform)
         if self.levels is not None:
             bad = [lv for lv in self.levels if lv not in LEVELS]
             if bad or not self.levels:
@@ -248,8 +248,7 @@ class FastStylizer:
 
     def __init__(self, encoder, decoders: Decoder | Mapping[str, Decoder], *, model_path: str | Path | None = None,
                  backend: str = "torch", transform: str = "adain") -> None:
-        if transform not in TRANSFORMS:
-            raise StyleTransferError(f"transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+        check_transform(transform)
         self.transform = transform
         self.encoder = encoder
         self.device = _device_of(encoder)

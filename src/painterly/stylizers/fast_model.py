@@ -30,8 +30,8 @@ TRANSFORMS = ("adain", "wct", "mixed")  # the feature transforms of the fast mod
 # Built-in models by name, best first: the first one installed is the default.
 BUILTIN_MODELS = {"slim": "slim_model.safetensors", "large": "fast_model.safetensors"}
 
-__all__ = ["BUILTIN_MODELS", "TRANSFORMS", "FastModel", "builtin_model_path", "check_encoder", "check_model_arg", "default_model_available",
-           "default_model_name", "read_model", "resolve_model_path", "save_bundle", "write_bundle"]
+__all__ = ["BUILTIN_MODELS", "TRANSFORMS", "FastModel", "builtin_model_path", "check_encoder", "check_model_arg",
+           "check_transform", "default_model_available", "default_model_name", "read_model", "resolve_model_path", "save_bundle", "write_bundle"]
 
 
 @dataclass
@@ -55,6 +55,20 @@ class FastModel:
     path: Path | None = None
     step: int | None = None
     transform: str | None = None
+
+
+def check_transform(transform: str, flag: str = "transform") -> None:
+    """Refuse a transform that is none of :data:`TRANSFORMS`, in one line naming ``flag``.
+
+    Examples:
+        >>> check_transform("mixed")
+        >>> check_transform("lst")
+        Traceback (most recent call last):
+        ...
+        painterly.errors.StyleTransferError: transform must be one of adain, wct, mixed, got 'lst'
+    """
+    if transform not in TRANSFORMS:
+        raise StyleTransferError(f"{flag} must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
 
 
 def _asset(name: str) -> Path:

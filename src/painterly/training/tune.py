@@ -55,8 +55,8 @@ from ..losses import content_error, gram_matrix, style_error
 from ..models import Decoder, PatchDiscriminator, adain_affine, d_loss, g_loss
 from ..models.decoder import deepest_first
 from ..models.wct import wct_affine
-from ..stylizers.fast import TRANSFORMS, level_statistics, level_transform
-from ..stylizers.fast_model import read_model, write_bundle
+from ..stylizers.fast import level_statistics, level_transform
+from ..stylizers.fast_model import check_transform, read_model, write_bundle
 from .config import check_flags
 from .data import CropSampler
 from .metrics import append_metrics
@@ -106,8 +106,7 @@ class TuneConfig:
         check_flags(self, at_least_one=("steps", "batch_size", "crop", "checkpoint_every", "log_every", "val_pairs"),
                     positive=("lr", "style_weight", "disc_lr"),
                     non_negative=("ramp_steps", "identity_weight", "gan_weight", "temporal_weight"))
-        if self.transform not in TRANSFORMS:
-            raise StyleTransferError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        check_transform(self.transform, "--transform")
         if self.gan_loss not in ("hinge", "nonsat"):
             raise StyleTransferError(f"--gan-loss must be hinge or nonsat, got {self.gan_loss!r}")
 
