@@ -22,42 +22,30 @@ from __future__ import annotations
 
 import torch
 
-_CHUNK = 1 << 24  # values per chunk (positions x C) when streaming over positions
+_CHUNK = 1 << 24  # values per chunk (C x columns) when streaming over positions
 
 
-def _rows(features: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) features as a (positions, C) matrix: a view, no copy, whether the map is
-    contiguous (a transposed view) or channels_last (the encoder's layout: rows as they lie)."""
-    if features.ndim != 4 or features.shape[0] != 1:
-        raise ValueError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
-    f = features[0]
-    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
-        return f.permute(1, 2, 0).reshape(-1, f.shape[0])
-    return f.reshape(f.shape[0], -1).T
+def _columns(f: torch.Tensor) -> int:
+    return max(1, _CHUNK // f.shape[0])
 
 
-def _chunk(rows: torch.Tensor) -> int:
-    return max(1, _CHUNK // rows.shape[1])
-
-
-def _mean_cov(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel mean (C, 1) and covariance (C, C), float64, of features as (P, C) rows, in chunks.
+def _mean_cov(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel mean (C, 1) and covariance (C, C), float64, of features (C, P), in chunks.
 
     Each chunk is centred and multiplied in float32 (a BLAS sgemm: the relu1_1 map of a 512^2
-    image is 262144 x 64) and the chunks are summed in float64.
+    image is 64 x 262144) and the chunks are summed in float64.
     """
-    p, c = rows.shape
-    n = _chunk(rows)
-    mean = torch.zeros(c, dtype=torch.float64, device=rows.device)
-    for i in range(0, p, n):
-        mean += rows[i: i + n].float().sum(0).double()  # torch sums pairwise: float32 is exact enough per chunk
+    c, p = f.shape
+    mean = torch.zeros(c, 1, dtype=torch.float64, device=f.device)
+    for i in range(0, p, _columns(f)):
+        mean += f[:, i: i + _columns(f)].sum(1, keepdim=True, dtype=torch.float64)
     mean /= p
-    cov = torch.zeros(c, c, dtype=torch.float64, device=rows.device)
+    cov = torch.zeros(c, c, dtype=torch.float64, device=f.device)
     m32 = mean.float()
-    for i in range(0, p, n):
-        x = rows[i: i + n].float() - m32
-        cov += (x.T @ x).double()
-    return mean[:, None], cov / max(1, p - 1)
+    for i in range(0, p, _columns(f)):
+        x = f[:, i: i + _columns(f)].float() - m32
+        cov += (x @ x.T).double()
+    return mean, cov / max(1, p - 1)
 
 
 def _matrix_power(cov: torch.Tensor, power: float, eps: float) -> torch.Tensor:
@@ -66,6 +54,12 @@ def _matrix_power(cov: torch.Tensor, power: float, eps: float) -> torch.Tensor:
     ridge = eps * float(evals.clamp_min(0).mean()) + 1e-12
     scaled = (evals.clamp_min(0) + ridge) ** power
     return (evecs * scaled) @ evecs.T
+
+
+def _flat(features: torch.Tensor) -> torch.Tensor:
+    if features.ndim != 4 or features.shape[0] != 1:
+        raise ValueError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
+    return features[0].contiguous().reshape(features.shape[1], -1)  # channels_last: one copy, then rows
 
 
 def wct_style_stats(style: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +74,7 @@ def wct_style_stats(style: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tenso
         >>> m.shape, col.shape
         (torch.Size([4, 1]), torch.Size([4, 4]))
     """
-    mean, cov = _mean_cov(_rows(style))
+    mean, cov = _mean_cov(_flat(style))
     return mean.float(), _matrix_power(cov, 0.5, eps).float()
 
 
@@ -96,24 +90,19 @@ def wct_affine(content: torch.Tensor, style_mean: torch.Tensor, style_colour: to
         - content: (1, C, H, W) features
         - output: matrix (C, C), shift (C, 1), float32
     """
-    c_mean, c_cov = _mean_cov(_rows(content))
+    c_mean, c_cov = _mean_cov(_flat(content))
     matrix = style_colour.double().to(content.device) @ _matrix_power(c_cov, -0.5, eps)
     shift = style_mean.to(content.device).double() - matrix @ c_mean
     return matrix.float(), shift.float()
 
 
 def apply_affine(features: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """``matrix @ f + shift`` at every position of (1, C, H, W) features, chunk by chunk; float32,
-    in the input's memory layout (channels_last stays channels_last: the decoder's convolutions
-    after it are ~30% faster so, and no copy is made to change layout)."""
-    rows = _rows(features)
-    out = torch.empty_like(features, dtype=torch.float32)  # same memory format
-    out_rows = _rows(out)
-    mt, b = matrix.T, shift.reshape(1, -1)
-    n = _chunk(rows)
-    for i in range(0, rows.shape[0], n):
-        out_rows[i: i + n] = torch.addmm(b, rows[i: i + n].float(), mt)
-    return out
+    """``matrix @ f + shift`` at every position of (1, C, H, W) features, chunk by chunk; float32."""
+    f = _flat(features)
+    out = torch.empty(f.shape, dtype=torch.float32, device=f.device)
+    for i in range(0, f.shape[1], _columns(f)):
+        out[:, i: i + _columns(f)] = torch.addmm(shift, matrix, f[:, i: i + _columns(f)].float())
+    return out.reshape(features.shape[1:]).unsqueeze(0)
 
 
 def wct(content: torch.Tensor, style_mean: torch.Tensor, style_colour: torch.Tensor,
