@@ -176,10 +176,10 @@ class Tuner:
         held = {s.strip() for s in config.hold_out.split(",") if s.strip()}
         self.photos = CropSampler(config.content_dir, config.crop)
         self.paintings = CropSampler(config.style_dir, config.crop, exclude=held)
-        val_styles = sorted(held & set(self.paintings.excluded))
+        val_styles = sorted(self.paintings.excluded)  # the held-out paintings the folder has
         if not val_styles:
             raise StyleTransferError("tune needs held-out paintings for validation: --hold-out names none of --style's files")
-        self.val = self._val_pairs(held, val_styles)
+        self.val = self._val_pairs(val_styles)
         self.gen = torch.Generator().manual_seed(config.seed)
         self.shift_gen = torch.Generator().manual_seed(config.seed + 1)
         torch.manual_seed(config.seed)
@@ -190,7 +190,7 @@ class Tuner:
         if resume:
             self._restore()
 
-    def _val_pairs(self, held: set[str], val_styles: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _val_pairs(self, val_styles: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed pairs: the first ``val_pairs`` photos x the held-out paintings not in the benchmark."""
         bench = set(HELD_OUT_STYLES[:6])
         names = [s for s in val_styles if s not in bench] or val_styles
