@@ -185,3 +185,16 @@ def test_the_stability_loss_falls_with_tuning(data, tiny_model_file):
     after = stability()
     assert after < 0.9 * before, (before, after)
     assert "temporal" in t.train_step()
+
+
+def test_tuning_in_bf16_as_a_bf16_cpu_runs_it(data, tiny_model_file, bf16):
+    """The bf16 autocast path (forced, so an AVX2 machine checks it too): finite losses, the
+    decoders stay float32, the model file it writes loads and stylizes."""
+    t = tuner(data, tiny_model_file, steps=3, gan_weight=0.1, temporal_weight=0.5)
+    t.fit(progress=False)
+    parts = t.train_step()
+    assert all(torch.isfinite(torch.tensor(v)) for v in parts.values()), parts
+    assert all(p.dtype == torch.float32 for d in t.decoders.values() for p in d.parameters())
+    out = FastStylizer.from_model(str(data / "run" / "model.safetensors"), "cpu")(
+        torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)], FastOptions())
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
