@@ -168,8 +168,8 @@ def test_cli_tune_bad_options_are_one_line_errors(data, tiny_model_file, capsys)
 
 
 def test_the_stability_loss_falls_with_tuning(data, tiny_model_file):
-    """The shift-stability term compares the picture of a shifted photo with the shifted picture;
-    the tiny model is far from shift-equivariant, and tuning with the term lowers it."""
+    """The stability term compares the picture of a moved photo with the moved picture; the tiny
+    model is far from equivariant to small camera motions, and tuning with the term lowers it."""
     t = tuner(data, tiny_model_file, steps=20, temporal_weight=5.0, style_weight=0.5)
     g = torch.Generator().manual_seed(3)
     content, style = t.photos.sample(2, g), t.paintings.sample(2, g)
@@ -177,7 +177,7 @@ def test_the_stability_loss_falls_with_tuning(data, tiny_model_file):
     def stability() -> float:
         with torch.no_grad():
             y = cascade(t.encoder, t.decoders, content, style, "adain", amp=False)
-            return float(t.shift_error(content, style, y, torch.Generator().manual_seed(0)))
+            return float(t.motion_error(content, style, y, torch.Generator().manual_seed(0)))
 
     before = stability()
     assert before > 1e-3

@@ -27,8 +27,8 @@ _HELP = {
     "lr": "Adam learning rate", "style_weight": "weight of the style error (the content error's is 1)",
     "ramp_steps": "raise the style weight linearly from 0 over this many steps (0: full weight at once)",
     "identity_weight": "weight of the identity loss (a photo styled with itself must come back)",
-    "temporal_weight": "weight of the stability loss: the picture of a photo shifted by a few pixels must be the "
-                       "picture shifted (video: strokes move with the scene)",
+    "temporal_weight": "weight of the stability loss: the picture of a photo moved a little (shift, turn, zoom) must be the "
+                       "picture moved (video: strokes move with the scene)",
     "gan_weight": "weight of the PatchGAN adversarial loss against real paintings (0: off)",
     "gan_loss": "adversarial loss: hinge or nonsat", "disc_lr": "the discriminator's Adam learning rate",
     "hold_out": "comma-separated painting names (file stems) never trained on; validation uses them",

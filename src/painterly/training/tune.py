@@ -13,10 +13,11 @@ One step, a batch of photo crops ``c`` and painting crops ``s``::
     L   = e_c(V(y)[relu4_2], V(c)[relu4_2]) + w_s(t) * e_s(V(y)[relu1_1..relu5_1], V(s))
           + w_id * |cascade(c, c) - c|_1  (identity loss, SANet (Park & Lee, 2019): a photo styled
                                            with itself must come back; it keeps faces drawable)
-          [+ w_t * |cascade(shift(c), s) - shift(y)|_1]  (optional: stability under motion, the
-                                           shift a few pixels (Gupta et al., "Characterizing and
-                                           Improving Stability in Neural Style Transfer", 2017): video
-                                           frames move, painted strokes should move with them)
+          [+ w_t * |cascade(T(c), s) - T(y)|_1]  (optional: stability under motion, T a small random
+                                           camera motion, sub-pixel shift, rotation, zoom (Gupta et
+                                           al., "Characterizing and Improving Stability in Neural
+                                           Style Transfer", 2017): video frames move, painted
+                                           strokes should move with them)
           [+ w_adv * L_G(D(y))]           (optional: the PatchGAN of ``models/discriminator.py``,
                                            trained against real painting crops, the design note's
                                            "more artistic" adversarial loss)
@@ -40,12 +41,14 @@ continues exactly), ``model.safetensors`` (a bundle like the built-in ones: ``--
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 
 from .. import checkpoint as ckpt
 from ..device import autocast
@@ -64,7 +67,10 @@ from .metrics import append_metrics
 __all__ = ["HELD_OUT_STYLES", "LOSS_STYLE_LAYERS", "TuneConfig", "Tuner", "cascade"]
 
 CONTENT_LAYER = "relu4_2"
-SHIFT = 4  # px: the largest shift of the stability loss
+SHIFT = 4  # px: the largest translation of the stability loss's motion
+ROTATE = 2.0  # degrees: its largest rotation
+ZOOM = 0.03  # its largest zoom, as a log scale
+MOTION_MARGIN = 16  # px left out at each border when comparing
 LOSS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Paintings never trained on: the six of benchmarks/bench_peers.py, then four for validation.
 HELD_OUT_STYLES = (
@@ -90,7 +96,7 @@ class TuneConfig:
     style_weight: float = 3.0
     ramp_steps: int = 0
     identity_weight: float = 1.0
-    temporal_weight: float = 0.0  # > 0 adds the shift-stability loss (video)
+    temporal_weight: float = 0.0  # > 0 adds the motion-stability loss (video)
     gan_weight: float = 0.0  # > 0 adds the PatchGAN adversarial loss against real paintings
     gan_loss: str = "hinge"
     disc_lr: float = 2e-4
@@ -223,7 +229,7 @@ class Tuner:
             ident = cascade(self.encoder, self.decoders, content, content, cfg.transform, cfg.amp)
             out["identity"] = (ident - content).abs().mean()
         if cfg.temporal_weight > 0:
-            out["temporal"] = self.shift_error(content, style, y, shift_gen or self.shift_gen)
+            out["temporal"] = self.motion_error(content, style, y, shift_gen or self.shift_gen)
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the decoders' step must not touch D's weights
             out["adv"] = g_loss(self.disc(y).float(), cfg.gan_loss)
@@ -231,18 +237,29 @@ class Tuner:
         out["output"] = y
         return out
 
-    def shift_error(self, content: torch.Tensor, style: torch.Tensor, y: torch.Tensor, gen: torch.Generator
-                    ) -> torch.Tensor:
-        """``|cascade(shift(c)) - shift(y)|_1`` away from the border, for a shift of 1..SHIFT px in
-        each direction that is no multiple of 8 (the encoder's pooling grid: a shift by 8 would be
-        free), drawn from ``gen`` (the run's own in training, saved in checkpoints)."""
-        d = SHIFT
-        dy, dx = (int(v) for v in torch.randint(1, d + 1, (2,), generator=gen))
-        shifted = torch.roll(content, (dy, dx), (2, 3))
-        ys = cascade(self.encoder, self.decoders, shifted, style, self.cfg.transform, self.cfg.amp)
-        ref = torch.roll(y, (dy, dx), (2, 3))
-        m = 2 * d  # rolled-in borders and the encoder's zero padding differ: compare the inside
-        return (ys[..., m:-m, m:-m] - ref[..., m:-m, m:-m]).abs().mean()
+    def motion_error(self, content: torch.Tensor, style: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+                     ) -> torch.Tensor:
+        """``|cascade(T(c)) - T(y)|_1`` away from the border, ``T`` a small random camera motion.
+
+        ``T``: a similarity warp (bicubic, as the video blend warps) with a sub-pixel translation of
+        up to ``SHIFT`` px each way, a rotation of up to ``ROTATE`` degrees and a zoom of up to
+        ``ZOOM``, drawn from ``gen`` (the run's own in training, saved in checkpoints): the motions
+        of a clip between two frames. Integer shifts alone (the first version) leave sub-pixel pans,
+        zooms and rotations untrained, and those are most of what a camera does.
+        """
+        n, _, h, w = content.shape
+        u = torch.rand(4, generator=gen) * 2 - 1  # in [-1, 1): dx, dy, angle, log zoom
+        a, s = math.radians(ROTATE) * float(u[2]), math.exp(ZOOM * float(u[3]))
+        theta = torch.tensor([[s * math.cos(a), -s * math.sin(a) * h / w, 2 * SHIFT * float(u[0]) / w],
+                              [s * math.sin(a) * w / h, s * math.cos(a), 2 * SHIFT * float(u[1]) / h]])
+        grid = F.affine_grid(theta.expand(n, 2, 3).to(content), list(content.shape), align_corners=False)
+
+        def move(x: torch.Tensor) -> torch.Tensor:
+            return F.grid_sample(x.float(), grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+
+        ys = cascade(self.encoder, self.decoders, move(content).clamp(0, 1), style, self.cfg.transform, self.cfg.amp)
+        m = min(MOTION_MARGIN, min(h, w) // 8)  # reflected borders and the encoder's zero padding differ: compare the inside
+        return (ys[..., m:-m, m:-m] - move(y)[..., m:-m, m:-m]).abs().mean()
 
     def train_step(self) -> dict[str, float]:
         content = self.photos.sample(self.cfg.batch_size, self.gen)
@@ -272,7 +289,7 @@ class Tuner:
         for net in nets:  # eval: the discriminator's spectral norm must not advance its power iteration
             net.eval()
         try:
-            parts = self.losses(*self.val, shift_gen=torch.Generator().manual_seed(0))  # the same shift each time
+            parts = self.losses(*self.val, shift_gen=torch.Generator().manual_seed(0))  # the same motion each time
             parts.pop("output")
         finally:
             for net in nets:
