@@ -9,7 +9,9 @@ estimates flow itself (DIS), as it does on real clips.
 
 For each clip every frame is stylized once with the fast method (per-frame = ``S_t``), then:
 
-- ``output b``: the library's blend ``O_t = S_t + b M (warp(O_{t-1}) - S_t)`` (``TemporalBlender``);
+- ``output b``: the library's blend ``O_t = S_t + b M (warp(O_{t-1}) - S_t)`` with its detail
+  restoration (``TemporalBlender``, ``painterly.video.detail``);
+- ``plain b`` (``--plain``): the same blend without the detail restoration (``--no-detail``);
 - ``feat b``: the same blend on the AdaIN target features at relu4_1 (flow and mask at 1/8
   resolution), then decoded: an alternative we measured and did not ship (docs/video.md).
 
@@ -165,8 +167,8 @@ def per_frame(frames, style, enc, dec, transform: str | None = None) -> list[np.
     return [_np(stylize_fast(_t(f), [style], opts, encoder=enc, decoder=dec)) for f in frames]
 
 
-def output_blend(frames, stylized, beta: float, cubic: bool = True) -> list[np.ndarray]:
-    blender = TemporalBlender(beta, cubic=cubic)
+def output_blend(frames, stylized, beta: float, cubic: bool = True, detail: bool = True) -> list[np.ndarray]:
+    blender = TemporalBlender(beta, cubic=cubic, detail=detail)
     return [blender(f, s) for f, s in zip(frames, stylized)]
 
 
@@ -268,6 +270,7 @@ def main() -> None:
     p.add_argument("--cache", help="folder to keep the per-frame stylizations in (re-runs only blend)")
     p.add_argument("--measure-every", type=int, default=3, help="style/content measure on every N-th frame")
     p.add_argument("--linear", action="store_true", help="also blend with bilinear warps (default bicubic)")
+    p.add_argument("--plain", action="store_true", help="also the blend without detail restoration (--no-detail)")
     args = p.parse_args()
     import platform
 
@@ -303,8 +306,10 @@ def main() -> None:
         variants = {"input": frames, "per-frame": base}
         for b in args.blends:
             variants[f"output {b:g}"] = output_blend(frames, base, b)
+            if args.plain:
+                variants[f"plain {b:g}"] = output_blend(frames, base, b, detail=False)
             if args.linear:
-                variants[f"linear {b:g}"] = output_blend(frames, base, b, cubic=False)
+                variants[f"linear {b:g}"] = output_blend(frames, base, b, cubic=False, detail=False)
         if args.feature_blend > 0:
             variants[f"feat {args.feature_blend:g}"] = feature_blend(frames, style, enc, dec, args.feature_blend)
         ref = None

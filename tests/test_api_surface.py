@@ -20,7 +20,7 @@ PUBLIC = {
     "painterly.cli": ["CLIError", "build_parser", "main"],
     "painterly.training": ["TrainConfig", "Trainer"],
     "painterly.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output",
-                            "parse_time", "probe_video", "stylize_video", "warping_error"],
+                            "parse_time", "probe_video", "restore_detail", "stylize_video", "warping_error"],
     "painterly.training.distill": ["DistillConfig", "Distiller"],
 }
 

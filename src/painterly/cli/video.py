@@ -58,7 +58,7 @@ def _duration(text: str) -> float:
 SKIP = {"fast", "optimize"}  # the per-frame options: the stylize command's flags
 # the flag groups of VideoOptions' fields (method: at the top)
 GROUPS = {"size": "clip", "start": "clip", "duration": "clip", "audio": "clip", "crf": "clip",
-          "temporal": "temporal coherence", "blend": "temporal coherence", "warm_steps": "temporal coherence"}
+          "temporal": "temporal coherence", "blend": "temporal coherence", "detail": "temporal coherence", "warm_steps": "temporal coherence"}
 
 
 def video_flags() -> list[FlagSpec]:
@@ -81,6 +81,8 @@ def video_flags() -> list[FlagSpec]:
                       help=f"how much each frame follows the previous stylized frame where the optical flow "
                            f"is reliable (0 = no blend; default {DEFAULT_BLEND:g} for fast, "
                            f"{DEFAULT_OPTIMIZE_BLEND:g} for optimize, whose warm start keeps frames coherent)"),
+        "detail": dict(help="after the blend, give the fine texture back the contrast of the frame's own "
+                            "stylization (--no-detail: the plain blend, whose averaged strokes fade)"),
         "warm_steps": dict(type=positive_int, method=OPTIMIZE, default_text=False,
                            help="optimize: steps of every frame after the first, started from the previous "
                                 f"stylized frame warped by the optical flow (default {DEFAULT_WARM_STEPS}; with "

@@ -6,11 +6,14 @@
         S_t = stylize(I_t)                           the fast (AdaIN) method, or optimize started
                                                      from M * warp(O_{t-1}, w) + (1 - M) * I_t
         O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)
+        O_t = restore_detail(O_t, S_t)              the blend's fine texture gets S_t's contrast back
 
 The blend is a recursive filter along motion trajectories: where the previous output can be
 followed (M = 1) the new frame leans towards it by ``beta``, so brush strokes stay on the
 objects instead of boiling; where it cannot (occlusions, new content at the border, cuts) the
-frame is its own stylization. The occlusion test is the forward-backward check of Sundaram et
+frame is its own stylization. Averaging two paintings whose strokes do not line up fades the
+strokes; :mod:`.detail` gives the blend's detail band back the local contrast of the frame's own
+stylization (a variance-preserving blend, Heitz and Neyret 2018). The occlusion test is the forward-backward check of Sundaram et
 al. (2010) as used for video style transfer by Ruder et al. (2016).
 
 The optimize method is warm-started as in Ruder et al. (2016): every frame after the first starts
@@ -31,7 +34,7 @@ MP4/MOV/MKV with the source's timestamps (frame rate), display rotation and audi
 temporary file in the output's folder and renamed at the end (Ctrl-C leaves nothing behind).
 
 The package: :mod:`.options` (options, result, error), :mod:`.media` (PyAV/OpenCV, probing),
-:mod:`.flow` (flow, warp, blend, warping error), :mod:`.frames` (one frame through the clip's
+:mod:`.flow` (flow, warp, blend, warping error), :mod:`.detail` (the blend's detail contrast), :mod:`.frames` (one frame through the clip's
 stylizer), :mod:`.transcode` (the PyAV transcoder) and, here, :func:`stylize_video`.
 """
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any, Sequence
 
 from ..atomic import atomic_write
 from ..errors import StyleTransferError
+from .detail import restore_detail
 from .flow import FlowEstimator, TemporalBlender, consistent_mask, warp, warping_error
 from .frames import FramePipeline, FrameStylizer
 from .media import VIDEO_FORMATS, VideoInfo, check_video_output, import_media, open_input, probe_video
@@ -57,7 +61,7 @@ __all__ = [
     "DEFAULT_BLEND", "DEFAULT_OPTIMIZE_BLEND", "DEFAULT_WARM_STEPS", "METHODS", "VIDEO_FORMATS", "FlowEstimator",
     "FramePipeline", "FrameStylizer", "ProgressCallback", "TemporalBlender", "Transcoder", "VideoError", "VideoInfo",
     "VideoOptions", "VideoResult", "check_video_output", "consistent_mask", "parse_time", "probe_video",
-    "stylize_video", "warp", "warping_error",
+    "restore_detail", "stylize_video", "warp", "warping_error",
 ]
 
 
@@ -115,7 +119,7 @@ def stylize_video(
             tmp = stack.enter_context(atomic_write(out_path, suffix=".part"))
         except OSError as exc:
             raise VideoError(f"{out_path}: cannot write in its folder ({exc.strerror})") from None
-        blender = TemporalBlender(opts.effective_blend()) if opts.temporal else None
+        blender = TemporalBlender(opts.effective_blend(), detail=opts.detail) if opts.temporal else None
         transcoder = Transcoder(container, in_path, opts)
         result = transcoder.run(tmp, VIDEO_FORMATS[out_path.suffix.lower()], FramePipeline(frame_stylizer, blender),
                                 callback)

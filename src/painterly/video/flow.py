@@ -2,7 +2,7 @@
 
     w   = flow(I_t -> I_{t-1})                       DIS optical flow (Kroeger et al., 2016)
     M   = forward-backward consistent(w) and not a motion boundary and inside the frame
-    O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)
+    O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)    then its detail contrast restored (:mod:`.detail`)
 
 The occlusion test is the forward-backward check of Sundaram et al. (2010) as used for video
 style transfer by Ruder et al. (2016); :func:`warping_error` is Lai et al.'s (2018) measure.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .detail import restore_detail
 from .media import import_media
 from .options import DEFAULT_BLEND
 
@@ -81,12 +82,15 @@ class FlowEstimator:
 class TemporalBlender:
     """``O_t = S_t + beta * M * (warp(O_{t-1}) - S_t)``, frame after frame (see the module doc).
 
-    Holds only the previous input and output frames (and, between :meth:`warm_start` and the
+    With ``detail`` (the default) the blend's fine texture gets back the contrast of the frame's
+    own stylization (:func:`~painterly.video.detail.restore_detail`): averaging two paintings
+    whose strokes do not line up fades them. Holds only the previous input and output frames (and, between :meth:`warm_start` and the
     call on the same frame, that frame's flow). ``reset()`` starts over (e.g. at a cut).
     """
 
-    def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None, cubic: bool = True) -> None:
-        self.blend, self.cubic = blend, cubic
+    def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None, cubic: bool = True,
+                 detail: bool = True) -> None:
+        self.blend, self.cubic, self.detail = blend, cubic, detail
         self.flow = flow or FlowEstimator()
         self.reset()
 
@@ -125,7 +129,10 @@ class TemporalBlender:
         if motion is not None:
             backward, valid = motion
             warped = warp(self._prev_out, backward, self.cubic)
-            out = stylized + (self.blend * valid)[..., None] * (warped - stylized)
+            weight = self.blend * valid
+            out = stylized + weight[..., None] * (warped - stylized)
+            if self.detail:
+                out = restore_detail(out, stylized, weight)
         self._prev_in, self._prev_out = frame, out
         self._motion = None  # holds the frame: let it go with the next one
         return out

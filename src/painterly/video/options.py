@@ -40,6 +40,8 @@ class VideoOptions:
         blend: ``beta`` above: how much a frame follows the warped previous output where the
             flow is reliable (0 = no blend, 1 = frozen); ``None`` = 0.6 for fast, 0 for optimize
             (whose warm start already follows the previous output).
+        detail: after the blend, give its fine texture back the contrast of the frame's own
+            stylization (``False`` = the plain blend, whose averaged strokes fade).
         warm_steps: optimize with ``temporal``: the steps of every frame after the first, at the
             output's size only, started from the warped previous output (the first frame gets
             ``optimize``'s full coarse-to-fine schedule from the photo).
@@ -55,6 +57,7 @@ class VideoOptions:
     duration: float | None = None
     temporal: bool = True
     blend: float | None = None
+    detail: bool = True
     warm_steps: int = DEFAULT_WARM_STEPS
     audio: bool = True
     crf: int = 18
