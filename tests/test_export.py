@@ -287,7 +287,8 @@ def test_export_some_levels(tmp_path, tiny_encoder, tiny_levels, content_image, 
 def test_onnxruntime_backend_runs_every_level(tmp_path, monkeypatch, tiny_encoder, tiny_levels, style_image,
                                               transform):
     monkeypatch.setenv(export.CACHE_ENV, str(tmp_path / "cache"))
-    content = torch.rand(1, 3, 200, 264)
+    # a fixed input: the margin under the bounds depends on the data (seed 0: mean 9e-7, 11x under)
+    content = torch.rand(1, 3, 200, 264, generator=torch.Generator().manual_seed(0))
     runner = export.OnnxStylizer(encoder=tiny_encoder, decoder=tiny_levels, threads=1)
     assert sorted(runner.decoders) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     # sessions without a memory arena (with one per session, 1024^2 peaked at 12 GB instead of 1.8)
