@@ -332,7 +332,8 @@ def main() -> None:
         print("\n".join(rows))
     if args.speed_frames:
         photo = _photo(content_dir / "golden_gate.jpg", int(args.speed_size * 1.3))
-        res = speed(photo, style, args.model, args.speed_size, args.speed_frames, enc)
+        own = fm.encoder is not None  # a slim model carries its own encoder: stylize_video takes none then
+        res = speed(photo, style, args.model, args.speed_size, args.speed_frames, None if own else enc)
         print(f"stylize_video {args.speed_size}x{args.speed_size}, {args.speed_frames} frames: "
               + ", ".join(f"{k} {v:.3f}" + ("" if "s/frame" in k else " frames/s") for k, v in res.items()))
 
