@@ -19,6 +19,7 @@ SCRIPT = textwrap.dedent("""
     # threads Python does not know of (gloo's workers and I/O loop; Python's own, such as tqdm's
     # monitor, are stopped cleanly at exit)
     threads = lambda: len(os.listdir("/proc/self/task")) - len(threading.enumerate())
+    torch.rand(256, 256) @ torch.rand(256, 256)  # start the OpenMP pool first (OMP_NUM_THREADS > 1): it stays
     threads_before = threads()
     torch.manual_seed(1234)
     enc = VGG19Encoder(width_divisor=16)
