@@ -19,7 +19,7 @@ PUBLIC = {
     "painterly.stylizers.fast_model": ["BUILTIN_MODELS", "FastModel", "read_model", "save_bundle"],
     "painterly.cli": ["CLIError", "build_parser", "main"],
     "painterly.training": ["TrainConfig", "Trainer"],
-    "painterly.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output",
+    "painterly.video": ["VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_video_output", "feather",
                             "parse_time", "probe_video", "restore_detail", "stylize_video", "warping_error"],
     "painterly.training.distill": ["DistillConfig", "Distiller"],
 }

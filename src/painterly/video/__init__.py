@@ -5,7 +5,7 @@
         M   = forward-backward consistent(w) and not a motion boundary and inside the frame
         S_t = stylize(I_t)                           the fast (AdaIN) method, or optimize started
                                                      from M * warp(O_{t-1}, w) + (1 - M) * I_t
-        O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)
+        O_t = S_t + beta * feather(M) * (warp(O_{t-1}, w) - S_t)
         O_t = restore_detail(O_t, S_t)              the blend's fine texture gets S_t's contrast back
 
 The blend is a recursive filter along motion trajectories: where the previous output can be
@@ -48,7 +48,7 @@ from typing import Any, Sequence
 from ..atomic import atomic_write
 from ..errors import StyleTransferError
 from .detail import restore_detail
-from .flow import FlowEstimator, TemporalBlender, consistent_mask, warp, warping_error
+from .flow import FlowEstimator, TemporalBlender, consistent_mask, feather, warp, warping_error
 from .frames import FramePipeline, FrameStylizer
 from .media import VIDEO_FORMATS, VideoInfo, check_video_output, import_media, open_input, probe_video
 from .options import (
@@ -60,7 +60,7 @@ from .transcode import Transcoder
 __all__ = [
     "DEFAULT_BLEND", "DEFAULT_OPTIMIZE_BLEND", "DEFAULT_WARM_STEPS", "METHODS", "VIDEO_FORMATS", "FlowEstimator",
     "FramePipeline", "FrameStylizer", "ProgressCallback", "TemporalBlender", "Transcoder", "VideoError", "VideoInfo",
-    "VideoOptions", "VideoResult", "check_video_output", "consistent_mask", "parse_time", "probe_video",
+    "VideoOptions", "VideoResult", "check_video_output", "consistent_mask", "feather", "parse_time", "probe_video",
     "restore_detail", "stylize_video", "warp", "warping_error",
 ]
 

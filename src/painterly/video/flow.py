@@ -2,7 +2,9 @@
 
     w   = flow(I_t -> I_{t-1})                       DIS optical flow (Kroeger et al., 2016)
     M   = forward-backward consistent(w) and not a motion boundary and inside the frame
-    O_t = S_t + beta * M * (warp(O_{t-1}, w) - S_t)    then its detail contrast restored (:mod:`.detail`)
+    O_t = S_t + beta * M~ * (warp(O_{t-1}, w) - S_t)   then its detail contrast restored (:mod:`.detail`)
+
+with ``M~ = min(M, G_2 * M)`` (:func:`feather`: no seam at the mask's edges).
 
 The occlusion test is the forward-backward check of Sundaram et al. (2010) as used for video
 style transfer by Ruder et al. (2016); :func:`warping_error` is Lai et al.'s (2018) measure.
@@ -60,6 +62,27 @@ def consistent_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     grad2 = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2
     smooth = grad2 <= 0.01 * (backward ** 2).sum(-1) + 0.002
     return (inside & ok & smooth).astype(np.float32)
+
+
+FEATHER_SIGMA = 2.0  # px: how far the blend weight ramps up inside the valid region (bench_video.py)
+
+
+def feather(valid: np.ndarray, sigma: float = FEATHER_SIGMA) -> np.ndarray:
+    """``min(M, G_sigma * M)``: the valid mask with its edges ramped inward, (H, W) float32.
+
+    DIS flow is estimated on patches, so the forward-backward check cuts blocky holes; a hard
+    mask there leaves a seam between a pixel's own stylization and the blended one beside it.
+    Ramping the weight up over a few pixels *inside* the valid region hides the seam and never
+    blends a pixel the check rejected (the minimum keeps ``M = 0`` at 0).
+
+    Examples:
+        >>> m = np.zeros((1, 20), np.float32); m[:, 10:] = 1
+        >>> f = feather(m)
+        >>> bool((f[:, :10] == 0).all()), 0.4 < float(f[0, 10]) < 0.8, float(f[0, 19]) > 0.99
+        (True, True, True)
+    """
+    _, cv2 = import_media()
+    return np.minimum(valid, cv2.GaussianBlur(valid, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE))
 
 
 class FlowEstimator:
@@ -129,7 +152,7 @@ class TemporalBlender:
         if motion is not None:
             backward, valid = motion
             warped = warp(self._prev_out, backward, self.cubic)
-            weight = self.blend * valid
+            weight = self.blend * feather(valid)
             out = stylized + weight[..., None] * (warped - stylized)
             if self.detail:
                 out = restore_detail(out, stylized, weight)
