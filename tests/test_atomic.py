@@ -66,6 +66,45 @@ def test_two_writers_never_share_a_temporary_name(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_interrupt_right_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch, kind):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt here) landing the moment the temporary exists, before
+    the writer holds its name (the window ``tempfile.mkstemp`` had: a batch killed by SIGTERM
+    once left a ``.tmp`` behind)."""
+    real = os.open if kind == "file" else os.mkdir
+
+    def create_then_interrupt(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open" if kind == "file" else "mkdir", create_then_interrupt)
+    writer = atomic_write if kind == "file" else atomic_folder
+    with pytest.raises(KeyboardInterrupt):
+        with writer(tmp_path / "a.bin"):
+            pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_taken_temporary_name_is_never_touched(tmp_path, monkeypatch):
+    """Another writer's temporary with the same random name: a new name, theirs stays as it was."""
+    import secrets
+
+    names = iter(["deadbeef", "deadbeef", "cafef00d"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(names))
+    theirs = tmp_path / ".a.bin.deadbeef.tmp"
+    with atomic_write(tmp_path / "a.bin") as first:
+        assert first == theirs
+        first.write_bytes(b"theirs")
+        with atomic_write(tmp_path / "a.bin") as mine:
+            assert mine.name == ".a.bin.cafef00d.tmp"
+            assert theirs.read_bytes() == b"theirs"
+            mine.write_bytes(b"mine")
+        assert theirs.read_bytes() == b"theirs"
+    assert (tmp_path / "a.bin").read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
 def test_unwritable_folder_is_an_oserror(tmp_path):
     with pytest.raises(OSError):
         with atomic_write(tmp_path / "missing" / "a.bin"):

@@ -2,15 +2,16 @@
 under a temporary name in its own folder, then renamed over the target with ``os.replace``, so a
 reader never sees half a file and a crash or kill leaves the old file (or nothing) in place.
 
-The temporary name is unique (``mkstemp``/``mkdtemp``), so two writers never collide; it is
-removed on any exception (Ctrl-C and SIGTERM included). Permissions are what ``open()`` /
-``mkdir`` give (0666 / 0777 minus the umask; ``mkstemp`` alone makes 0600 / 0700), or an
-overwritten file's own.
+The temporary name is unique (random, created exclusively), so two writers never collide; it is
+removed on any exception (Ctrl-C and SIGTERM included, even one landing right after the file is
+created). Permissions are what ``open()`` / ``mkdir`` give (0666 / 0777 minus the umask; the
+temporary file or folder is created 0600 / 0700), or an overwritten file's own.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -45,6 +46,16 @@ def _folder_of(path: Path) -> Path:
     return path.parent if str(path.parent) else Path(".")
 
 
+def _temp_name(path: Path, suffix: str) -> Path:
+    """``.NAME.XXXXXXXX<suffix>`` beside ``path`` (8 random hex digits, as ``mkstemp``'s 8 letters).
+
+    The writers choose the name and then create it exclusively (``O_EXCL``) *inside* their
+    ``try``: with ``tempfile.mkstemp`` a Ctrl-C or SIGTERM landing between the file's creation and
+    the assignment of its name left the file behind (seen once in a batch killed by SIGTERM).
+    """
+    return _folder_of(path) / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends normally, fsync it (optional)
@@ -59,9 +70,14 @@ def atomic_write(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool =
     """
     path = Path(path)
     mode = _file_mode(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=_folder_of(path))
-    tmp = Path(name)
-    try:
+    tmp = _temp_name(path, suffix)
+    try:  # the name is known before the file exists: an interrupt right after the open still cleans up
+        while True:
+            try:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+                break
+            except FileExistsError:  # another writer's: never touched, take another name
+                tmp = _temp_name(path, suffix)
         os.fchmod(fd, mode)
         os.close(fd)
         yield tmp
@@ -89,8 +105,14 @@ def atomic_folder(path: str | os.PathLike, *, replace: bool = False) -> Iterator
     the same folder first). The caller decides *whether* a folder may be replaced.
     """
     path = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=_folder_of(path)))
-    try:
+    tmp = _temp_name(path, ".tmp")
+    try:  # as atomic_write: the name is known before the folder exists
+        while True:
+            try:
+                os.mkdir(tmp, 0o700)
+                break
+            except FileExistsError:
+                tmp = _temp_name(path, ".tmp")
         os.chmod(tmp, 0o777 & ~umask())
         yield tmp
         _swap_in(tmp, path, replace)
