@@ -66,3 +66,24 @@ def restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[str, 
             idx, sub = key[len(prefix):].split(".", 1)
             state.setdefault(int(idx), {})[sub] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def network_tensors(name: str, net: torch.nn.Module, opt: torch.optim.Optimizer
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A network's weights (``<name>.*``) and its optimiser's state (``opt.<name>.*``), and the
+    metadata entry ``{"opt.<name>": hyper-parameters}``: what a checkpoint keeps of, e.g., the
+    discriminator."""
+    tensors = {f"{name}.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    opt_t, opt_meta = optimizer_tensors(name, opt)
+    return {**tensors, **opt_t}, {f"opt.{name}": opt_meta}
+
+
+def restore_network(name: str, net: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                    meta: dict[str, Any], missing: str) -> None:
+    """Inverse of :func:`network_tensors`; ``missing``: the error's message when the checkpoint has
+    no such network (e.g. a run resumed with the GAN on that was trained without it)."""
+    if f"opt.{name}" not in meta:
+        raise StyleTransferError(missing)
+    prefix = f"{name}."
+    net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    restore_optimizer(name, opt, tensors, meta[f"opt.{name}"])

@@ -298,10 +298,9 @@ class Trainer:
         tensors.update(t)
         meta["opt.decoder"] = m
         if self.disc is not None:
-            tensors.update({f"disc.{k}": v for k, v in self.disc.state_dict().items()})
-            t, m = ckpt.optimizer_tensors("disc", self.opt_d)
+            t, m = ckpt.network_tensors("disc", self.disc, self.opt_d)
             tensors.update(t)
-            meta["opt.disc"] = m
+            meta.update(m)
         gen_states = [self.gen.get_state()]
         torch_states = [torch.get_rng_state()]
         if self.world > 1:
@@ -358,10 +357,8 @@ class Trainer:
         self.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
         ckpt.restore_optimizer("decoder", self.opt, tensors, meta["opt.decoder"])
         if self.disc is not None:
-            if "opt.disc" not in meta:
-                raise StyleTransferError(f"{self.ckpt_path} has no discriminator; resume without --gan-weight")
-            self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
-            ckpt.restore_optimizer("disc", self.opt_d, tensors, meta["opt.disc"])
+            ckpt.restore_network("disc", self.disc, self.opt_d, tensors, meta,
+                                 f"{self.ckpt_path} has no discriminator: resume without --gan-weight")
         self.gen.set_state(tensors[f"rng.data.{self.rank}"])
         torch.set_rng_state(tensors[f"rng.torch.{self.rank}"])
         self.step = int(meta["step"])

@@ -308,9 +308,9 @@ class Tuner:
         tensors["rng.shift"] = self.shift_gen.get_state()
         meta = {"config": dataclasses.asdict(self.cfg), "step": self.step, "opt": opt_meta}
         if self.disc is not None:
-            tensors.update({f"disc.{k}": v.detach().contiguous() for k, v in self.disc.state_dict().items()})
-            t, meta["opt.disc"] = ckpt.optimizer_tensors("disc", self.opt_d)
+            t, m = ckpt.network_tensors("disc", self.disc, self.opt_d)
             tensors.update(t)
+            meta.update(m)
         return ckpt.atomic_save(tensors, self.ckpt_path, meta)
 
     def _restore(self) -> None:
@@ -323,10 +323,8 @@ class Tuner:
             d.load_state_dict({k[len(f"dec.{lv}."):]: v for k, v in tensors.items() if k.startswith(f"dec.{lv}.")})
         ckpt.restore_optimizer("opt", self.opt, tensors, meta["opt"])
         if self.disc is not None:
-            if "opt.disc" not in meta:
-                raise StyleTransferError(f"{self.ckpt_path} has no discriminator: resume without --gan-weight")
-            self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
-            ckpt.restore_optimizer("disc", self.opt_d, tensors, meta["opt.disc"])
+            ckpt.restore_network("disc", self.disc, self.opt_d, tensors, meta,
+                                 f"{self.ckpt_path} has no discriminator: resume without --gan-weight")
         self.gen.set_state(tensors["rng.gen"])
         if "rng.shift" in tensors:
             self.shift_gen.set_state(tensors["rng.shift"])
