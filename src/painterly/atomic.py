@@ -16,7 +16,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 __all__ = ["atomic_write", "atomic_folder", "umask"]
 
@@ -56,6 +56,20 @@ def _temp_name(path: Path, suffix: str) -> Path:
     return _folder_of(path) / f".{path.name}.{secrets.token_hex(4)}{suffix}"
 
 
+def _made(tmp: Path, make: Callable[[Path], object]) -> bool:
+    """``make(tmp)``, an exclusive create; ``False`` when the name is taken (another writer's: it is
+    not touched, the caller takes another name)."""
+    try:
+        make(tmp)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _new_file(tmp: Path) -> None:
+    os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends normally, fsync it (optional)
@@ -72,14 +86,9 @@ def atomic_write(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool =
     mode = _file_mode(path)
     tmp = _temp_name(path, suffix)
     try:  # the name is known before the file exists: an interrupt right after the open still cleans up
-        while True:
-            try:
-                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-                break
-            except FileExistsError:  # another writer's: never touched, take another name
-                tmp = _temp_name(path, suffix)
-        os.fchmod(fd, mode)
-        os.close(fd)
+        while not _made(tmp, _new_file):
+            tmp = _temp_name(path, suffix)
+        os.chmod(tmp, mode)
         yield tmp
         # again: a writer that replaces the file instead of writing into it (safetensors does)
         # leaves a new file with its own mode (0600)
@@ -107,12 +116,8 @@ def atomic_folder(path: str | os.PathLike, *, replace: bool = False) -> Iterator
     path = Path(path)
     tmp = _temp_name(path, ".tmp")
     try:  # as atomic_write: the name is known before the folder exists
-        while True:
-            try:
-                os.mkdir(tmp, 0o700)
-                break
-            except FileExistsError:
-                tmp = _temp_name(path, ".tmp")
+        while not _made(tmp, lambda p: os.mkdir(p, 0o700)):
+            tmp = _temp_name(path, ".tmp")
         os.chmod(tmp, 0o777 & ~umask())
         yield tmp
         _swap_in(tmp, path, replace)
