@@ -9,8 +9,8 @@ estimates flow itself (DIS), as it does on real clips.
 
 For each clip every frame is stylized once with the fast method (per-frame = ``S_t``), then:
 
-- ``output b``: the library's blend ``O_t = S_t + b M (warp(O_{t-1}) - S_t)`` with its detail
-  restoration (``TemporalBlender``, ``painterly.video.detail``);
+- ``output b``: the library's blend ``O_t = S_t + b feather(M) (warp(O_{t-1}) - S_t)`` with its
+  detail restoration (``TemporalBlender``, ``painterly.video.detail``);
 - ``plain b`` (``--plain``): the same blend without the detail restoration (``--no-detail``);
 - ``feat b``: the same blend on the AdaIN target features at relu4_1 (flow and mask at 1/8
   resolution), then decoded: an alternative we measured and did not ship (docs/video.md).

@@ -7,12 +7,13 @@ from typing import Any
 from ..errors import StyleTransferError
 from ..models.decoder import LEVELS
 from ..export import DEFAULT_OPSET, OPSETS, check_opset, export_onnx
+from ..stylizers.fast_model import TRANSFORMS
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``painterly export`` on the CLI's subparsers."""
     p = sub.add_parser("export", help="export the fast model to ONNX for apps",
-                       description="Write the fast (AdaIN, every level of the model) stylizer as ONNX "
+                       description="Write the fast stylizer (every level of the model, its own transform or --transform) as ONNX "
                                    "into the folder OUT: "
                                    "style_encoder.onnx (style -> statistics), stylizer.onnx (content, "
                                    "statistics, alpha -> image), model.json and MODEL_CARD.md. "
@@ -26,7 +27,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--levels", nargs="+", metavar="LEVEL", choices=tuple(reversed(LEVELS)),
                    help="levels to export, run deepest first (default: every level of the model; "
                         "relu4_1 alone is about twice as quick, with a softer look)")
-    p.add_argument("--transform", choices=("adain", "wct", "mixed"),
+    p.add_argument("--transform", choices=TRANSFORMS,
                    help="the feature transform in the graphs (default: the model's own; mixed for the built-in slim model)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_export)

@@ -58,7 +58,8 @@ def _duration(text: str) -> float:
 SKIP = {"fast", "optimize"}  # the per-frame options: the stylize command's flags
 # the flag groups of VideoOptions' fields (method: at the top)
 GROUPS = {"size": "clip", "start": "clip", "duration": "clip", "audio": "clip", "crf": "clip",
-          "temporal": "temporal coherence", "blend": "temporal coherence", "detail": "temporal coherence", "warm_steps": "temporal coherence"}
+          "temporal": "temporal coherence", "blend": "temporal coherence", "detail": "temporal coherence",
+          "warm_steps": "temporal coherence"}
 
 
 def video_flags() -> list[FlagSpec]:

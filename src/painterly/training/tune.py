@@ -187,7 +187,7 @@ class Tuner:
             raise StyleTransferError("tune needs held-out paintings for validation: --hold-out names none of --style's files")
         self.val = self._val_pairs(val_styles)
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.shift_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.motion_gen = torch.Generator().manual_seed(config.seed + 1)
         torch.manual_seed(config.seed)
         self.opt = torch.optim.Adam([p for d in self.decoders.values() for p in d.parameters()], lr=config.lr)
         self.disc = PatchDiscriminator() if config.gan_weight > 0 else None
@@ -210,7 +210,7 @@ class Tuner:
         ramp = self.cfg.ramp_steps
         return self.cfg.style_weight * (min(1.0, (self.step + 1) / ramp) if ramp else 1.0)
 
-    def losses(self, content: torch.Tensor, style: torch.Tensor, shift_gen: torch.Generator | None = None
+    def losses(self, content: torch.Tensor, style: torch.Tensor, motion_gen: torch.Generator | None = None
                ) -> dict[str, torch.Tensor]:
         """``content`` and ``style`` errors (means over the batch) of the cascade's output, the
         ``identity`` L1 when its weight is > 0, ``adv`` with the GAN on, and ``output`` (the
@@ -229,7 +229,7 @@ class Tuner:
             ident = cascade(self.encoder, self.decoders, content, content, cfg.transform, cfg.amp)
             out["identity"] = (ident - content).abs().mean()
         if cfg.temporal_weight > 0:
-            out["temporal"] = self.motion_error(content, style, y, shift_gen or self.shift_gen)
+            out["temporal"] = self.motion_error(content, style, y, motion_gen or self.motion_gen)
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the decoders' step must not touch D's weights
             out["adv"] = g_loss(self.disc(y).float(), cfg.gan_loss)
@@ -258,7 +258,8 @@ class Tuner:
             return F.grid_sample(x.float(), grid, mode="bicubic", padding_mode="reflection", align_corners=False)
 
         ys = cascade(self.encoder, self.decoders, move(content).clamp(0, 1), style, self.cfg.transform, self.cfg.amp)
-        m = min(MOTION_MARGIN, min(h, w) // 8)  # reflected borders and the encoder's zero padding differ: compare the inside
+        # reflected borders and the encoder's zero padding differ: compare the inside
+        m = min(MOTION_MARGIN, min(h, w) // 8)
         return (ys[..., m:-m, m:-m] - move(y)[..., m:-m, m:-m]).abs().mean()
 
     def train_step(self) -> dict[str, float]:
@@ -289,7 +290,7 @@ class Tuner:
         for net in nets:  # eval: the discriminator's spectral norm must not advance its power iteration
             net.eval()
         try:
-            parts = self.losses(*self.val, shift_gen=torch.Generator().manual_seed(0))  # the same motion each time
+            parts = self.losses(*self.val, motion_gen=torch.Generator().manual_seed(0))  # the same motion each time
             parts.pop("output")
         finally:
             for net in nets:
@@ -305,7 +306,7 @@ class Tuner:
         opt_t, opt_meta = ckpt.optimizer_tensors("opt", self.opt)
         tensors.update(opt_t)
         tensors["rng.gen"] = self.gen.get_state()
-        tensors["rng.shift"] = self.shift_gen.get_state()
+        tensors["rng.shift"] = self.motion_gen.get_state()  # the key of the first (shift-only) version
         meta = {"config": dataclasses.asdict(self.cfg), "step": self.step, "opt": opt_meta}
         if self.disc is not None:
             t, m = ckpt.network_tensors("disc", self.disc, self.opt_d)
@@ -327,7 +328,7 @@ class Tuner:
                                  f"{self.ckpt_path} has no discriminator: resume without --gan-weight")
         self.gen.set_state(tensors["rng.gen"])
         if "rng.shift" in tensors:
-            self.shift_gen.set_state(tensors["rng.shift"])
+            self.motion_gen.set_state(tensors["rng.shift"])
         self.step = int(meta["step"])
 
     def export_model(self, path: str | Path | None = None, half: bool = True) -> Path:

@@ -11,10 +11,12 @@
 The blend is a recursive filter along motion trajectories: where the previous output can be
 followed (M = 1) the new frame leans towards it by ``beta``, so brush strokes stay on the
 objects instead of boiling; where it cannot (occlusions, new content at the border, cuts) the
-frame is its own stylization. Averaging two paintings whose strokes do not line up fades the
+frame is its own stylization; ``feather`` ramps the weight up over a few pixels inside the mask,
+so its blocky edges leave no seam. Averaging two paintings whose strokes do not line up fades the
 strokes; :mod:`.detail` gives the blend's detail band back the local contrast of the frame's own
-stylization (a variance-preserving blend, Heitz and Neyret 2018). The occlusion test is the forward-backward check of Sundaram et
-al. (2010) as used for video style transfer by Ruder et al. (2016).
+stylization (a variance-preserving blend, Heitz and Neyret 2018). The occlusion test is the
+forward-backward check of Sundaram et al. (2010) as used for video style transfer by Ruder et
+al. (2016).
 
 The optimize method is warm-started as in Ruder et al. (2016): every frame after the first starts
 from the previous output warped onto it (the current photo where the warp is not valid) and needs
@@ -34,8 +36,9 @@ MP4/MOV/MKV with the source's timestamps (frame rate), display rotation and audi
 temporary file in the output's folder and renamed at the end (Ctrl-C leaves nothing behind).
 
 The package: :mod:`.options` (options, result, error), :mod:`.media` (PyAV/OpenCV, probing),
-:mod:`.flow` (flow, warp, blend, warping error), :mod:`.detail` (the blend's detail contrast), :mod:`.frames` (one frame through the clip's
-stylizer), :mod:`.transcode` (the PyAV transcoder) and, here, :func:`stylize_video`.
+:mod:`.flow` (flow, warp, blend, warping error), :mod:`.detail` (the blend's detail contrast),
+:mod:`.frames` (one frame through the clip's stylizer), :mod:`.transcode` (the PyAV transcoder)
+and, here, :func:`stylize_video`.
 """
 from __future__ import annotations
 

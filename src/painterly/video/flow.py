@@ -103,12 +103,13 @@ class FlowEstimator:
 
 
 class TemporalBlender:
-    """``O_t = S_t + beta * M * (warp(O_{t-1}) - S_t)``, frame after frame (see the module doc).
+    """``O_t = S_t + beta * M~ * (warp(O_{t-1}) - S_t)``, frame after frame (see the module doc).
 
     With ``detail`` (the default) the blend's fine texture gets back the contrast of the frame's
     own stylization (:func:`~painterly.video.detail.restore_detail`): averaging two paintings
-    whose strokes do not line up fades them. Holds only the previous input and output frames (and, between :meth:`warm_start` and the
-    call on the same frame, that frame's flow). ``reset()`` starts over (e.g. at a cut).
+    whose strokes do not line up fades them. Holds only the previous input and output frames
+    (and, between :meth:`warm_start` and the call on the same frame, that frame's flow).
+    ``reset()`` starts over (e.g. at a cut).
     """
 
     def __init__(self, blend: float = DEFAULT_BLEND, flow: FlowEstimator | None = None, cubic: bool = True,
